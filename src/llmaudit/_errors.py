@@ -1,0 +1,43 @@
+"""llmaudit's exception tree, in one place.
+
+```
+LLMAuditError                     base of everything llmaudit raises on purpose
+ ├── ConfigurationError           a bad option, URL or environment variable (also a ValueError)
+ ├── StorageError                 a backend refused an operation; the URL in the message has no password
+ │    └── StorageUnavailableError the backend cannot be reached now; the writer retries and spills
+ └── AuditError                   strict mode only: a call whose record could be neither written nor spilled
+```
+
+Driver exceptions (SQLAlchemy, OS errors) are translated into these at the storage boundary, so a user
+mistake never shows a traceback from deep inside a driver.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditError",
+    "ConfigurationError",
+    "LLMAuditError",
+    "StorageError",
+    "StorageUnavailableError",
+]
+
+
+class LLMAuditError(Exception):
+    """Base class of every exception that llmaudit raises on purpose."""
+
+
+class ConfigurationError(LLMAuditError, ValueError):
+    """An option, storage URL or ``LLMAUDIT_*`` variable is invalid."""
+
+
+class StorageError(LLMAuditError):
+    """A storage backend refused an operation (the record or the request is at fault)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The storage backend cannot be reached right now; retrying later may succeed."""
+
+
+class AuditError(LLMAuditError):
+    """Raised only with ``strict=True``: the record could be neither written nor spilled."""

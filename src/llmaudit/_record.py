@@ -1,0 +1,147 @@
+"""The record: one immutable, schema-versioned row per audited call.
+
+`AuditRecord` is the one type that crosses from the writer to storage and on to the read side. It is
+built on the writer thread (never on the caller's hot path) and never mutated afterwards: processors
+return a new record through `dataclasses.replace`. Payload fields hold JSON values (dict, list, str,
+int, float, bool, None) and are treated as read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Union
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "STRING_LIMITS",
+    "AuditRecord",
+    "JSONValue",
+    "new_id",
+    "utcnow",
+]
+
+#: Version of the record layout; bumped with a migration in ``storage/_migrations.py``.
+SCHEMA_VERSION = 1
+
+JSONValue = Union[dict[str, Any], list[Any], str, int, float, bool, None]
+
+#: Where a record comes from.
+SOURCES = ("transport", "decorator", "aggregate", "manual")
+
+#: Longest value, in characters, of each indexed text field: the width of its SQL column.
+STRING_LIMITS: Mapping[str, int] = {
+    "id": 36,
+    "session_key": 255,
+    "user": 255,
+    "client": 255,
+    "provider": 64,
+    "operation": 128,
+    "model": 255,
+    "method": 16,
+    "source": 32,
+    "parent_id": 36,
+    "writer_id": 64,
+    "prev_hash": 128,
+    "hash": 128,
+}
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, with microseconds."""
+    return datetime.now(timezone.utc)
+
+
+_uuid7_lock = threading.Lock()
+_uuid7_last = [0, 0]  # [unix ms, 12-bit counter]
+
+
+def new_id() -> str:
+    """A UUIDv7 (RFC 9562) as a string: time-ordered, monotonic within this process.
+
+    The 12 ``rand_a`` bits hold a counter that restarts at a random value each millisecond, so ids
+    made in the same millisecond by one process still sort in creation order.
+    """
+    ms = time.time_ns() // 1_000_000
+    with _uuid7_lock:
+        last_ms, counter = _uuid7_last
+        if ms <= last_ms:
+            ms, counter = last_ms, counter + 1
+            if counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                ms, counter = ms + 1, 0
+        else:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        _uuid7_last[0], _uuid7_last[1] = ms, counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand_b
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """One audited call (or one aggregation of calls); see DESIGN.md for the meaning of each field.
+
+    Raises:
+        ValueError: ``created_at`` is naive, an indexed text field is longer than its column
+            (`STRING_LIMITS`), or ``source`` is unknown.
+    """
+
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+    schema_version: int = SCHEMA_VERSION
+    session_key: str | None = None
+    user: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    client: str | None = None
+    provider: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    method: str | None = None
+    url: str | None = None
+    request: JSONValue = None
+    response: JSONValue = None
+    status_code: int | None = None
+    error: str | None = None
+    is_stream: bool = False
+    incomplete: bool = False
+    is_aggregation: bool = False
+    duration_ms: float | None = None
+    ttft_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = None
+    source: str = "transport"
+    parent_id: str | None = None
+    attempt: int = 0
+    notes: tuple[str, ...] = ()
+    writer_id: str | None = None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    def __post_init__(self) -> None:
+        created = self.created_at
+        if created.tzinfo is None:
+            raise ValueError("AuditRecord.created_at must be timezone-aware (UTC)")
+        if created.utcoffset():
+            object.__setattr__(self, "created_at", created.astimezone(timezone.utc))
+        if self.source not in SOURCES:
+            raise ValueError(f"AuditRecord.source must be one of {SOURCES}, not {self.source!r}")
+        for name, limit in STRING_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                raise ValueError(
+                    f"AuditRecord.{name} is {len(value)} characters long; the limit is {limit}"
+                )
+        if not isinstance(self.tags, tuple):
+            object.__setattr__(self, "tags", tuple(self.tags))
+        if not isinstance(self.notes, tuple):
+            object.__setattr__(self, "notes", tuple(self.notes))

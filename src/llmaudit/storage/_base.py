@@ -1,0 +1,119 @@
+"""The storage protocol, the query type every backend answers, and helpers shared by backends.
+
+A backend does three things: write a batch idempotently (the same id twice is one record), read
+records matching a `Query`, and close. It never builds records and never retries: the writer does.
+Transient failures (cannot connect) raise `StorageUnavailableError`; a record the backend refuses
+raises `StorageError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from .._record import AuditRecord
+
+__all__ = ["ProblemHandler", "Query", "Storage", "matches", "redact_url", "select"]
+
+logger = logging.getLogger("llmaudit")
+
+#: Called with a human-readable description of data that could not be read (file and line).
+ProblemHandler = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """Which records to read. Every filter is optional; ``None`` means "any".
+
+    ``since`` is inclusive and ``until`` exclusive. ``order`` sorts by ``(created_at, id)``.
+    ``is_aggregation=None`` returns call records and aggregation records alike.
+    """
+
+    ids: tuple[str, ...] | None = None
+    session_key: str | None = None
+    user: str | None = None
+    client: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    errors_only: bool = False
+    is_aggregation: bool | None = None
+    limit: int | None = None
+    order: Literal["asc", "desc"] = "asc"
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What the writer and the read side need from a backend."""
+
+    #: The storage URL with any password removed, for messages.
+    url: str
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        """Store *records*; records whose id is already stored are skipped, not duplicated."""
+
+    def read(
+        self, query: Query = ..., *, on_problem: ProblemHandler | None = None
+    ) -> Iterator[AuditRecord]:
+        """Yield the records matching *query*, in its order, each id once."""
+
+    def close(self) -> None:
+        """Release connections and file handles; idempotent."""
+
+
+_EQUALITY_FILTERS = ("session_key", "user", "client", "provider", "model", "source")
+
+
+def matches(record: AuditRecord, query: Query) -> bool:
+    """Whether *record* satisfies every filter of *query* (limit and order aside)."""
+    for name in _EQUALITY_FILTERS:
+        wanted = getattr(query, name)
+        if wanted is not None and getattr(record, name) != wanted:
+            return False
+    if query.ids is not None and record.id not in query.ids:
+        return False
+    if query.since is not None and record.created_at < query.since:
+        return False
+    if query.until is not None and record.created_at >= query.until:
+        return False
+    if query.errors_only and not is_error(record):
+        return False
+    return query.is_aggregation is None or record.is_aggregation == query.is_aggregation
+
+
+def is_error(record: AuditRecord) -> bool:
+    """A failed call: an exception was recorded, or the HTTP status is 400 or above."""
+    return record.error is not None or (record.status_code or 0) >= 400
+
+
+def select(records: Iterable[AuditRecord], query: Query) -> list[AuditRecord]:
+    """Filter, sort and limit in memory: the reference semantics every backend must match."""
+    chosen = [r for r in records if matches(r, query)]
+    chosen.sort(key=lambda r: (r.created_at, r.id), reverse=query.order == "desc")
+    return chosen if query.limit is None else chosen[: query.limit]
+
+
+def redact_url(url: str) -> str:
+    """*url* with its password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable storage URL>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def warn_problem(message: str) -> None:
+    """The default `ProblemHandler`: a warning on the ``llmaudit`` logger."""
+    logger.warning("%s", message)

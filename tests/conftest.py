@@ -1,0 +1,99 @@
+"""Shared fixtures: real database servers, isolated tables, and internal errors turned into failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _require_server(name: str, host: str, port: int) -> None:
+    """Skip on a user's machine without the server; fail on CI, which must never skip it."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must test against it (.ci/run starts it)")
+    pytest.skip(f"{message}; start it to run these tests")
+
+
+def unique_table() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL storage URL on a fresh table, dropped afterwards."""
+    _require_server("PostgreSQL", PG_HOST, PG_PORT)
+    table = unique_table()
+    yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test?table={table}"
+    _drop("postgresql+psycopg://postgres@127.0.0.1:5432/test", table)
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A MariaDB storage URL on a fresh table, dropped afterwards."""
+    _require_server("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    table = unique_table()
+    yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/test?table={table}"
+    _drop("mysql+pymysql://root@127.0.0.1:3306/test", table)
+
+
+def _drop(url: str, table: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name in (table, f"{table}_meta"):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    finally:
+        engine.dispose()
+
+
+class _FailOnInternalError(logging.Handler):
+    """llmaudit logs internal failures at ERROR on logger ``llmaudit``; in tests they are failures
+    unless the test declares it expects them (``expect_internal_errors`` fixture)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _internal_errors() -> Iterator[_FailOnInternalError]:
+    handler = _FailOnInternalError()
+    logger = logging.getLogger("llmaudit")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+    if not getattr(handler, "expected", False) and handler.records:
+        messages = "\n".join(r.getMessage() for r in handler.records)
+        pytest.fail(f"llmaudit logged internal errors:\n{messages}")
+
+
+@pytest.fixture
+def expect_internal_errors(_internal_errors: _FailOnInternalError) -> list[logging.LogRecord]:
+    """Declare that this test provokes internal errors on purpose; returns them for assertions."""
+    _internal_errors.expected = True  # type: ignore[attr-defined]
+    return _internal_errors.records
