@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
+
+import llmaudit
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
@@ -55,8 +58,6 @@ def mariadb_url() -> Iterator[str]:
 
 
 def _drop(url: str, table: str) -> None:
-    import sqlalchemy as sa
-
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -64,6 +65,19 @@ def _drop(url: str, table: str) -> None:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """No test reads the developer's LLMAUDIT_* settings or writes into their real data directory."""
+    for name in list(os.environ):
+        if name.startswith("LLMAUDIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    llmaudit.shutdown(timeout=5)
 
 
 class _FailOnInternalError(logging.Handler):

@@ -47,7 +47,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
 
 
-def _normalise(value: Any) -> Any:
+def _normalise(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if isinstance(value, bool) or value is None or isinstance(value, float):
@@ -119,5 +119,6 @@ def decode_record(data: bytes | bytearray | memoryview | str) -> AuditRecord:
     """
     value = loads(data)
     if not isinstance(value, dict):
-        raise ValueError(f"a record must be a JSON object, not {type(value).__name__}")
+        # ValueError, not TypeError: to the reader this is bad data, like any other undecodable line
+        raise ValueError(f"a record must be a JSON object, not {type(value).__name__}")  # noqa: TRY004
     return record_from_dict(value)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -30,7 +30,7 @@ __all__ = [
 #: Version of the record layout; bumped with a migration in ``storage/_migrations.py``.
 SCHEMA_VERSION = 1
 
-JSONValue = Union[dict[str, Any], list[Any], str, int, float, bool, None]
+JSONValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
 #: Where a record comes from.
 SOURCES = ("transport", "decorator", "aggregate", "manual")
@@ -138,9 +138,7 @@ class AuditRecord:
         for name, limit in STRING_LIMITS.items():
             value = getattr(self, name)
             if value is not None and len(value) > limit:
-                raise ValueError(
-                    f"AuditRecord.{name} is {len(value)} characters long; the limit is {limit}"
-                )
+                raise ValueError(f"AuditRecord.{name} is {len(value)} characters long; the limit is {limit}")
         if not isinstance(self.tags, tuple):
             object.__setattr__(self, "tags", tuple(self.tags))
         if not isinstance(self.notes, tuple):

@@ -5,7 +5,13 @@
 """
 
 from ._base import Query, Storage, matches, redact_url, select
-from ._registry import ENTRY_POINT_GROUP, StorageFactory, known_schemes, open_storage, register_storage
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    StorageFactory,
+    known_schemes,
+    open_storage,
+    register_storage,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",

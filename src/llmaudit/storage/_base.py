@@ -58,9 +58,7 @@ class Storage(Protocol):
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Store *records*; records whose id is already stored are skipped, not duplicated."""
 
-    def read(
-        self, query: Query = ..., *, on_problem: ProblemHandler | None = None
-    ) -> Iterator[AuditRecord]:
+    def read(self, query: Query = ..., *, on_problem: ProblemHandler | None = None) -> Iterator[AuditRecord]:
         """Yield the records matching *query*, in its order, each id once."""
 
     def close(self) -> None:

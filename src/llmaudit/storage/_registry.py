@@ -87,8 +87,7 @@ def open_storage(url: str) -> Storage:
     factory = _find_factory(scheme)
     if factory is None:
         raise ConfigurationError(
-            f"unknown storage scheme {scheme!r} in {redact_url(url)!r}; "
-            f"known: {', '.join(known_schemes())}"
+            f"unknown storage scheme {scheme!r} in {redact_url(url)!r}; known: {', '.join(known_schemes())}"
         )
     try:
         return factory(url)

@@ -36,7 +36,10 @@ class MemoryStorage:
                 self._records.setdefault(record.id, record)
 
     def read(
-        self, query: Query = Query(), *, on_problem: ProblemHandler | None = None  # noqa: B008
+        self,
+        query: Query = Query(),
+        *,
+        on_problem: ProblemHandler | None = None,
     ) -> Iterator[AuditRecord]:
         with self._lock:
             snapshot = list(self._records.values())

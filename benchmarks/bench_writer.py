@@ -1,0 +1,181 @@
+"""End-to-end write throughput: records/s through the Auditor's background writer into each backend.
+
+For 1 KB and 20 KB records it measures, in one run and side by side:
+  * the raw-serialisation ceiling: canonical-encoding the same records and writing them to /dev/null;
+  * JSONL, SQLite and PostgreSQL (when reachable): from the first submit() until flush() returns, so the
+    writer's whole job (batching, encoding, the database round trips) is inside the timed region;
+  * the caller-side cost of submit() alone (what the application's thread pays per record).
+Each figure is the median of --repeat runs. Results are printed and written to benchmarks/RESULTS.md
+between the writer-benchmark markers.
+
+    .venv/bin/python benchmarks/bench_writer.py [--records 20000] [--repeat 5] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from llmaudit import Auditor, AuditRecord
+from llmaudit._codec import encode_record
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+BEGIN, END = "<!-- bench_writer:begin -->", "<!-- bench_writer:end -->"
+
+
+def make_records(n: int, size: int) -> list[AuditRecord]:
+    """Records shaped like a chat completion whose canonical JSON is about *size* bytes."""
+    filler = "lorem ipsum dolor sit amet " * (size // 27)
+    template = AuditRecord(session_key="bench", provider="openai", model="gpt-4o-mini")
+    overhead = len(encode_record(template)) + 120
+    text = filler[: max(0, size - overhead)]
+    return [
+        AuditRecord(
+            session_key=f"s{i % 50}",
+            user="bench",
+            client="bench",
+            provider="openai",
+            operation="chat.completions",
+            model="gpt-4o-mini",
+            method="POST",
+            url="https://api.openai.com/v1/chat/completions",
+            status_code=200,
+            request={
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": text[: len(text) // 2]}],
+            },
+            response={"choices": [{"message": {"role": "assistant", "content": text[len(text) // 2 :]}}]},
+            duration_ms=123.4,
+            input_tokens=100,
+            output_tokens=50,
+            total_tokens=150,
+        )
+        for i in range(n)
+    ]
+
+
+def ceiling(records: list[AuditRecord]) -> float:
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        sink.write(b"".join(encode_record(r) + b"\n" for r in records))
+    return len(records) / (time.perf_counter() - start)
+
+
+def through_writer(url: str, records: list[AuditRecord], spool: str) -> tuple[float, float]:
+    """(records/s end to end, mean ns per submit on the caller's thread)."""
+    with Auditor(url, spool_dir=spool, queue_size=len(records) + 1) as auditor:
+        auditor.submit(AuditRecord(session_key="warm-up"))
+        auditor.flush(30)
+        start = time.perf_counter()
+        for r in records:
+            auditor.submit(r)
+        submitted = time.perf_counter()
+        if not auditor.flush(300):
+            raise RuntimeError(f"flush timed out on {url}")
+        end = time.perf_counter()
+        stats = auditor.stats()
+    if stats.written != len(records) + 1:
+        raise RuntimeError(f"{url}: wrote {stats.written} of {len(records) + 1} ({stats})")
+    return len(records) / (end - start), (submitted - start) / len(records) * 1e9
+
+
+def postgres_available() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def run(n: int, repeat: int, use_pg: bool) -> list[tuple[str, int, float, float | None]]:
+    rows: list[tuple[str, int, float, float | None]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="llmaudit-bench-"))
+    pg_tables: list[str] = []
+    for size in (1024, 20 * 1024):
+        records_by_run = [make_records(n, size) for _ in range(repeat)]
+        actual = len(encode_record(records_by_run[0][0]))
+        rows.append(
+            (
+                f"raw encode to /dev/null ({actual} B)",
+                size,
+                statistics.median(ceiling(rs) for rs in records_by_run),
+                None,
+            )
+        )
+        backends: list[tuple[str, Callable[[int], str]]] = [
+            ("JSONL", lambda i, size=size: f"jsonl://{tmp / f'jsonl-{size}-{i}'}"),
+            ("SQLite", lambda i, size=size: f"sqlite:///{tmp / f'sqlite-{size}-{i}.db'}"),
+        ]
+        if use_pg:
+
+            def pg(i: int) -> str:
+                table = f"bench_{uuid.uuid4().hex[:8]}"
+                pg_tables.append(table)
+                return f"postgresql+psycopg://postgres@127.0.0.1:5432/test?table={table}"
+
+            backends.append(("PostgreSQL", pg))
+        for name, url_for in backends:
+            rates, costs = [], []
+            for i, records in enumerate(records_by_run):
+                rate, cost = through_writer(url_for(i), records, str(tmp / "spool" / f"{name}{size}{i}"))
+                rates.append(rate)
+                costs.append(cost)
+            rows.append((name, size, statistics.median(rates), statistics.median(costs)))
+    if pg_tables:
+        engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        with engine.begin() as conn:
+            for t in pg_tables:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {t}"))
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {t}_meta"))
+        engine.dispose()
+    return rows
+
+
+def report(rows: list[tuple[str, int, float, float | None]], n: int, repeat: int) -> str:
+    lines = [
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; {n} records per run, "
+        f"median of {repeat} runs. Re-run: `.venv/bin/python benchmarks/bench_writer.py`.",
+        "",
+        "| target | record size | records/s end to end | submit() on the caller's thread |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, size, rate, cost in rows:
+        submit = "-" if cost is None else f"{cost / 1000:.2f} µs"
+        lines.append(f"| {name} | {size // 1024} KB | {rate:,.0f} | {submit} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    rows = run(args.records, args.repeat, not args.no_postgres and postgres_available())
+    text = report(rows, args.records, args.repeat)
+    print(text)
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip() + "\n\n## Writer throughput (issue 2)\n\n" + block + "\n"
+    RESULTS.write_text(new)
+
+
+if __name__ == "__main__":
+    main()

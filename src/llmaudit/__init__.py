@@ -1,0 +1,41 @@
+"""llmaudit: record every LLM API call into a local, tamper-evident audit log.
+
+The public API is exactly ``__all__`` below (locked by ``tests/test_public_api.py``); everything in an
+underscored module is private.
+"""
+
+from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
+from ._errors import (
+    AuditError,
+    ConfigurationError,
+    LLMAuditError,
+    StorageError,
+    StorageUnavailableError,
+)
+from ._record import SCHEMA_VERSION, AuditRecord
+from ._version import __version__
+from ._writer import WriterStats
+from .storage import Query, Storage, open_storage, register_storage
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditError",
+    "AuditRecord",
+    "Auditor",
+    "ConfigurationError",
+    "LLMAuditError",
+    "NullAuditor",
+    "Query",
+    "Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "WriterStats",
+    "__version__",
+    "configure",
+    "flush",
+    "get_auditor",
+    "open_storage",
+    "register_storage",
+    "shutdown",
+    "stats",
+]

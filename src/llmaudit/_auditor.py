@@ -1,0 +1,223 @@
+"""The Auditor: one configured pipeline from submitted captures to a storage backend.
+
+Applications normally use the process-wide default behind `configure`, `flush` and `shutdown`, created
+lazily on first use from the ``LLMAUDIT_*`` environment (writing to the embedded SQLite store when
+nothing is set). Tests and multi-sink applications create `Auditor` objects of their own. With
+``disabled`` set, the default is a `NullAuditor` whose methods do nothing, so disabled costs nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from ._errors import AuditError
+from ._guard import report
+from ._settings import Settings, default_spool_dir, default_storage_url
+from ._spool import Spool
+from ._writer import Pending, Processor, Writer, WriterStats
+from .storage import Storage, open_storage
+
+__all__ = [
+    "Auditor",
+    "NullAuditor",
+    "configure",
+    "flush",
+    "get_auditor",
+    "shutdown",
+    "stats",
+]
+
+
+class Auditor:
+    """Records go in through `submit`, out to *storage* through a background (or sync) writer.
+
+    Args:
+        storage: a storage URL (``"sqlite:///audit.db"``, ``"jsonl:///var/log/llm"``, …) or an open
+            `Storage`; default ``LLMAUDIT_STORAGE``, else the embedded SQLite store.
+        mode: ``"background"`` (default) or ``"sync"``: the record is durable before `submit` returns.
+        strict: raise `AuditError` from `submit` when a record can be neither stored nor spilled.
+        batch_size, flush_interval_s, queue_size: writer tuning (``LLMAUDIT_BATCH_SIZE``, …).
+        spool_dir: where records wait while the storage is down (default: per storage, in the data dir).
+        processors: callables ``record -> record | None`` run on the writer thread, in order.
+        shutdown_timeout_s: how long `close` (and interpreter exit) waits for the queue to drain.
+
+    Raises:
+        ConfigurationError: a setting is invalid or the URL's scheme is unknown.
+        StorageError: the storage cannot be opened (the message names the URL without password).
+    """
+
+    def __init__(
+        self,
+        storage: str | Storage | None = None,
+        *,
+        mode: str | None = None,
+        strict: bool | None = None,
+        batch_size: int | None = None,
+        flush_interval_s: float | None = None,
+        queue_size: int | None = None,
+        spool_dir: str | None = None,
+        processors: Sequence[Processor] = (),
+        shutdown_timeout_s: float | None = None,
+    ) -> None:
+        self.settings = Settings.resolve(
+            storage=storage if isinstance(storage, str) else None,
+            mode=mode,
+            strict=strict,
+            batch_size=batch_size,
+            flush_interval_s=flush_interval_s,
+            queue_size=queue_size,
+            spool_dir=spool_dir,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
+        if isinstance(storage, str) or storage is None:
+            storage = open_storage(self.settings.storage or default_storage_url())
+        self.storage: Storage = storage
+        spool = Spool(self.settings.spool_dir or default_spool_dir(storage.url))
+        self._writer = Writer(
+            storage,
+            spool,
+            mode=self.settings.mode,
+            strict=self.settings.strict,
+            batch_size=self.settings.batch_size,
+            flush_interval_s=self.settings.flush_interval_s,
+            queue_size=self.settings.queue_size,
+            processors=processors,
+        )
+        self._closed = False
+        _live_auditors.add(self)
+        if spool.pending():  # a crashed or stopped process left records: start the writer to replay
+            self._writer.start()
+
+    def submit(self, item: Pending) -> None:
+        """Queue a record (or a capture that builds one on the writer thread). Never raises,
+        except `AuditError` in strict mode."""
+        try:
+            self._writer.submit(item)
+        except AuditError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the caller's call goes on whatever happens here
+            report("submit", exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every record submitted so far is stored or spilled; False on timeout."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to *timeout*, default ``shutdown_timeout_s``), stop the writer, close storage.
+        Records not written in time are spilled, not lost. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close(self.settings.shutdown_timeout_s if timeout is None else timeout)
+        self.storage.close()
+
+    def replay_spool(self) -> int:
+        """Replay spooled records into the storage now; returns how many were replayed."""
+        return self._writer.replay_spool()
+
+    def stats(self) -> WriterStats:
+        """Counters: submitted, written, spilled, replayed, dropped, rejected, failed, queue depth."""
+        return self._writer.stats()
+
+    @property
+    def spool(self) -> Spool:
+        return self._writer.spool
+
+    def __enter__(self) -> Auditor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Auditor storage={self.storage.url!r} mode={self.settings.mode!r}>"
+
+
+class NullAuditor:
+    """What recording looks like when disabled: every method returns at once."""
+
+    settings = Settings(disabled=True)
+
+    def submit(self, item: Pending) -> None:
+        """Discard *item*."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Nothing to close."""
+
+    def replay_spool(self) -> int:
+        return 0
+
+    def stats(self) -> WriterStats:
+        return WriterStats(0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    def __repr__(self) -> str:
+        return "<NullAuditor (LLMAUDIT_DISABLED)>"
+
+
+_live_auditors: weakref.WeakSet[Auditor] = weakref.WeakSet()
+_default: Auditor | NullAuditor | None = None
+_default_lock = threading.Lock()
+
+
+def configure(storage: str | Storage | None = None, **options: Any) -> Auditor | NullAuditor:
+    """Set up the process-wide default auditor (replacing and closing any earlier one).
+
+    Takes the keywords of `Auditor` plus ``disabled``; each also reads ``LLMAUDIT_<NAME>``.
+    """
+    global _default
+    disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
+    new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)
+    with _default_lock:
+        old, _default = _default, new
+    if old is not None:
+        old.close()
+    return new
+
+
+def get_auditor() -> Auditor | NullAuditor:
+    """The default auditor, created from the environment on first use."""
+    global _default  # noqa: PLW0603
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                disabled = Settings.resolve().disabled
+                _default = NullAuditor() if disabled else Auditor()
+    return _default
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Flush the default auditor (if one was created); False if *timeout* ran out."""
+    return True if _default is None else _default.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and close the default auditor; the next use creates a fresh one."""
+    global _default
+    with _default_lock:
+        old, _default = _default, None
+    if old is not None:
+        old.close(timeout)
+
+
+def stats() -> WriterStats:
+    """The default auditor's counters."""
+    return get_auditor().stats()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    for auditor in list(_live_auditors):
+        try:
+            auditor.close()
+        except Exception as exc:  # noqa: BLE001 - exit must go on; the loss is logged
+            report("exit flush", exc)

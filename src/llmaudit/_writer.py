@@ -1,0 +1,373 @@
+"""The writer: turns pending captures into records and stores them, off the caller's thread.
+
+`submit` is the only method on the hot path: a length check and a ``deque.append`` (no lock, no I/O,
+no parsing). A daemon thread wakes when a batch is full or the flush interval passes, builds the records
+(``item.to_record()`` for captures), runs the processors, and writes the batch with retries; when the
+backend stays down the batch spills to the `Spool`, and the spool is replayed once a write succeeds
+again. A full queue spills from the caller's thread, the one exception to "no I/O on the hot path",
+because the alternative is losing records. ``mode="sync"`` does all of it on the caller's thread and
+returns only once the record is durable (stored, or spilled and fsynced).
+
+Every record ends in exactly one counter: written, spilled (then replayed), dropped by a processor,
+rejected by the backend (kept in the spool's rejected file), or failed (logged at ERROR).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ._errors import AuditError, StorageError, StorageUnavailableError
+from ._guard import report
+from ._record import AuditRecord
+from ._spool import Spool
+from .storage._base import Storage
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_FLUSH_INTERVAL_S",
+    "DEFAULT_QUEUE_SIZE",
+    "Capture",
+    "Processor",
+    "Writer",
+    "WriterStats",
+]
+
+logger = logging.getLogger("llmaudit")
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_FLUSH_INTERVAL_S = 0.5
+DEFAULT_QUEUE_SIZE = 100_000
+RETRY_DELAYS_S = (0.05, 0.25, 1.0)
+PROBE_INTERVAL_S = 5.0
+SPOOL_CHECK_INTERVAL_S = 30.0
+
+Mode = Literal["background", "sync"]
+
+
+class Capture(Protocol):
+    """Anything the hot path hands over that becomes a record on the writer thread."""
+
+    def to_record(self) -> AuditRecord | None: ...
+
+
+Pending = AuditRecord | Capture
+Processor = Callable[[AuditRecord], AuditRecord | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters since the writer started (per process: a forked child starts from zero)."""
+
+    submitted: int
+    written: int
+    spilled: int
+    replayed: int
+    dropped: int
+    rejected: int
+    failed: int
+    queue_depth: int
+    spool_files: int
+
+
+class _Marker:
+    """A flush request travelling through the queue behind the items it waits for."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for writer in list(_live_writers):
+        writer._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Writer:
+    """Builds, batches and stores records; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        spool: Spool,
+        *,
+        mode: Mode = "background",
+        strict: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        processors: Sequence[Processor] = (),
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
+        probe_interval_s: float = PROBE_INTERVAL_S,
+    ) -> None:
+        self.storage, self.spool, self.mode, self.strict = storage, spool, mode, strict
+        self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
+        self.queue_size, self.processors = queue_size, tuple(processors)
+        self.retry_delays_s, self.probe_interval_s = tuple(retry_delays_s), probe_interval_s
+        self._init_state()
+        _live_writers.add(self)
+
+    def _init_state(self) -> None:
+        self._queue: collections.deque[Pending | _Marker] = collections.deque()
+        self._wake = threading.Event()
+        self._store_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._counts = dict.fromkeys(
+            ("submitted", "written", "spilled", "replayed", "dropped", "rejected", "failed"), 0
+        )
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._stopping = False
+        self._down_until = 0.0  # monotonic time before which the backend is not retried
+        self._next_spool_check = 0.0  # check for leftover spool files at the first good write
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    def submit(self, item: Pending) -> None:
+        """Hand *item* over for storage. Never blocks on I/O unless the queue is full or mode="sync".
+
+        Raises:
+            AuditError: only with ``strict=True``, when the record could be neither stored nor spilled.
+        """
+        if self.mode == "sync" or self._stopping:
+            self._store_now([item], durable=True)
+        elif len(self._queue) >= self.queue_size:
+            self._store_now([item], durable=False, spill_only=True)
+        else:
+            self._queue.append(item)
+            if self._thread is None:
+                self._start()
+            if len(self._queue) >= self.batch_size:
+                self._wake.set()
+
+    # -- public control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread now (it replays any waiting spool files first); in sync mode,
+        replay right away."""
+        if self.mode == "sync":
+            self._maybe_replay()
+        else:
+            self._start()
+            self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is stored or spilled; False if *timeout* ran out."""
+        if self.mode == "sync" or (self._thread is None and not self._queue):
+            return True
+        marker = _Marker()
+        self._queue.append(marker)
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the thread, and spill whatever could not be written within *timeout*."""
+        flushed = self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and flushed:
+            thread.join(timeout)
+        leftovers = self._take_all()
+        if leftovers:
+            logger.warning("llmaudit: spilling %d records not written before shutdown", len(leftovers))
+            self._store_now(leftovers, durable=True, spill_only=True)
+        self.spool.release()
+
+    def replay_spool(self) -> int:
+        """Replay every waiting spool file now; returns the number of records replayed."""
+        with self._store_lock:
+            result = self.spool.replay(self.storage, batch_size=self.batch_size)
+            self._count("replayed", result.records)
+        return result.records
+
+    def stats(self) -> WriterStats:
+        """A snapshot of the counters."""
+        with self._count_lock:
+            counts = dict(self._counts)
+        depth = sum(1 for item in list(self._queue) if not isinstance(item, _Marker))
+        return WriterStats(**counts, queue_depth=depth, spool_files=len(self.spool.files()))
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._thread_lock:
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="llmaudit-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+                report("writer loop", exc)
+            if self._stopping and not self._queue:
+                return
+
+    def _take_all(self) -> list[Pending]:
+        items: list[Pending] = []
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _Marker):
+                item.done.set()
+            else:
+                items.append(item)
+        return items
+
+    def _drain(self) -> None:
+        batch: list[Pending] = []
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _Marker):
+                self._store_batch(batch)
+                batch = []
+                item.done.set()
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                self._store_batch(batch)
+                batch = []
+        self._store_batch(batch)
+        self._maybe_replay()
+
+    def _store_batch(self, items: list[Pending]) -> None:
+        if items:
+            self._store_now(items, durable=False)
+
+    # -- building and storing (any thread) ------------------------------------------------------
+
+    def _count(self, key: str, n: int = 1) -> None:
+        if n:
+            with self._count_lock:
+                self._counts[key] += n
+
+    def _build(self, items: Sequence[Pending]) -> list[AuditRecord]:
+        records: list[AuditRecord] = []
+        for item in items:
+            try:
+                record = item if isinstance(item, AuditRecord) else item.to_record()
+                for processor in self.processors:
+                    if record is None:
+                        break
+                    record = processor(record)
+            except Exception as exc:  # noqa: BLE001 - one bad capture must not sink its batch
+                self._count("failed")
+                report("record building", exc)
+                continue
+            if record is None:
+                self._count("dropped")
+            else:
+                records.append(record)
+        return records
+
+    def _store_now(self, items: Sequence[Pending], *, durable: bool, spill_only: bool = False) -> None:
+        self._count("submitted", len(items))
+        records = self._build(items)
+        if not records:
+            return
+        if spill_only or time.monotonic() < self._down_until:
+            self._spill(records, durable=durable)
+            return
+        with self._store_lock:
+            self._write_or_spill(records, durable=durable)
+        if self.mode == "sync":
+            self._maybe_replay()
+
+    def _write_or_spill(self, records: list[AuditRecord], *, durable: bool) -> None:
+        delays = self.retry_delays_s if self.mode == "background" else self.retry_delays_s[:1]
+        for delay in (*delays, None):
+            try:
+                self.storage.write(records)
+            except StorageUnavailableError as exc:
+                last: Exception = exc
+            except StorageError as exc:
+                self._reject(records, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a third-party backend: treat as transient
+                last = exc
+            else:
+                self._count("written", len(records))
+                self._down_until = 0.0
+                return
+            if delay is not None:
+                time.sleep(delay)
+        self._mark_down(last)
+        self._spill(records, durable=durable)
+
+    def _mark_down(self, exc: Exception) -> None:
+        if not self._down_until:
+            logger.warning(
+                "llmaudit: storage %s unavailable (%s); spilling to %s until it recovers",
+                self.storage.url,
+                exc,
+                self.spool.directory,
+            )
+        self._down_until = time.monotonic() + self.probe_interval_s
+        self._next_spool_check = 0.0
+
+    def _reject(self, records: list[AuditRecord], exc: StorageError) -> None:
+        if len(records) > 1:  # isolate the record at fault; the others are fine
+            for record in records:
+                self._write_or_spill([record], durable=False)
+            return
+        try:
+            path = self.spool.reject(records)
+        except OSError as spool_exc:
+            self._lose(records, spool_exc)
+            return
+        self._count("rejected", len(records))
+        logger.error("llmaudit: storage refused record %s (%s); kept in %s", records[0].id, exc, path)
+
+    def _spill(self, records: list[AuditRecord], *, durable: bool) -> None:
+        try:
+            self.spool.append(records, durable=durable)
+        except OSError as exc:
+            self._lose(records, exc)
+            return
+        self._count("spilled", len(records))
+
+    def _lose(self, records: list[AuditRecord], exc: Exception) -> None:
+        self._count("failed", len(records))
+        logger.error("llmaudit: %d records could be neither stored nor spilled: %s", len(records), exc)
+        if self.strict:
+            raise AuditError(f"audit record could be neither stored nor spilled: {exc}") from exc
+
+    def _maybe_replay(self) -> None:
+        now = time.monotonic()
+        if now < self._down_until or now < self._next_spool_check:
+            return
+        self._next_spool_check = now + SPOOL_CHECK_INTERVAL_S
+        if not self.spool.pending():
+            return
+        try:
+            replayed = self.replay_spool()
+        except Exception as exc:  # noqa: BLE001 - the backend failed again: wait and retry later
+            self._mark_down(exc)
+            return
+        if replayed:
+            logger.info("llmaudit: replayed %d spooled records into %s", replayed, self.storage.url)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: the parent writes its own pending records; the child starts clean."""
+        self.spool.forget_after_fork()
+        self._init_state()

@@ -1,0 +1,41 @@
+"""Test doubles shared by the unit tests: storages that fail, block or count on demand."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+from llmaudit._errors import StorageError, StorageUnavailableError
+from llmaudit._record import AuditRecord
+from llmaudit.storage import Query
+from llmaudit.storage.memory import MemoryStorage
+
+
+class ControlledStorage(MemoryStorage):
+    """A memory store that can be taken down, made to block, or told to refuse some records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = "controlled://test"
+        self.down = False
+        self.gate = threading.Event()
+        self.gate.set()
+        self.refuse: Callable[[AuditRecord], bool] = lambda record: False
+        self.batches: list[int] = []
+        self.writer_threads: set[str] = set()
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        self.gate.wait()
+        self.writer_threads.add(threading.current_thread().name)
+        if self.down:
+            raise StorageUnavailableError("controlled://test: connection refused")
+        if any(self.refuse(r) for r in records):
+            raise StorageError("controlled://test: value too long for column")
+        self.batches.append(len(records))
+        super().write(records)
+
+    def ids(self) -> list[str]:
+        return [r.id for r in self.read(Query())]
+
+    def all(self) -> Iterator[AuditRecord]:
+        return self.read(Query())

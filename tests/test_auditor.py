@@ -1,0 +1,154 @@
+"""Configuration, the default auditor, interpreter exit and fork."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.helpers import ControlledStorage
+
+import llmaudit
+from llmaudit import AuditRecord, ConfigurationError, Query, open_storage
+from llmaudit._settings import Settings, data_dir
+
+
+def test_configure_keywords_win_over_environment_which_wins_over_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every configure() keyword has an LLMAUDIT_* twin; an explicit keyword takes precedence."""
+    monkeypatch.setenv("LLMAUDIT_BATCH_SIZE", "64")
+    monkeypatch.setenv("LLMAUDIT_MODE", "sync")
+    monkeypatch.setenv("LLMAUDIT_FLUSH_INTERVAL_S", "2.5")
+    settings = Settings.resolve(mode="background")
+    assert (settings.batch_size, settings.mode, settings.flush_interval_s) == (64, "background", 2.5)
+    assert Settings.resolve().queue_size == Settings().queue_size
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LLMAUDIT_MODE", "eventually"),
+        ("LLMAUDIT_BATCH_SIZE", "lots"),
+        ("LLMAUDIT_BATCH_SIZE", "0"),
+        ("LLMAUDIT_FLUSH_INTERVAL_S", "-1"),
+        ("LLMAUDIT_DISABLED", "perhaps"),
+    ],
+)
+def test_invalid_environment_values_fail_at_configure_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A bad LLMAUDIT_* value is a clear ConfigurationError, not a failure on the writer thread."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        llmaudit.configure("memory://")
+
+
+def test_unknown_keyword_is_rejected() -> None:
+    """A misspelt option fails loudly instead of being ignored."""
+    with pytest.raises(ConfigurationError, match="batchsize"):
+        Settings.resolve(batchsize=3)
+
+
+def test_unwritable_sqlite_path_is_a_clear_error_naming_the_url(tmp_path: Path) -> None:
+    """A storage that cannot be opened fails at configure(), naming the URL."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(llmaudit.StorageError, match=r"file/sub/audit\.db"):
+        llmaudit.configure(f"sqlite:///{blocker}/sub/audit.db")
+
+
+def test_default_auditor_writes_to_the_embedded_sqlite_store() -> None:
+    """With no configuration at all, records land in SQLite in the user's data directory."""
+    auditor = llmaudit.get_auditor()
+    assert isinstance(auditor, llmaudit.Auditor)
+    record = AuditRecord(session_key="zero-config")
+    auditor.submit(record)
+    assert llmaudit.flush(10)
+    url = f"sqlite:///{data_dir() / 'audit.db'}"
+    assert auditor.storage.url == url
+    store = open_storage(url)
+    try:
+        assert [r.id for r in store.read(Query(session_key="zero-config"))] == [record.id]
+    finally:
+        store.close()
+
+
+def test_disabled_gives_a_null_auditor_that_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LLMAUDIT_DISABLED=1 turns recording off without touching any storage."""
+    monkeypatch.setenv("LLMAUDIT_DISABLED", "1")
+    auditor = llmaudit.get_auditor()
+    assert isinstance(auditor, llmaudit.NullAuditor)
+    auditor.submit(AuditRecord())
+    assert auditor.flush() is True
+    assert auditor.stats().submitted == 0
+    assert not (data_dir() / "audit.db").exists()
+
+
+def test_configure_replaces_and_flushes_the_previous_default(tmp_path: Path) -> None:
+    """Reconfiguring does not lose what the old default auditor still had queued."""
+    first = ControlledStorage()
+    llmaudit.configure(first, spool_dir=str(tmp_path / "s1"), flush_interval_s=60)
+    record = AuditRecord()
+    llmaudit.get_auditor().submit(record)
+    llmaudit.configure("memory://", spool_dir=str(tmp_path / "s2"))
+    assert first.ids() == [record.id]
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, llmaudit
+    from llmaudit import AuditRecord
+    llmaudit.configure(sys.argv[1], flush_interval_s=3600, batch_size=100000)
+    for i in range(int(sys.argv[2])):
+        llmaudit.get_auditor().submit(AuditRecord(session_key="exit-test"))
+    # no flush, no shutdown: the interpreter exits with the records still queued
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_process_that_exits_without_flush_loses_nothing(tmp_path: Path) -> None:
+    """Records still queued at interpreter exit are flushed by the atexit hook."""
+    url = f"sqlite:///{tmp_path / 'exit.db'}"
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    subprocess.run([sys.executable, "-c", _CHILD, url, "3000"], check=True, env=env, timeout=120)
+    store = open_storage(url)
+    try:
+        assert len(list(store.read(Query(session_key="exit-test")))) == 3000
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_forked_child_writes_its_own_records_and_not_the_parents(tmp_path: Path) -> None:
+    """After fork the child starts a clean writer: the parent's queued records are written once,
+    by the parent, and the child's own records are written by the child."""
+    log = tmp_path / "log"
+    auditor = llmaudit.Auditor(
+        f"jsonl://{log}", spool_dir=str(tmp_path / "spool"), flush_interval_s=3600, batch_size=10**6
+    )
+    parent_records = [AuditRecord(session_key="parent") for _ in range(50)]
+    for r in parent_records:
+        auditor.submit(r)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            for _ in range(20):
+                auditor.submit(AuditRecord(session_key="child"))
+            code = 0 if auditor.flush(30) and auditor.stats().written == 20 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert auditor.flush(30)
+    auditor.close()
+    lines = [line for f in sorted(log.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert len(lines) == 70  # each record appended exactly once: no duplicates from the child
+    keys = sorted(r.session_key or "" for r in open_storage(f"jsonl://{log}").read(Query()))
+    assert keys == ["child"] * 20 + ["parent"] * 50

@@ -1,0 +1,66 @@
+"""The command line as a user meets it today: demo, path, spool replay and its error handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from llmaudit import AuditRecord, Query, open_storage
+from llmaudit._settings import data_dir
+from llmaudit._spool import Spool
+from llmaudit.cli import cli, main
+
+
+def test_demo_records_into_the_embedded_store_and_prints_the_sessions() -> None:
+    """`llmaudit demo` with no options writes to the default SQLite store and shows both users."""
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    url = f"sqlite:///{data_dir() / 'audit.db'}"
+    assert f"Recorded 4 calls into {url}" in result.output
+    assert "user=alice" in result.output
+    assert "user=bob" in result.output
+    store = open_storage(url)
+    try:
+        records = list(store.read(Query(client="demo-support-bot")))
+    finally:
+        store.close()
+    assert len(records) == 4
+    assert sorted(r.status_code or 0 for r in records) == [200, 200, 200, 429]
+    assert all(r.total_tokens for r in records if r.status_code == 200)
+
+
+def test_path_prints_the_storage_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`llmaudit path` tells where the log is; LLMAUDIT_STORAGE changes it."""
+    monkeypatch.setenv("LLMAUDIT_STORAGE", "jsonl:///var/log/llm")
+    result = CliRunner().invoke(cli, ["path"])
+    assert result.stdout.strip() == "jsonl:///var/log/llm"
+
+
+def test_a_bad_storage_url_is_one_line_and_exit_code_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """A user mistake prints one clear line, no traceback, and exits 1."""
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--storage", "nosuch://user:pw@x/y"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "unknown storage scheme 'nosuch'" in err
+    assert "pw@" not in err
+
+
+def test_spool_replay_writes_waiting_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`llmaudit spool replay` empties the spool into the storage."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    monkeypatch.setenv("LLMAUDIT_SPOOL_DIR", str(tmp_path / "spool"))
+    spool = Spool(tmp_path / "spool")
+    spool.append([AuditRecord(session_key="spooled")])
+    spool.release()
+    result = CliRunner().invoke(cli, ["spool", "replay", "-s", url])
+    assert result.exit_code == 0, result.output
+    assert "replayed 1 records" in result.output
+    store = open_storage(url)
+    try:
+        assert [r.session_key for r in store.read(Query())] == ["spooled"]
+    finally:
+        store.close()

@@ -1,0 +1,71 @@
+"""The public surface is curated: this list changes only on purpose."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import llmaudit
+
+SRC = Path(llmaudit.__file__).parent
+
+
+def test_exported_names_are_exactly_the_curated_list() -> None:
+    """Adding or removing a public name is a deliberate act (update this test and the docs)."""
+    assert sorted(llmaudit.__all__) == sorted(
+        [
+            "SCHEMA_VERSION",
+            "AuditError",
+            "AuditRecord",
+            "Auditor",
+            "ConfigurationError",
+            "LLMAuditError",
+            "NullAuditor",
+            "Query",
+            "Storage",
+            "StorageError",
+            "StorageUnavailableError",
+            "WriterStats",
+            "__version__",
+            "configure",
+            "flush",
+            "get_auditor",
+            "open_storage",
+            "register_storage",
+            "shutdown",
+            "stats",
+        ]
+    )
+    for name in llmaudit.__all__:
+        assert hasattr(llmaudit, name), name
+
+
+def test_public_members_come_from_private_modules_or_storage() -> None:
+    """Every exported object is documented, so `help(llmaudit.X)` is useful."""
+    for name in llmaudit.__all__:
+        obj = getattr(llmaudit, name)
+        if callable(obj):
+            assert obj.__doc__, f"llmaudit.{name} has no docstring"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add("." * node.level + (node.module or ""))
+    return found
+
+
+def test_storage_never_imports_the_writer_or_the_auditor() -> None:
+    """Data flows one way: storage sits below the writer and knows nothing about it."""
+    for path in (SRC / "storage").glob("*.py"):
+        for module in _imports(path):
+            assert not module.startswith((".._writer", ".._auditor", ".._spool", "..cli")), (path, module)
+
+
+def test_record_and_codec_import_nothing_above_them() -> None:
+    """The record and its encoding are the bottom of the stack."""
+    assert _imports(SRC / "_record.py") == set()
+    assert _imports(SRC / "_codec.py") <= {"._record"}
+    assert _imports(SRC / "_errors.py") == set()

@@ -1,0 +1,97 @@
+"""The record and its canonical encoding."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import FrozenInstanceError
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from llmaudit._codec import decode_record, dumps, encode_record, format_timestamp, parse_timestamp
+from llmaudit._record import SCHEMA_VERSION, AuditRecord, new_id
+
+
+def test_ids_are_uuid7_and_sort_in_creation_order() -> None:
+    """Ids are RFC 9562 version 7, so sorting by id follows creation time, even within a millisecond."""
+    ids = [new_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5000
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+
+
+def test_record_is_frozen_and_slotted() -> None:
+    """A record cannot change after it is built (the hash chain depends on it)."""
+    record = AuditRecord()
+    with pytest.raises(FrozenInstanceError):
+        record.model = "x"  # type: ignore[misc]
+    assert not hasattr(record, "__dict__")
+
+
+def test_canonical_encoding_sorts_keys_and_always_has_six_fractional_digits() -> None:
+    """One encoding for storage and hashing: sorted keys, no spaces, UTC with microseconds and Z."""
+    on_the_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    record = AuditRecord(created_at=on_the_second, request={"b": 1, "a": [True, None]})
+    data = encode_record(record)
+    assert b'"created_at":"2026-01-02T03:04:05.000000Z"' in data
+    assert b'"request":{"a":[true,null],"b":1}' in data
+    assert b" " not in data
+    keys = list(__import__("json").loads(data))
+    assert keys == sorted(keys)
+
+
+def test_non_utc_timestamps_are_converted_and_naive_ones_refused() -> None:
+    """created_at is always UTC; a naive datetime is ambiguous and rejected."""
+    paris = timezone(timedelta(hours=1))
+    record = AuditRecord(created_at=datetime(2026, 1, 1, 13, 0, tzinfo=paris))
+    assert format_timestamp(record.created_at) == "2026-01-01T12:00:00.000000Z"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        AuditRecord(created_at=datetime(2026, 1, 1))
+
+
+def test_parse_timestamp_accepts_z_offsets_and_naive_utc() -> None:
+    """Timestamps from any backend come back as aware UTC datetimes."""
+    expected = datetime(2026, 1, 1, 12, 0, 0, 5, tzinfo=timezone.utc)
+    for text in (
+        "2026-01-01T12:00:00.000005Z",
+        "2026-01-01T13:00:00.000005+01:00",
+        "2026-01-01 12:00:00.000005",
+    ):
+        assert parse_timestamp(text) == expected
+
+
+def test_string_limits_are_checked_and_named() -> None:
+    """A value longer than its column fails when the record is built, naming the field and limit."""
+    with pytest.raises(ValueError, match=r"session_key is 256 characters long; the limit is 255"):
+        AuditRecord(session_key="k" * 256)
+    with pytest.raises(ValueError, match="source"):
+        AuditRecord(source="telepathy")
+
+
+def test_values_outside_json_are_normalised_deterministically() -> None:
+    """Encoding never fails: huge ints become strings, lone surrogates U+FFFD, the same every time."""
+    value = {"big": 1 << 80, "bad": "a\ud800b", 3: "int key"}
+    assert dumps(value) == dumps(value)
+    assert (
+        dumps(value)
+        == b'{"3":"int key","bad":"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdb","big":"1208925819614629174706176"}'
+    )
+
+
+def test_decode_rejects_records_from_a_newer_schema() -> None:
+    """An old llmaudit reading a newer log says so instead of misreading it."""
+    data = encode_record(AuditRecord()).replace(
+        f'"schema_version":{SCHEMA_VERSION}'.encode(), f'"schema_version":{SCHEMA_VERSION + 1}'.encode()
+    )
+    with pytest.raises(ValueError, match="newer"):
+        decode_record(data)
+
+
+def test_decode_fills_fields_an_older_schema_did_not_have() -> None:
+    """Records written before a field existed still load, with that field's default."""
+    data = encode_record(AuditRecord(session_key="old")).replace(b'"notes":[],', b"")
+    assert decode_record(data).notes == ()
+    with pytest.raises(ValueError, match="JSON object"):
+        decode_record(b"[1, 2]")
