@@ -5,6 +5,7 @@ underscored module is private.
 """
 
 from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
+from ._decorator import audited
 from ._errors import (
     AuditError,
     ConfigurationError,
@@ -13,6 +14,7 @@ from ._errors import (
     StorageUnavailableError,
 )
 from ._record import SCHEMA_VERSION, AuditRecord
+from ._session import ContextThreadPoolExecutor, current_session, propagate, session
 from ._version import __version__
 from ._writer import WriterStats
 from .storage import Query, Storage, open_storage, register_storage
@@ -23,6 +25,7 @@ __all__ = [
     "AuditRecord",
     "Auditor",
     "ConfigurationError",
+    "ContextThreadPoolExecutor",
     "LLMAuditError",
     "NullAuditor",
     "Query",
@@ -31,11 +34,15 @@ __all__ = [
     "StorageUnavailableError",
     "WriterStats",
     "__version__",
+    "audited",
     "configure",
+    "current_session",
     "flush",
     "get_auditor",
     "open_storage",
+    "propagate",
     "register_storage",
+    "session",
     "shutdown",
     "stats",
 ]
