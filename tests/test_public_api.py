@@ -9,7 +9,33 @@ import llmaudit
 
 SRC = Path(llmaudit.__file__).parent
 
-PUBLIC = ["SCHEMA_VERSION", "AuditError", "AuditRecord", "Auditor", "ConfigurationError", "ContextThreadPoolExecutor", "LLMAuditError", "NullAuditor", "Query", "Storage", "StorageError", "StorageUnavailableError", "WriterStats", "__version__", "audited", "configure", "current_session", "flush", "get_auditor", "open_storage", "propagate", "register_storage", "session", "shutdown", "stats"]
+PUBLIC = [
+    "SCHEMA_VERSION",
+    "AuditError",
+    "AuditRecord",
+    "Auditor",
+    "ConfigurationError",
+    "ContextThreadPoolExecutor",
+    "LLMAuditError",
+    "NullAuditor",
+    "Query",
+    "Storage",
+    "StorageError",
+    "StorageUnavailableError",
+    "WriterStats",
+    "__version__",
+    "audited",
+    "configure",
+    "current_session",
+    "flush",
+    "get_auditor",
+    "open_storage",
+    "propagate",
+    "register_storage",
+    "session",
+    "shutdown",
+    "stats",
+]
 
 
 def test_exported_names_are_exactly_the_curated_list() -> None:
