@@ -26,12 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+from _results import record
 
 from llmaudit import Auditor, AuditRecord
 from llmaudit._codec import encode_record
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- bench_writer:begin -->", "<!-- bench_writer:end -->"
 
 
 def make_records(n: int, size: int) -> list[AuditRecord]:
@@ -168,13 +166,7 @@ def main() -> None:
     rows = run(args.records, args.repeat, not args.no_postgres and postgres_available())
     text = report(rows, args.records, args.repeat)
     print(text)
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip() + "\n\n## Writer throughput (issue 2)\n\n" + block + "\n"
-    RESULTS.write_text(new)
+    record("bench_writer", "Writer throughput (issue 2)", text)
 
 
 if __name__ == "__main__":

@@ -7,22 +7,29 @@ so the context follows asyncio tasks and never leaks between them. Runs on the c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-__all__ = ["AuditContext", "capturing", "current", "snapshot"]
+__all__ = ["EMPTY", "AuditContext", "capturing", "current", "snapshot"]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditContext:
-    """What every record made inside a session or an audited function inherits."""
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class AuditContext(NamedTuple):
+    """What every record made inside a session or an audited function inherits.
+
+    A NamedTuple: immutable and cheap to build, since one is made per session entry and per audited
+    call on the caller's hot path. ``metadata`` is never mutated; nesting builds a new mapping.
+    """
 
     session_key: str | None = None
     parent_session_key: str | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = EMPTY
     client: str | None = None
     parent_id: str | None = None
 

@@ -14,7 +14,7 @@ import inspect
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -23,7 +23,7 @@ import wrapt
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
 from ._convert import to_jsonable
-from ._guard import guard
+from ._guard import report
 from ._record import AuditRecord, new_id
 from ._session import _check_key, _check_text
 
@@ -44,47 +44,7 @@ class _Options:
     metadata: Mapping[str, Any]
     auditor: Auditor | NullAuditor | None
 
-
-@dataclass(frozen=True, slots=True)
-class DecoratorCapture:
-    """One audited call, handed to the writer; converted to a record there."""
-
-    record_id: str
-    name: str
-    signature: inspect.Signature | None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    result: Any
-    error: BaseException | None
-    incomplete: bool
-    started_at: float
-    duration_ms: float
-    context: AuditContext
-    options: _Options
-
-    def to_record(self) -> AuditRecord:
-        arguments: Any = None
-        if self.options.capture_args:
-            arguments = to_jsonable(_bind(self.signature, self.args, self.kwargs))
-        result = to_jsonable(self.result) if self.options.capture_result and self.error is None else None
-        ctx = self.context
-        return AuditRecord(
-            id=self.record_id,
-            created_at=datetime.fromtimestamp(self.started_at, timezone.utc),
-            session_key=ctx.session_key,
-            user=ctx.user,
-            tags=ctx.tags,
-            metadata=to_jsonable(dict(ctx.metadata)),
-            client=ctx.client,
-            operation=self.name[:128],
-            request={"function": self.name, "arguments": arguments},
-            response=result,
-            error=_describe(self.error),
-            incomplete=self.incomplete,
-            duration_ms=self.duration_ms,
-            source="decorator",
-            parent_id=ctx.parent_id,
-        )
+    changes_context: bool  # precomputed: read on every call
 
 
 def _describe(error: BaseException | None) -> str | None:
@@ -104,34 +64,62 @@ def _bind(signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: di
     return dict(bound.arguments)
 
 
-class _Call:
-    """One call in flight: enters the context on start, submits the capture on finish (once)."""
+class DecoratorCapture:
+    """One audited call in flight; handed to the writer when it ends and converted there.
 
-    __slots__ = ("args", "child", "done", "kwargs", "own", "site", "started", "started_at", "token")
+    Enters the call's context on creation, restores the caller's on `leave`, and submits itself
+    once on `finish`. A plain slotted class: it is built on every audited call.
+    """
+
+    __slots__ = (
+        "args",
+        "child",
+        "done",
+        "duration_ms",
+        "error",
+        "incomplete",
+        "kwargs",
+        "outer_parent_id",
+        "result",
+        "site",
+        "started",
+        "started_at",
+        "token",
+    )
 
     def __init__(self, site: _Site, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.site = site
         self.args = args if instance is None or site.is_static else (instance, *args)
         self.kwargs, self.done = kwargs, False
-        parent = current.get() or AuditContext()
+        parent = current.get() or _NO_CONTEXT
         self.child = self._child_context(parent, new_id())
-        self.own = replace(self.child, parent_id=parent.parent_id)  # what this record itself carries
+        self.outer_parent_id = parent.parent_id  # this record's own parent
         self.token = current.set(self.child)
         self.started_at, self.started = time.time(), time.perf_counter()
 
     def _child_context(self, parent: AuditContext, record_id: str) -> AuditContext:
         o = self.site.options
+        if not o.changes_context:  # the common case: only the parent id changes
+            return AuditContext(
+                parent.session_key,
+                parent.parent_session_key,
+                parent.user,
+                parent.tags,
+                parent.metadata,
+                parent.client,
+                record_id,
+            )
         key = parent.session_key
         if o.session_key is not None and self.site.signature is not None:
             key = _check_key(o.session_key(self.site.signature.bind(*self.args, **self.kwargs)))
         return AuditContext(
-            session_key=key,
-            parent_session_key=parent.parent_session_key if key == parent.session_key else parent.session_key,
-            user=parent.user,
-            tags=tuple(dict.fromkeys((*parent.tags, *o.tags))) if o.tags else parent.tags,
-            metadata={**parent.metadata, **o.metadata} if o.metadata else parent.metadata,
-            client=o.client or parent.client,
-            parent_id=record_id,
+            key,
+            parent.parent_session_key if key == parent.session_key else parent.session_key,
+            parent.user,
+            tuple(dict.fromkeys((*parent.tags, *o.tags))) if o.tags else parent.tags,
+            {**parent.metadata, **o.metadata} if o.metadata else parent.metadata,
+            o.client or parent.client,
+            record_id,
         )
 
     def leave(self) -> None:
@@ -144,24 +132,43 @@ class _Call:
         if self.done:
             return
         self.done = True
-        duration = (time.perf_counter() - self.started) * 1000
-        with guard("decorator capture"):
-            site = self.site
-            capture = DecoratorCapture(
-                self.child.parent_id or new_id(),
-                site.name,
-                site.signature,
-                self.args,
-                self.kwargs,
-                result,
-                error,
-                incomplete,
-                self.started_at,
-                duration,
-                self.own,
-                site.options,
-            )
-            (site.options.auditor or get_auditor()).submit(capture)
+        self.duration_ms: float = (time.perf_counter() - self.started) * 1000
+        self.result: Any = result
+        self.error: BaseException | None = error
+        self.incomplete = incomplete
+        try:
+            (self.site.options.auditor or get_auditor()).submit(self)
+        except Exception as exc:  # noqa: BLE001 - never into the caller (strict mode raises from submit)
+            report("decorator capture", exc)
+
+    def to_record(self) -> AuditRecord:
+        """Runs on the writer thread: arguments and result become JSON here, not on the hot path."""
+        options, ctx = self.site.options, self.child
+        arguments = (
+            to_jsonable(_bind(self.site.signature, self.args, self.kwargs)) if options.capture_args else None
+        )
+        result = to_jsonable(self.result) if options.capture_result and self.error is None else None
+        return AuditRecord(
+            id=self.child.parent_id or new_id(),
+            created_at=datetime.fromtimestamp(self.started_at, timezone.utc),
+            session_key=ctx.session_key,
+            user=ctx.user,
+            tags=ctx.tags,
+            metadata=to_jsonable(dict(ctx.metadata)),
+            client=ctx.client,
+            operation=self.site.name[:128],
+            request={"function": self.site.name, "arguments": arguments},
+            response=result,
+            error=_describe(self.error),
+            incomplete=self.incomplete,
+            duration_ms=self.duration_ms,
+            source="decorator",
+            parent_id=self.outer_parent_id,
+        )
+
+
+_NO_CONTEXT = AuditContext()
+_Call = DecoratorCapture
 
 
 class _Site:
@@ -182,9 +189,11 @@ class _Site:
 
 
 def _start(site: _Site, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
-    with guard("decorator call start"):
+    try:
         return _Call(site, instance, args, kwargs)
-    return None  # the guard logged why; the call goes on unrecorded
+    except Exception as exc:  # noqa: BLE001 - the call goes on unrecorded; the failure is logged
+        report("decorator call start", exc)
+        return None
 
 
 def _make_wrapper(site: _Site, wrapped: Any) -> Callable[..., Any]:
@@ -206,10 +215,10 @@ def _function_wrapper(site: _Site) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.leave()
+            current.reset(call.token)
             call.finish(error=exc)
             raise
-        call.leave()
+        current.reset(call.token)  # inlined `leave()`: this wrapper is the hot path
         call.finish(result)
         return result
 
@@ -384,6 +393,7 @@ def audited(
         tuple(tags),
         dict(metadata or {}),
         auditor,
+        bool(client or session_key or tags or metadata),
     )
 
     def decorate(wrapped: Any) -> Any:

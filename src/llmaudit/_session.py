@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import Token
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from ._context import AuditContext, current
@@ -83,7 +83,8 @@ class session:  # noqa: N801 - used like a function: `with llmaudit.session("abc
         if isinstance(tags, str):
             raise ValueError("tags must be a sequence of strings, not one string")  # noqa: TRY004
         self.tags = tuple(tags)
-        self.metadata = dict(metadata or {})
+        self.metadata = MappingProxyType(dict(metadata or {}))
+        self._own = AuditContext(self.key, None, self.user, self.tags, self.metadata, self.client)
         self._tokens: list[Token[AuditContext | None]] = []
 
     def _context(self, parent: AuditContext | None) -> AuditContext:
