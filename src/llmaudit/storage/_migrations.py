@@ -1,0 +1,106 @@
+"""Schema version and migrations of the SQL records table.
+
+``{table}_meta`` holds ``schema_version``. Opening a fresh database creates the tables and stamps the
+current `SCHEMA_VERSION`; an older stamp is migrated step by step (``MIGRATIONS[n]`` takes version n to
+n + 1, each in its own transaction, the stamp bumped with it); a newer stamp is refused, since this
+llmaudit would misread it. Several processes opening a fresh database at once are fine: creation uses
+``checkfirst`` and a lost race is retried. Runs at open time only, never on the writer's hot loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .._errors import StorageError
+from .._record import SCHEMA_VERSION
+
+__all__ = ["MIGRATIONS", "current_version", "meta_table", "prepare"]
+
+#: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {}
+_KEY = "schema_version"
+_ATTEMPTS = 3
+
+
+def meta_table(table: sa.Table) -> sa.Table:
+    """The key/value table beside *table* (created in the same MetaData)."""
+    name = f"{table.name}_meta"
+    if name in table.metadata.tables:
+        return table.metadata.tables[name]
+    return sa.Table(
+        name,
+        table.metadata,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(255), nullable=False),
+        mysql_charset="utf8mb4",
+        mariadb_charset="utf8mb4",
+    )
+
+
+def current_version(engine: Engine, table: sa.Table) -> int | None:
+    """The stamped schema version, or None when the database has no llmaudit tables yet."""
+    meta = meta_table(table)
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(meta.name):
+            return None
+        value = conn.execute(sa.select(meta.c.value).where(meta.c.key == _KEY)).scalar()
+    return None if value is None else int(value)
+
+
+def _create(engine: Engine, table: sa.Table) -> None:
+    meta = meta_table(table)
+    with engine.begin() as conn:
+        table.metadata.create_all(conn, tables=[table, meta], checkfirst=True)
+        stamped = conn.execute(sa.select(meta.c.value).where(meta.c.key == _KEY)).scalar()
+        if stamped is None:
+            conn.execute(meta.insert().values(key=_KEY, value=str(SCHEMA_VERSION)))
+
+
+def _migrate(engine: Engine, table: sa.Table, version: int) -> int:
+    meta = meta_table(table)
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise StorageError(f"no migration from schema version {version} to {version + 1}")
+        with engine.begin() as conn:
+            step(conn, table)
+            conn.execute(meta.update().where(meta.c.key == _KEY).values(value=str(version + 1)))
+        version += 1
+    return version
+
+
+def _create_or_read(engine: Engine, table: sa.Table) -> int:
+    for attempt in range(_ATTEMPTS):
+        try:
+            version = current_version(engine, table)
+            if version is None:
+                _create(engine, table)
+                version = current_version(engine, table)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another process created it first
+            if attempt == _ATTEMPTS - 1:
+                raise
+        else:
+            return SCHEMA_VERSION if version is None else version
+    raise AssertionError("unreachable")
+
+
+def prepare(engine: Engine, table: sa.Table, *, migrate: bool) -> int:
+    """Create or check the schema; returns the version now in force.
+
+    Raises:
+        StorageError: the database is newer than this llmaudit, or older and *migrate* is False.
+    """
+    version = _create_or_read(engine, table)
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"database schema version {version} is newer than this llmaudit supports ({SCHEMA_VERSION}): "
+            "upgrade llmaudit-sdk"
+        )
+    if version < SCHEMA_VERSION and not migrate:
+        raise StorageError(
+            f"database schema version {version} is older than {SCHEMA_VERSION}: run `llmaudit db upgrade`"
+        )
+    return _migrate(engine, table, version)

@@ -1,0 +1,226 @@
+"""JSON Lines storage: one file per UTC day, rotated by size, safe for many processes appending at once.
+
+``jsonl:///var/log/llm`` writes ``llmaudit-2026-11-24.jsonl`` (then ``.1.jsonl``, ``.2.jsonl``… once a
+file reaches ``max_bytes``) under that directory; each line is a record's canonical JSON. Every batch
+is appended under an exclusive ``flock`` on ``.llmaudit.lock`` with one ``O_APPEND`` write per file, so
+processes never interleave or split a line. Files are created 0600 in a 0700 directory. Nothing is held
+open between batches, so a forked child needs nothing special. Reading streams day by day and never
+loads the whole log; unreadable lines are reported with file and line and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from .._codec import decode_record, encode_record
+from .._errors import ConfigurationError, StorageError
+from .._record import AuditRecord
+from ._base import ProblemHandler, Query, matches, warn_problem
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: single-process appends only
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_MAX_BYTES", "JSONLStorage"]
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+_FSYNC_POLICIES = ("never", "batch")
+_NAME = re.compile(r"^llmaudit-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$")
+_LOCK_NAME = ".llmaudit.lock"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class JSONLStorage:
+    """Append-only JSON Lines files; see the module docstring.
+
+    Raises:
+        ConfigurationError: ``max_bytes`` or ``fsync`` is invalid.
+        StorageError: the directory cannot be created or written.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, fsync: str = "never"
+    ) -> None:
+        if fsync not in _FSYNC_POLICIES:
+            raise ConfigurationError(f"jsonl fsync must be one of {_FSYNC_POLICIES}, not {fsync!r}")
+        if max_bytes <= 0:
+            raise ConfigurationError(f"jsonl max_bytes must be positive, not {max_bytes}")
+        self.directory = Path(directory).expanduser()
+        self.url = f"jsonl://{self.directory}"
+        self.max_bytes, self.fsync = max_bytes, fsync
+        self._index: dict[str, int] = {}
+        self._open_directory()
+
+    @classmethod
+    def from_url(cls, url: str) -> JSONLStorage:
+        parts = urlsplit(url)
+        path = parts.netloc + parts.path
+        if not path:
+            raise ConfigurationError(f"jsonl URL {url!r} names no directory, e.g. jsonl:///var/log/llm")
+        options = dict(parse_qsl(parts.query))
+        unknown = set(options) - {"max_bytes", "fsync"}
+        if unknown:
+            raise ConfigurationError(f"unknown jsonl option(s) in {url!r}: {', '.join(sorted(unknown))}")
+        try:
+            max_bytes = int(options.get("max_bytes", DEFAULT_MAX_BYTES))
+        except ValueError:
+            raise ConfigurationError(f"jsonl max_bytes must be an integer in {url!r}") from None
+        return cls(path, max_bytes=max_bytes, fsync=options.get("fsync", "never"))
+
+    def _open_directory(self) -> None:
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StorageError(f"jsonl storage path {self.directory} exists and is not a directory")
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StorageError(f"cannot write jsonl storage {self.directory}: {exc.strerror or exc}") from exc
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        by_day: dict[str, list[bytes]] = defaultdict(list)
+        for record in records:
+            by_day[record.created_at.strftime("%Y-%m-%d")].append(encode_record(record) + b"\n")
+        try:
+            with self._locked():
+                for day, lines in by_day.items():
+                    self._append(day, b"".join(lines))
+        except OSError as exc:
+            raise StorageError(f"cannot append to jsonl storage {self.directory}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _path(self, day: str, index: int) -> Path:
+        return self.directory / (f"llmaudit-{day}.jsonl" if index == 0 else f"llmaudit-{day}.{index}.jsonl")
+
+    def _current(self, day: str) -> Path:
+        """The file to append to: other processes may have rotated since, so move up while full."""
+        index = self._index.get(day, 0)
+        while True:
+            path = self._path(day, index)
+            try:
+                if path.stat().st_size < self.max_bytes:
+                    break
+            except FileNotFoundError:
+                break
+            index += 1
+        self._index[day] = index
+        return path
+
+    def _append(self, day: str, data: bytes) -> None:
+        path = self._current(day)
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a writer died mid-line: never glue our first record onto it
+            _write_all(fd, data)
+            if self.fsync == "batch":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created and self.fsync == "batch":
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def files(self) -> list[Path]:
+        """The data files, oldest day first and in rotation order within a day."""
+        return [path for _, paths in sorted(self._days().items()) for path in paths]
+
+    def _days(self) -> dict[date, list[Path]]:
+        days: dict[date, list[tuple[int, Path]]] = defaultdict(list)
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                m = _NAME.match(path.name)
+                if m:
+                    days[date.fromisoformat(m.group(1))].append((int(m.group(2) or 0), path))
+        return {day: [p for _, p in sorted(paths)] for day, paths in days.items()}
+
+    def read(
+        self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
+    ) -> Iterator[AuditRecord]:
+        report = on_problem or warn_problem
+        seen: set[str] = set()
+        remaining = query.limit
+        days = sorted(self._days().items(), reverse=query.order == "desc")
+        for day, paths in days:
+            if not _day_in_range(day, query):
+                continue
+            chosen = self._read_day(paths, query, seen, report)
+            for record in chosen:
+                if remaining is not None and remaining <= 0:
+                    return
+                yield record
+                if remaining is not None:
+                    remaining -= 1
+
+    def _read_day(
+        self, paths: list[Path], query: Query, seen: set[str], report: ProblemHandler
+    ) -> list[AuditRecord]:
+        chosen = []
+        for path in paths:
+            for record in _read_file(path, report):
+                if record.id in seen:
+                    continue
+                seen.add(record.id)
+                if matches(record, query):
+                    chosen.append(record)
+        chosen.sort(key=lambda r: (r.created_at, r.id), reverse=query.order == "desc")
+        return chosen if query.limit is None else chosen[: query.limit]
+
+    def close(self) -> None:
+        """Nothing is held open between batches."""
+
+
+def _day_in_range(day: date, query: Query) -> bool:
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    if query.until is not None and start >= query.until:
+        return False
+    return query.since is None or start + timedelta(days=1) > query.since
+
+
+def _read_file(path: Path, report: ProblemHandler) -> Iterator[AuditRecord]:
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        report(f"{path}: cannot open: {exc}")
+        return
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            if not line.endswith(b"\n"):
+                report(f"{path}:{lineno}: skipped a truncated last line ({len(line)} bytes)")
+                continue
+            try:
+                yield decode_record(line)
+            except (ValueError, TypeError) as exc:
+                report(f"{path}:{lineno}: skipped an unreadable line: {exc}")

@@ -1,0 +1,322 @@
+"""SQL storage through SQLAlchemy 2 Core: SQLite (embedded default), PostgreSQL, MySQL/MariaDB.
+
+One table (``llmaudit_records`` unless ``?table=`` says otherwise) with a column per record field:
+indexed text columns for everything people filter on, JSON columns for the payloads, and a
+``{table}_meta`` table holding the schema version (see ``_migrations.py``). Inserts are batched in one
+transaction and idempotent on ``id``: ``ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite,
+``ON DUPLICATE KEY UPDATE id = id`` on MySQL (never ``INSERT IGNORE``, which would also silently
+truncate bad data). SQL is only ever built from SQLAlchemy constructs with bound parameters.
+
+Payload columns hold the canonical JSON text exactly. On PostgreSQL that means ``json``, not ``jsonb``:
+``jsonb`` rewrites numbers (``1e16`` comes back as the integer ``10000000000000000``) and rejects
+``\\u0000``, which would break the exact round trip that the tamper-evident hash chain depends on;
+``json`` keeps the text and still supports the JSON operators. On MariaDB the table is utf8mb4 with a
+binary collation, so session keys compare exactly (``"ABC" != "abc"``) and emoji fit.
+
+Driver errors are translated here: connection failures become `StorageUnavailableError` (the writer
+retries and spills), refused data becomes `StorageError`; both name the URL without its password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import URL, Engine, make_url
+
+from .._codec import FIELDS, dumps, loads, record_from_dict
+from .._errors import ConfigurationError, StorageError, StorageUnavailableError
+from .._record import STRING_LIMITS, AuditRecord
+from . import _migrations
+from ._base import ProblemHandler, Query, warn_problem
+
+__all__ = ["DEFAULT_TABLE", "SQLStorage"]
+
+DEFAULT_TABLE = "llmaudit_records"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
+_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+_JSON_FIELDS = ("tags", "metadata", "request", "response", "notes")
+_FLOAT_FIELDS = ("duration_ms", "ttft_ms", "cost_usd")
+_BIG_INT_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "seq")
+_INT_FIELDS = ("schema_version", "status_code", "attempt")
+_BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
+_TEXT_FIELDS = ("url", "error")
+_INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class JSONText(sa.types.TypeDecorator[Any]):
+    """Canonical JSON in a TEXT column: SQLite's JSON type has NUMERIC affinity, which would turn the
+    text ``1.0`` into the integer 1; TEXT keeps exactly what was written."""
+
+    impl = sa.Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else dumps(value).decode()
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else loads(value)
+
+
+def _json_type() -> sa.types.TypeEngine[Any]:
+    return (
+        sa.JSON(none_as_null=True)
+        .with_variant(postgresql.JSON(none_as_null=True), "postgresql")
+        .with_variant(JSONText(), "sqlite")
+    )
+
+
+def _column(name: str) -> sa.Column[Any]:  # noqa: PLR0911 - one return per field family
+    if name == "id":
+        return sa.Column("id", sa.String(36), primary_key=True)
+    if name == "created_at":
+        return sa.Column(name, UTCDateTime(), nullable=False)
+    if name in STRING_LIMITS:
+        return sa.Column(name, sa.String(STRING_LIMITS[name]))
+    if name in _JSON_FIELDS:
+        return sa.Column(name, _json_type())
+    if name in _FLOAT_FIELDS:
+        return sa.Column(name, sa.Double())
+    if name in _BIG_INT_FIELDS:
+        return sa.Column(name, sa.BigInteger())
+    if name in _INT_FIELDS:
+        return sa.Column(name, sa.Integer())
+    if name in _BOOL_FIELDS:
+        return sa.Column(name, sa.Boolean(), nullable=False)
+    if name in _TEXT_FIELDS:
+        return sa.Column(name, sa.Text())
+    raise AssertionError(f"AuditRecord field {name!r} has no column type")  # a new field needs a type
+
+
+def build_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    """The records table, one column per `AuditRecord` field."""
+    table = sa.Table(
+        name,
+        metadata,
+        *(_column(f) for f in FIELDS),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+        mariadb_charset="utf8mb4",
+        mariadb_collate="utf8mb4_bin",
+    )
+    for field in _INDEXED:
+        sa.Index(f"ix_{name}_{field}", table.c[field])
+    sa.Index(f"ix_{name}_writer_seq", table.c.writer_id, table.c.seq)
+    return table
+
+
+def _normalise_url(url: str) -> tuple[URL, str]:
+    """SQLAlchemy URL with our default drivers, and the table named by ``?table=``."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError with a terse message
+        raise ConfigurationError(f"invalid SQL storage URL: {exc}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    backend = "postgresql" if backend == "postgres" else backend
+    driver = driver or _DRIVERS.get(backend, "")
+    table = parsed.query.get("table", DEFAULT_TABLE)
+    if not isinstance(table, str) or not _IDENTIFIER.match(table):
+        raise ConfigurationError(f"table name {table!r} must be a plain identifier (letters, digits, _)")
+    parsed = parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
+    return parsed.difference_update_query(["table"]), table
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def _reason(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
+
+
+class SQLStorage:
+    """Records in one SQL table; see the module docstring.
+
+    Args:
+        url: any SQLAlchemy URL of SQLite, PostgreSQL or MySQL/MariaDB, optionally with ``?table=``.
+        migrate: bring an older schema up to date on open (else raise, asking for ``llmaudit db upgrade``).
+
+    Raises:
+        ConfigurationError: the URL is malformed or the driver is not installed.
+        StorageUnavailableError: the database cannot be reached.
+        StorageError: the database refused to create or check the schema.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        sa_url, table = _normalise_url(url)
+        self.url = sa_url.render_as_string(hide_password=True)
+        self._table_name = table
+        self._engine = self._create_engine(sa_url)
+        self._pid = os.getpid()
+        self.table = build_table(sa.MetaData(), table)
+        self._insert = self._idempotent_insert()
+        with self._translated("open"):
+            _migrations.prepare(self._engine, self.table, migrate=migrate)
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLStorage:
+        return cls(url)
+
+    def _create_engine(self, url: URL) -> Engine:
+        options: dict[str, Any] = {"json_serializer": lambda v: dumps(v).decode(), "json_deserializer": loads}
+        if url.get_backend_name() == "sqlite":
+            _prepare_sqlite_file(url)
+        else:
+            options["pool_pre_ping"] = True
+        try:
+            engine = sa.create_engine(url, **options)
+        except ImportError as exc:
+            extra = _EXTRAS.get(url.get_backend_name(), "")
+            hint = f": pip install 'llmaudit-sdk[{extra}]'" if extra else ""
+            raise ConfigurationError(
+                f"the driver for {self.url} is not installed ({exc.name}){hint}"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - e.g. an unknown dialect: one clear line
+            raise ConfigurationError(f"cannot use SQL storage {self.url}: {exc}") from None
+        if url.get_backend_name() == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _idempotent_insert(self) -> Any:
+        name = self._engine.dialect.name
+        if name == "postgresql":
+            return postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["id"])
+        if name == "sqlite":
+            return sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["id"])
+        if name in ("mysql", "mariadb"):
+            stmt = mysql.insert(self.table)
+            return stmt.on_duplicate_key_update(id=stmt.inserted.id)
+        return self.table.insert()  # another dialect: duplicates raise IntegrityError
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """Driver errors become ours, naming the URL without password; forked children reconnect."""
+        if os.getpid() != self._pid:  # forked: never share the parent's pooled connections
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        try:
+            yield
+        except (StorageError, ConfigurationError):
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            kind = StorageUnavailableError if _is_unavailable(exc) else StorageError
+            raise kind(f"{self.url}: cannot {action}: {_reason(exc)}") from exc
+        except OSError as exc:
+            raise StorageUnavailableError(f"{self.url}: cannot {action}: {exc}") from exc
+
+    # -- the protocol ---------------------------------------------------------------------------
+
+    def write(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        rows = [{name: getattr(r, name) for name in FIELDS} for r in records]
+        for row in rows:
+            row["tags"], row["notes"] = list(row["tags"]), list(row["notes"])
+
+        with self._translated("write"), self._engine.begin() as conn:
+            conn.execute(self._insert, rows)
+
+    def read(
+        self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
+    ) -> Iterator[AuditRecord]:
+        report = on_problem or warn_problem
+        with self._translated("read"), self._engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(self._select(query)):
+                data = dict(row._mapping)
+                try:
+                    record = record_from_dict(data)
+                except (ValueError, TypeError) as exc:
+                    report(f"{self.url}: record {data.get('id')}: {exc}")
+                    continue
+                yield record
+
+    def _select(self, query: Query) -> Any:
+        t = self.table
+        stmt = sa.select(t)
+        for name in ("session_key", "user", "client", "provider", "model", "source"):
+            value = getattr(query, name)
+            if value is not None:
+                stmt = stmt.where(t.c[name] == value)
+        if query.ids is not None:
+            stmt = stmt.where(t.c.id.in_(query.ids))
+        if query.since is not None:
+            stmt = stmt.where(t.c.created_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(t.c.created_at < query.until)
+        if query.errors_only:
+            stmt = stmt.where(sa.or_(t.c.error.is_not(None), t.c.status_code >= 400))
+        if query.is_aggregation is not None:
+            stmt = stmt.where(t.c.is_aggregation == query.is_aggregation)
+        order = (t.c.created_at, t.c.id) if query.order == "asc" else (t.c.created_at.desc(), t.c.id.desc())
+        stmt = stmt.order_by(*order)
+        return stmt if query.limit is None else stmt.limit(query.limit)
+
+    def schema_version(self) -> int | None:
+        """The schema version stamped in the database."""
+        with self._translated("read the schema version"):
+            return _migrations.current_version(self._engine, self.table)
+
+    def upgrade(self) -> int:
+        """Apply pending migrations; returns the version reached (``llmaudit db upgrade``)."""
+        with self._translated("upgrade"):
+            return _migrations.prepare(self._engine, self.table, migrate=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    """Create the database file 0600 (and its directory) before SQLite does it with the umask."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise StorageError(f"cannot create SQLite database {path}: {exc.strerror or exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+    finally:
+        cursor.close()
