@@ -1,0 +1,213 @@
+"""SQL storage specifics: URLs and drivers, SQLite file and WAL, indexes, exact JSON on PostgreSQL,
+exact keys on MariaDB, schema versions and migrations, and clear errors for unreachable servers."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from llmaudit._codec import encode_record
+from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
+from llmaudit._record import SCHEMA_VERSION, AuditRecord
+from llmaudit.storage import Query, _migrations, open_storage
+from llmaudit.storage.sql import SQLStorage, _normalise_url
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "table"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg", "llmaudit_records"),
+        ("postgresql://u@h/db?table=audit", "postgresql+psycopg", "audit"),
+        ("mysql://root@h/db", "mysql+pymysql", "llmaudit_records"),
+        ("mariadb://root@h/db", "mariadb+pymysql", "llmaudit_records"),
+        ("postgresql+psycopg://u@h/db?sslmode=disable&table=x", "postgresql+psycopg", "x"),
+        ("sqlite:////tmp/a.db", "sqlite", "llmaudit_records"),
+    ],
+)
+def test_urls_get_our_default_drivers_and_lose_the_table_parameter(url: str, driver: str, table: str) -> None:
+    """Plain schemes use psycopg 3 and PyMySQL (never psycopg2); ?table= is ours, not the driver's."""
+    parsed, got_table = _normalise_url(url)
+    assert (parsed.drivername, got_table) == (driver, table)
+    assert "table" not in parsed.query
+    if "sslmode" in url:
+        assert parsed.query["sslmode"] == "disable"
+
+
+@pytest.mark.parametrize("table", ["bad-name", "x;drop table y", "1abc"])
+def test_table_names_must_be_plain_identifiers(table: str) -> None:
+    """The table name reaches DDL, so only identifiers are accepted."""
+    with pytest.raises(ConfigurationError, match="identifier"):
+        _normalise_url(f"sqlite:////tmp/a.db?table={table}")
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLStorage]:
+    store = SQLStorage(f"sqlite:///{tmp_path / 'sub' / 'audit.db'}")
+    yield store
+    store.close()
+
+
+def test_sqlite_file_is_private_and_in_wal_mode(sqlite_store: SQLStorage, tmp_path: Path) -> None:
+    """The embedded database is created 0600 (its directory on demand) and uses WAL."""
+    sqlite_store.write([AuditRecord()])
+    path = tmp_path / "sub" / "audit.db"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite_store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_filter_columns_are_indexed(sqlite_store: SQLStorage) -> None:
+    """session_key, client, model and created_at (and user, parent_id, writer/seq) have indexes."""
+    indexes = sa.inspect(sqlite_store._engine).get_indexes("llmaudit_records")
+    indexed = {tuple(i["column_names"]) for i in indexes}
+    for column in ("session_key", "client", "model", "created_at", "user", "parent_id"):
+        assert (column,) in indexed
+    assert ("writer_id", "seq") in indexed
+
+
+def test_json_payloads_keep_their_exact_text_on_sqlite(sqlite_store: SQLStorage) -> None:
+    """SQLite's JSON affinity would turn 1.0 into 1: payloads are stored as TEXT instead."""
+    record = AuditRecord(request=1.0, response={"a": 1.0, "b": 10**16})
+    sqlite_store.write([record])
+    (got,) = sqlite_store.read(Query(ids=(record.id,)))
+    assert encode_record(got) == encode_record(record)
+
+
+@pytest.mark.postgres
+def test_postgres_payloads_round_trip_exactly_where_jsonb_would_not(pg_url: str) -> None:
+    """PostgreSQL json (not jsonb) keeps 1e16 a float, 1e300 intact, NUL escapes and 1.0."""
+    store = open_storage(pg_url)
+    record = AuditRecord(request={"a": 1e16, "b": 1e300, "c": "x\u0000y", "d": 1.0}, metadata={"n": 1e-7})
+    store.write([record])
+    (got,) = store.read(Query(ids=(record.id,)))
+    store.close()
+    assert encode_record(got) == encode_record(record)
+    assert isinstance(got.request["a"], float)  # type: ignore[index]
+
+
+@pytest.mark.mariadb
+def test_mariadb_session_keys_compare_exactly_and_hold_emoji(mariadb_url: str) -> None:
+    """utf8mb4 with a binary collation: "ABC" and "abc" are different sessions; 4-byte characters fit."""
+    store = open_storage(mariadb_url)
+    upper, lower = AuditRecord(session_key="ABC 🚀"), AuditRecord(session_key="abc 🚀")
+    store.write([upper, lower])
+    assert [r.id for r in store.read(Query(session_key="ABC 🚀"))] == [upper.id]
+    assert [r.session_key for r in store.read(Query(session_key="abc 🚀"))] == ["abc 🚀"]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("pg", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_idempotent_insert_on_each_dialect_counts_one_row(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The same id written in two batches is one row (counted in SQL, not through our reader)."""
+    url = {"sqlite": f"sqlite:///{tmp_path / 'i.db'}"}.get(kind) or request.getfixturevalue(
+        "pg_url" if kind == "pg" else "mariadb_url"
+    )
+    store = SQLStorage(url)
+    record = AuditRecord()
+    store.write([record])
+    store.write([record, AuditRecord()])
+    with store._engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store.table)).scalar() == 2
+    store.close()
+
+
+def test_schema_is_stamped_and_a_newer_one_refused(tmp_path: Path) -> None:
+    """A fresh database gets the current version; one from a newer llmaudit is refused clearly."""
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    store = SQLStorage(url)
+    assert store.schema_version() == SCHEMA_VERSION
+    meta = _migrations.meta_table(store.table)
+    with store._engine.begin() as conn:
+        conn.execute(meta.update().values(value=str(SCHEMA_VERSION + 1)))
+    store.close()
+    with pytest.raises(StorageError, match="newer than this llmaudit"):
+        SQLStorage(url)
+
+
+def test_migrations_run_once_in_order_and_bump_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older database is migrated step by step on open (or refused with migrate=False)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    SQLStorage(url).close()
+    runs: list[int] = []
+
+    def add_index(conn: sa.Connection, table: sa.Table) -> None:
+        runs.append(SCHEMA_VERSION)
+        conn.exec_driver_sql(f"CREATE INDEX ix_test_migration ON {table.name} (model, client)")
+
+    monkeypatch.setattr(_migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(_migrations.MIGRATIONS, SCHEMA_VERSION, add_index)
+    with pytest.raises(StorageError, match="llmaudit db upgrade"):
+        SQLStorage(url, migrate=False)
+    store = SQLStorage(url)
+    assert runs == [SCHEMA_VERSION]
+    assert store.schema_version() == SCHEMA_VERSION + 1
+    store.close()
+    SQLStorage(url).close()
+    assert runs == [SCHEMA_VERSION]  # not run again
+
+
+def test_unreachable_server_is_unavailable_naming_the_url_without_password() -> None:
+    """A refused connection is one clear StorageUnavailableError: URL shown, password hidden."""
+    with pytest.raises(StorageUnavailableError) as info:
+        open_storage("postgresql+psycopg://bob:secretpw@127.0.0.1:1/audit?connect_timeout=2")
+    message = str(info.value)
+    assert "secretpw" not in message
+    assert "127.0.0.1:1" in message
+    assert "\n" not in message
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg installed the error says which extra to install."""
+    real_import = builtins.__import__
+
+    def no_psycopg(name: str, *args: object, **kwargs: object) -> object:
+        if name == "psycopg" or name.startswith("psycopg."):
+            raise ImportError("No module named 'psycopg'", name="psycopg")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(ConfigurationError, match=r"llmaudit-sdk\[postgres\]"):
+        SQLStorage("postgresql://u@127.0.0.1:1/x")
+
+
+def test_unwritable_sqlite_location_is_a_storage_error(tmp_path: Path) -> None:
+    """A database path under a regular file fails at open, naming the path."""
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match=r"f/db/a\.db"):
+        SQLStorage(f"sqlite:///{blocker}/db/a.db")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path: Path) -> None:
+    """After fork the child disposes the inherited pool and opens its own connection."""
+    store = SQLStorage(f"sqlite:///{tmp_path / 'fork.db'}")
+    store.write([AuditRecord(session_key="parent")])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            store.write([AuditRecord(session_key="child")])
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(r.session_key or "" for r in store.read(Query())) == ["child", "parent"]
+    store.close()
