@@ -4,8 +4,8 @@ For 1 KB and 20 KB records it measures, in one run and side by side:
   * the raw-serialisation ceiling: canonical-encoding the same records and writing them to /dev/null;
   * JSONL, SQLite and PostgreSQL (when reachable): from the first submit() until flush() returns, so the
     writer's whole job (batching, encoding, the database round trips) is inside the timed region. Each
-    backend keeps one store for all runs after a discarded warm-up run, as a long-running log would:
-    a brand-new PostgreSQL table takes its first tens of thousands of rows at about half the rate;
+    backend keeps one open store for all runs after a discarded warm-up run, as a long-running
+    application would (a new PostgreSQL connection takes its first megabytes several times slower);
   * the caller-side cost of submit() alone (what the application's thread pays per record).
 Each figure is the median of --repeat runs. Results are printed and written to benchmarks/RESULTS.md
 between the writer-benchmark markers.
@@ -30,7 +30,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from _results import record
 
-from llmaudit import Auditor, AuditRecord
+from llmaudit import Auditor, AuditRecord, Storage, open_storage
 from llmaudit._codec import encode_record
 
 
@@ -72,9 +72,9 @@ def ceiling(records: list[AuditRecord]) -> float:
     return len(records) / (time.perf_counter() - start)
 
 
-def through_writer(url: str, records: list[AuditRecord], spool: str) -> tuple[float, float]:
+def through_writer(store: Storage, records: list[AuditRecord], spool: str) -> tuple[float, float]:
     """(records/s end to end, mean ns per submit on the caller's thread)."""
-    with Auditor(url, spool_dir=spool, queue_size=len(records) + 1) as auditor:
+    with Auditor(store, spool_dir=spool, queue_size=len(records) + 1) as auditor:
         auditor.submit(AuditRecord(session_key="warm-up"))
         auditor.flush(30)
         start = time.perf_counter()
@@ -82,11 +82,11 @@ def through_writer(url: str, records: list[AuditRecord], spool: str) -> tuple[fl
             auditor.submit(r)
         submitted = time.perf_counter()
         if not auditor.flush(300):
-            raise RuntimeError(f"flush timed out on {url}")
+            raise RuntimeError(f"flush timed out on {store.url}")
         end = time.perf_counter()
         stats = auditor.stats()
     if stats.written != len(records) + 1:
-        raise RuntimeError(f"{url}: wrote {stats.written} of {len(records) + 1} ({stats})")
+        raise RuntimeError(f"{store.url}: wrote {stats.written} of {len(records) + 1} ({stats})")
     return len(records) / (end - start), (submitted - start) / len(records) * 1e9
 
 
@@ -126,13 +126,16 @@ def run(n: int, repeat: int, use_pg: bool) -> list[tuple[str, int, float, float 
 
             backends.append(("PostgreSQL", pg))
         for name, url_for in backends:
-            url = url_for(0)  # one store per backend and size, as a long-running log would be
-            through_writer(url, make_records(n, size), str(tmp / "spool" / f"{name}{size}w"))  # warm-up
+            # One store per backend and size, opened once, as a long-running application keeps it:
+            # a fresh PostgreSQL connection is several times slower for its first megabytes.
+            store = open_storage(url_for(0))
+            through_writer(store, make_records(n, size), str(tmp / "spool" / f"{name}{size}w"))  # warm-up
             rates, costs = [], []
             for i, records in enumerate(records_by_run):
-                rate, cost = through_writer(url, records, str(tmp / "spool" / f"{name}{size}{i}"))
+                rate, cost = through_writer(store, records, str(tmp / "spool" / f"{name}{size}{i}"))
                 rates.append(rate)
                 costs.append(cost)
+            store.close()
             rows.append((name, size, statistics.median(rates), statistics.median(costs)))
     if pg_tables:
         engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -14,6 +14,7 @@ from tests.helpers import ControlledStorage
 import llmaudit
 from llmaudit import AuditRecord, ConfigurationError, Query, open_storage
 from llmaudit._settings import Settings, data_dir
+from llmaudit.storage import _registry
 
 
 def test_configure_keywords_win_over_environment_which_wins_over_defaults(
@@ -152,3 +153,22 @@ def test_forked_child_writes_its_own_records_and_not_the_parents(tmp_path: Path)
     assert len(lines) == 70  # each record appended exactly once: no duplicates from the child
     keys = sorted(r.session_key or "" for r in open_storage(f"jsonl://{log}").read(Query()))
     assert keys == ["child"] * 20 + ["parent"] * 50
+
+
+def test_an_auditor_closes_only_the_storage_it_opened(tmp_path: Path) -> None:
+    """A Storage object passed in belongs to the caller and stays open; one opened from a URL is closed."""
+    closed: list[str] = []
+
+    class Tracking(ControlledStorage):
+        def close(self) -> None:
+            closed.append("passed-in")
+
+    store = Tracking()
+    llmaudit.Auditor(store, spool_dir=str(tmp_path / "a")).close()
+    assert closed == []
+    llmaudit.register_storage("tracked", lambda url: Tracking())
+    try:
+        llmaudit.Auditor("tracked://x", spool_dir=str(tmp_path / "b")).close()
+    finally:
+        _registry._registered.pop("tracked")
+    assert closed == ["passed-in"]

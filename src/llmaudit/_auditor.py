@@ -74,6 +74,7 @@ class Auditor:
             spool_dir=spool_dir,
             shutdown_timeout_s=shutdown_timeout_s,
         )
+        self._owns_storage = isinstance(storage, str) or storage is None
         if isinstance(storage, str) or storage is None:
             storage = open_storage(self.settings.storage or default_storage_url())
         self.storage: Storage = storage
@@ -108,13 +109,15 @@ class Auditor:
         return self._writer.flush(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush (up to *timeout*, default ``shutdown_timeout_s``), stop the writer, close storage.
-        Records not written in time are spilled, not lost. Idempotent."""
+        """Flush (up to *timeout*, default ``shutdown_timeout_s``), stop the writer, and close the
+        storage if this auditor opened it from a URL. Records not written in time are spilled, not
+        lost. Idempotent."""
         if self._closed:
             return
         self._closed = True
         self._writer.close(self.settings.shutdown_timeout_s if timeout is None else timeout)
-        self.storage.close()
+        if self._owns_storage:  # a Storage object passed in belongs to the caller
+            self.storage.close()
 
     def replay_spool(self) -> int:
         """Replay spooled records into the storage now; returns how many were replayed."""
