@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 import llmaudit
+from llmaudit import _guard
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
@@ -94,6 +95,7 @@ class _FailOnInternalError(logging.Handler):
 
 @pytest.fixture(autouse=True)
 def _internal_errors() -> Iterator[_FailOnInternalError]:
+    _guard._counts.clear()  # each test sees the first failure of a site at ERROR again
     handler = _FailOnInternalError()
     logger = logging.getLogger("llmaudit")
     logger.addHandler(handler)

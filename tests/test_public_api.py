@@ -10,6 +10,13 @@ import llmaudit
 SRC = Path(llmaudit.__file__).parent
 
 PUBLIC = [
+    "AsyncAuditTransport",
+    "AuditTransport",
+    "instrument",
+    "is_instrumented",
+    "providers",
+    "transports",
+    "uninstrument",
     "SCHEMA_VERSION",
     "AuditError",
     "AuditRecord",

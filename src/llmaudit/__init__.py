@@ -4,6 +4,7 @@ The public API is exactly ``__all__`` below (locked by ``tests/test_public_api.p
 underscored module is private.
 """
 
+from . import providers, transports
 from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
 from ._decorator import audited
 from ._errors import (
@@ -13,16 +14,20 @@ from ._errors import (
     StorageError,
     StorageUnavailableError,
 )
+from ._instrument import instrument, is_instrumented, uninstrument
 from ._record import SCHEMA_VERSION, AuditRecord
 from ._session import ContextThreadPoolExecutor, current_session, propagate, session
+from ._transport import AsyncAuditTransport, AuditTransport
 from ._version import __version__
 from ._writer import WriterStats
 from .storage import Query, Storage, open_storage, register_storage
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AsyncAuditTransport",
     "AuditError",
     "AuditRecord",
+    "AuditTransport",
     "Auditor",
     "ConfigurationError",
     "ContextThreadPoolExecutor",
@@ -39,10 +44,15 @@ __all__ = [
     "current_session",
     "flush",
     "get_auditor",
+    "instrument",
+    "is_instrumented",
     "open_storage",
     "propagate",
+    "providers",
     "register_storage",
     "session",
     "shutdown",
     "stats",
+    "transports",
+    "uninstrument",
 ]

@@ -1,0 +1,191 @@
+"""build_record: a RawCapture becomes an AuditRecord. Runs on the writer thread only.
+
+Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's
+view (operation, model, usage, the reassembled stream), takes who/why from the context snapshot, and
+removes secrets from the URL. It never raises: anything it cannot read becomes a note on the record,
+and if building fails outright a minimal record with the failure noted is written instead, so no call
+is ever lost because its body was odd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from . import providers
+from ._capture import RawCapture
+from ._context import AuditContext
+from ._decode import decode_content, parse_json
+from ._record import STRING_LIMITS, AuditRecord, JSONValue
+
+__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url"]
+
+#: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …).
+SECRET_QUERY_PARAMETERS = frozenset(
+    {
+        "key",
+        "api_key",
+        "api-key",
+        "apikey",
+        "token",
+        "access_token",
+        "auth",
+        "sig",
+        "signature",
+        "x-goog-api-key",
+        "code",
+        "client_secret",
+        "password",
+    }
+)
+_STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/ndjson")
+
+
+def mask_url(url: str) -> str:
+    """*url* with credential-bearing query values replaced by ``***`` and any userinfo removed."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if not parts.query and netloc == parts.netloc:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    masked = [(k, "***" if k.lower() in SECRET_QUERY_PARAMETERS else v) for k, v in pairs]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*/:"), parts.fragment))
+
+
+def _headers(headers: Any) -> dict[str, str]:
+    if headers is None:
+        return {}
+    return {k.lower(): v for k, v in headers.multi_items()}
+
+
+def _request_body(raw: RawCapture, headers: Mapping[str, str]) -> tuple[JSONValue, tuple[str, ...]]:
+    if headers.get("content-type", "").startswith("multipart/"):
+        return _unbuffered_body(raw.request_stream, headers), ()
+    try:
+        body: bytes = raw.request.content
+    except Exception:  # noqa: BLE001 - RequestNotRead: a streaming body, never buffered by llmaudit
+        return _unbuffered_body(raw.request_stream, headers), ("request body not buffered: metadata only",)
+    decoded, notes = decode_content(body, headers.get("content-encoding"))
+    value, more = parse_json(decoded)
+    return value, notes + more
+
+
+def _unbuffered_body(stream: Any, headers: Mapping[str, str]) -> dict[str, Any]:
+    """What an upload can tell without reading it: content type, size if declared, field names."""
+    fields = getattr(stream, "fields", None) or ()
+    meta: dict[str, Any] = {"content_type": headers.get("content-type", "").split(";")[0] or None}
+    if "content-length" in headers and headers["content-length"].isdigit():
+        meta["bytes"] = int(headers["content-length"])
+    names = [getattr(f, "name", None) for f in fields]
+    if names:
+        meta["fields"] = [n for n in names if isinstance(n, str)]
+        files = [getattr(f, "filename", None) for f in fields]
+        meta["files"] = [f for f in files if isinstance(f, str)]
+    return meta
+
+
+def _clip(name: str, value: str | None, notes: list[str]) -> str | None:
+    limit = STRING_LIMITS[name]
+    if value is None or len(value) <= limit:
+        return value
+    notes.append(f"{name} cut to {limit} characters (was {len(value)})")
+    return value[:limit]
+
+
+def _attempt(headers: Mapping[str, str]) -> int:
+    value = headers.get("x-stainless-retry-count", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def _exchange(raw: RawCapture, notes: list[str]) -> tuple[providers.Exchange, bool]:
+    request = raw.request
+    url = request.url
+    req_headers, resp_headers = _headers(request.headers), _headers(raw.response_headers)
+    request_json, request_notes = _request_body(raw, req_headers)
+    encoding = None if raw.decoded else resp_headers.get("content-encoding")
+    body, body_notes = decode_content(b"".join(raw.chunks), encoding)
+    notes.extend(request_notes + body_notes)
+    if raw.truncated:
+        notes.append("response body larger than the capture limit: the record holds its beginning")
+    is_stream = resp_headers.get("content-type", "").split(";")[0].strip().lower() in _STREAM_TYPES
+    exchange = providers.Exchange(
+        method=request.method,
+        host=(url.host or "").lower(),
+        path=url.path,
+        query=dict(url.params.multi_items()),
+        request_headers=req_headers,
+        request=request_json,
+        status_code=raw.status_code,
+        response_headers=resp_headers,
+        response_body=body,
+        is_stream=is_stream,
+    )
+    return exchange, is_stream
+
+
+def build_record(raw: RawCapture) -> AuditRecord:
+    """The record of one captured exchange (never raises)."""
+    try:
+        return _build(raw)
+    except Exception as exc:  # noqa: BLE001 - keep the call on record even when parsing fails
+        return _fallback(raw, exc)
+
+
+def _build(raw: RawCapture) -> AuditRecord:
+    notes: list[str] = list(raw.notes)
+    exchange, is_stream = _exchange(raw, notes)
+    parsed = providers.parse(exchange)
+    notes.extend(parsed.notes)
+    ctx = raw.context or AuditContext()
+    return AuditRecord(
+        created_at=datetime.fromtimestamp(raw.started_at, timezone.utc),
+        session_key=ctx.session_key,
+        user=ctx.user,
+        tags=ctx.tags,
+        metadata=dict(ctx.metadata),
+        client=_clip("client", raw.client or ctx.client or parsed.provider, notes),
+        provider=_clip("provider", parsed.provider, notes),
+        operation=_clip("operation", parsed.operation, notes),
+        model=_clip("model", parsed.model, notes),
+        method=exchange.method,
+        url=mask_url(str(raw.request.url)),
+        request=exchange.request,
+        response=parsed.response,
+        status_code=raw.status_code,
+        error=raw.error,
+        is_stream=is_stream,
+        incomplete=raw.incomplete,
+        duration_ms=raw.duration_ms,
+        ttft_ms=raw.ttft_ms if is_stream else None,
+        input_tokens=parsed.input_tokens,
+        output_tokens=parsed.output_tokens,
+        total_tokens=parsed.total_tokens,
+        source="transport",
+        parent_id=ctx.parent_id,
+        attempt=_attempt(exchange.request_headers),
+        notes=tuple(notes),
+    )
+
+
+def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
+    ctx = raw.context or AuditContext()
+    try:
+        url = mask_url(str(raw.request.url))
+    except Exception:  # noqa: BLE001
+        url = None
+    return AuditRecord(
+        created_at=datetime.fromtimestamp(raw.started_at, timezone.utc),
+        session_key=ctx.session_key,
+        user=ctx.user,
+        client=raw.client or ctx.client,
+        url=url,
+        status_code=raw.status_code,
+        error=raw.error,
+        incomplete=raw.incomplete,
+        duration_ms=raw.duration_ms,
+        source="transport",
+        parent_id=ctx.parent_id,
+        notes=(f"record could not be built from the capture: {type(exc).__name__}: {exc}",),
+    )

@@ -1,0 +1,163 @@
+"""Tee streams: forward each response chunk to the caller at once, keep a capped copy, finalise once.
+
+The logic lives in `TeeState` and two mixins; each httpx branch binds them to its own
+``SyncByteStream``/``AsyncByteStream`` (``transports/httpx.py``, ``transports/httpx2.py``) because the
+clients check the stream's type. Finalisation happens exactly once, on whichever comes first:
+exhaustion (complete), ``close()`` before exhaustion (incomplete), an error or cancellation while
+reading (incomplete, re-raised unchanged), or garbage collection of a stream nobody closed
+(``weakref.finalize``, incomplete). Runs on the caller's thread: only appends and counters here.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ._capture import MAX_CAPTURE_BYTES
+from ._guard import guard
+
+__all__ = ["AsyncTeeMixin", "Finish", "SyncTeeMixin", "TeeState", "UsageChunkFilter"]
+
+#: Called once with (chunks, truncated, incomplete, error, first_chunk_perf_counter).
+Finish = Callable[[tuple[bytes, ...], bool, bool, BaseException | None, float | None], None]
+
+
+class UsageChunkFilter:
+    """For ``stream_usage=True``: removes the usage-only SSE event that llmaudit asked for.
+
+    The caller did not request ``stream_options.include_usage``, so it must not see the extra final
+    chunk (``"choices": []`` with ``usage``). Events pass through whole as soon as their blank line
+    arrives; only an event's unfinished tail is held until its next chunk (opt-in: it changes the
+    chunking, which is why it is off by default).
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk
+        cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
+        if cut < 0:
+            self._pending = data
+            return b""
+        end = cut + (4 if data.startswith(b"\r\n\r\n", cut) else 2)
+        self._pending = data[end:]
+        return self._drop_usage_events(data[:end])
+
+    def end(self) -> bytes:
+        tail, self._pending = self._pending, b""
+        return self._drop_usage_events(tail) if tail else b""
+
+    @staticmethod
+    def _drop_usage_events(block: bytes) -> bytes:
+        if b'"choices":[]' not in block.replace(b" ", b""):
+            return block
+        events = block.replace(b"\r\n", b"\n").split(b"\n\n")
+        kept = [e for e in events if not _is_usage_only(e)]
+        return b"\n\n".join(kept)
+
+
+def _is_usage_only(event: bytes) -> bool:
+    compact = event.replace(b" ", b"")
+    return compact.startswith(b"data:{") and b'"choices":[]' in compact and b'"usage":{' in compact
+
+
+class TeeState:
+    """The copy of the body and the once-only finalisation, shared by the sync and async tees."""
+
+    __slots__ = ("__weakref__", "chunks", "done", "filter", "finish", "first_chunk_at", "size", "truncated")
+
+    def __init__(self, finish: Finish, usage_filter: UsageChunkFilter | None = None) -> None:
+        self.finish = finish
+        self.filter = usage_filter
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+        self.done = False
+        self.first_chunk_at: float | None = None
+
+    def keep(self, chunk: bytes) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
+        if self.size + len(chunk) <= MAX_CAPTURE_BYTES:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+        else:
+            self.truncated = True
+
+    def end(self, *, incomplete: bool, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        with guard("stream finalisation"):
+            self.finish(tuple(self.chunks), self.truncated, incomplete, error, self.first_chunk_at)
+
+
+def _collected(state: TeeState) -> None:
+    state.end(incomplete=True)
+
+
+class SyncTeeMixin:
+    """``__iter__``/``close`` for a branch's SyncByteStream subclass."""
+
+    def __init__(self, inner: Any, finish: Finish, usage_filter: UsageChunkFilter | None = None) -> None:
+        self._inner = inner
+        self._state = TeeState(finish, usage_filter)
+        weakref.finalize(self, _collected, self._state)
+
+    def __iter__(self) -> Iterator[bytes]:
+        state = self._state
+        try:
+            for chunk in self._inner:
+                state.keep(chunk)
+                if state.filter is None:
+                    yield chunk
+                elif out := state.filter.feed(chunk):
+                    yield out
+            if state.filter is not None and (tail := state.filter.end()):
+                yield tail
+        except BaseException as exc:  # record and re-raise unchanged, cancellation included
+            state.end(incomplete=True, error=None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        state.end(incomplete=False)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._state.end(incomplete=True)
+
+
+class AsyncTeeMixin:
+    """``__aiter__``/``aclose`` for a branch's AsyncByteStream subclass."""
+
+    def __init__(self, inner: Any, finish: Finish, usage_filter: UsageChunkFilter | None = None) -> None:
+        self._inner = inner
+        self._state = TeeState(finish, usage_filter)
+        weakref.finalize(self, _collected, self._state)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        state = self._state
+        try:
+            async for chunk in self._inner:
+                state.keep(chunk)
+                if state.filter is None:
+                    yield chunk
+                elif out := state.filter.feed(chunk):
+                    yield out
+            if state.filter is not None and (tail := state.filter.end()):
+                yield tail
+        except BaseException as exc:  # CancelledError included: record it as incomplete, re-raise
+            state.end(incomplete=True, error=None if isinstance(exc, GeneratorExit) else exc)
+            raise
+        state.end(incomplete=False)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._state.end(incomplete=True)

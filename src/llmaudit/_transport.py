@@ -1,0 +1,330 @@
+"""The transport core, shared by both httpx branches and by the sync and async shells.
+
+`AuditTransport` wraps any transport of the httpx family. On the caller's hot path it decides whether
+the endpoint is an LLM call (a cheap host/path match), forwards the request unchanged, and wraps the
+response stream in a tee; when the stream finishes it hands a `RawCapture` to the auditor. It never
+parses, redacts or touches the disk, and nothing it does can change what the caller receives: every
+failure of its own is guarded, and the inner transport's exceptions are re-raised unchanged.
+
+The branch (``httpx`` or ``httpx2``) is taken from the inner transport, or from the first request when
+no inner transport is given; ``transports/httpx.py`` and ``transports/httpx2.py`` bind the branch's
+stream classes and give typed subclasses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol, TypeVar
+
+import orjson
+
+from . import providers
+from ._auditor import Auditor, NullAuditor, get_auditor
+from ._capture import RawCapture
+from ._context import capturing, snapshot
+from ._errors import ConfigurationError
+from ._guard import guard
+from ._streams import UsageChunkFilter
+
+__all__ = ["AsyncAuditTransport", "AuditTransport", "Branch"]
+
+CaptureMode = Literal["llm", "all"]
+_T = TypeVar("_T", bound="AuditTransport")
+_AT = TypeVar("_AT", bound="AsyncAuditTransport")
+
+
+class Branch(Protocol):
+    """What a branch binding module provides (see ``transports/httpx.py``)."""
+
+    name: str
+    SyncTee: type[Any]
+    AsyncTee: type[Any]
+
+    def default_transport(self) -> Any: ...
+
+    def default_async_transport(self) -> Any: ...
+
+
+def _branch_named(name: str) -> Branch:
+    module: Any = importlib.import_module(f"llmaudit.transports.{name}")
+    return module.BRANCH  # type: ignore[no-any-return]
+
+
+def branch_of(obj: object) -> Branch:
+    """The httpx branch an object (transport, request) belongs to, from its class's module."""
+    for cls in type(obj).__mro__:
+        root = cls.__module__.split(".", 1)[0]
+        if root in ("httpx", "httpx2"):
+            return _branch_named(root)
+    raise ConfigurationError(
+        f"{type(obj).__name__} is not an httpx or httpx2 transport; AuditTransport wraps either branch"
+    )
+
+
+@dataclass(slots=True)
+class _Call:
+    """One exchange in flight: everything the finish callback needs to build a RawCapture."""
+
+    transport: _TransportCore
+    request: Any
+    started_at: float
+    started: float
+    status_code: int | None = None
+    headers: Any = None
+    usage_filter: UsageChunkFilter | None = None
+    notes: tuple[str, ...] = ()
+    decoded: bool = False
+    request_stream: Any = None
+
+    def finish(
+        self,
+        chunks: tuple[bytes, ...],
+        truncated: bool,
+        incomplete: bool,
+        error: BaseException | None,
+        first_chunk_at: float | None,
+    ) -> None:
+        now = time.perf_counter()
+        ttft = None if first_chunk_at is None else (first_chunk_at - self.started) * 1000
+        self.transport._submit(
+            RawCapture(
+                request=self.request,
+                started_at=self.started_at,
+                status_code=self.status_code,
+                response_headers=self.headers,
+                chunks=chunks,
+                truncated=truncated,
+                incomplete=incomplete,
+                error=_describe(error),
+                duration_ms=(now - self.started) * 1000,
+                ttft_ms=ttft,
+                context=snapshot(),
+                client=self.transport.client,
+                capture=self.transport.capture,
+                notes=self.notes,
+                decoded=self.decoded,
+                request_stream=self.request_stream,
+            )
+        )
+
+
+def _ask_for_stream_usage(call: _Call) -> None:
+    """stream_usage=True: add ``stream_options.include_usage`` to a streamed chat request that lacks it,
+    and filter the extra usage-only chunk out of what the caller receives (opt-in: parses on the hot path)."""
+    request = call.request
+    body = orjson.loads(request.content)
+    if not isinstance(body, dict) or body.get("stream") is not True:
+        return
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or options.get("include_usage") is not None:
+        return
+    body["stream_options"] = {**options, "include_usage": True}
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+    call.request = type(request)(
+        request.method,
+        request.url,
+        headers=headers,
+        content=orjson.dumps(body),
+        extensions=request.extensions,
+    )
+    call.usage_filter = UsageChunkFilter()
+    call.notes = ("stream_options.include_usage added by llmaudit (stream_usage=True)",)
+
+
+def _already_read(call: _Call, response: Any) -> tuple[bytes, ...]:
+    """The raw bytes of a response its transport already read: its in-memory byte stream replays
+    them still encoded; failing that, the decoded content (and the record is told so)."""
+    try:
+        return tuple(response.stream)
+    except Exception:  # noqa: BLE001 - a one-shot stream: fall back to what the client decoded
+        call.decoded = True
+        return (response.content,)
+
+
+def _describe(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+class _TransportCore:
+    """Decisions shared by every shell: whether to record, and how to wrap a response."""
+
+    _default_branch: str | None = None
+
+    def __init__(
+        self,
+        inner: Any = None,
+        *,
+        auditor: Auditor | NullAuditor | None = None,
+        client: str | None = None,
+        capture: CaptureMode = "llm",
+        stream_usage: bool = False,
+    ) -> None:
+        if capture not in ("llm", "all"):
+            raise ConfigurationError(f"capture must be 'llm' or 'all', not {capture!r}")
+        self._inner = inner
+        self._branch: Branch | None = None
+        if isinstance(inner, _TransportCore):  # wrapping another audit transport: same branch
+            self._branch = inner._branch
+        elif inner is not None:
+            self._branch = branch_of(inner)
+        elif self._default_branch is not None:
+            self._branch = _branch_named(self._default_branch)
+        self._auditor = auditor
+        self.client = client
+        self.capture: CaptureMode = capture
+        self.stream_usage = stream_usage
+
+    def _bind(self, request: Any) -> Branch:
+        if self._branch is None:
+            self._branch = branch_of(request)
+        return self._branch
+
+    def _begin(self, request: Any) -> _Call | None:
+        """The hot-path decision: None means "pass through unrecorded"."""
+        if capturing.get():
+            return None  # an outer AuditTransport (or instrument()) already records this call
+        url = request.url
+        matched = providers.match(url.host, url.path)
+        if matched is None and self.capture == "llm":
+            return None
+        call = _Call(self, request, time.time(), time.perf_counter(), request_stream=request.stream)
+        if self.stream_usage and matched is not None and matched[1] == "chat.completions":
+            _ask_for_stream_usage(call)
+        return call
+
+    def _submit(self, raw: RawCapture) -> None:
+        auditor = self._auditor if self._auditor is not None else get_auditor()
+        auditor.submit(raw)
+
+    def _failed(self, call: _Call, exc: BaseException) -> None:
+        with guard("transport error capture"):
+            call.finish((), False, True, exc, None)
+
+    def _tee(self, call: _Call, request: Any, response: Any, *, is_async: bool) -> None:
+        with guard("transport response capture"):
+            call.status_code, call.headers = response.status_code, response.headers
+            if response.is_closed:  # an in-memory transport (MockTransport, ASGI…) already read it
+                call.finish(_already_read(call, response), False, False, None, None)
+                return
+            branch = self._bind(request)
+            tee = branch.AsyncTee if is_async else branch.SyncTee
+            response.stream = tee(response.stream, call.finish, call.usage_filter)
+
+    def record_sync(self, send: Callable[[Any], Any], request: Any) -> Any:
+        """Send *request* with *send*, recording the exchange when it is an LLM call."""
+        call = _start(self, request)
+        if call is None:
+            return send(request)
+        token = capturing.set(True)
+        try:
+            response = send(call.request)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            capturing.reset(token)
+        self._tee(call, request, response, is_async=False)
+        return response
+
+    async def record_async(self, send: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
+        """The async twin of `record_sync`: only the awaits differ."""
+        call = _start(self, request)
+        if call is None:
+            return await send(request)
+        token = capturing.set(True)
+        try:
+            response = await send(call.request)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            capturing.reset(token)
+        self._tee(call, request, response, is_async=True)
+        return response
+
+
+def _start(transport: _TransportCore, request: Any) -> _Call | None:
+    with guard("transport request capture"):
+        return transport._begin(request)
+    return None  # the guard logged why; the call goes on unrecorded
+
+
+class AuditTransport(_TransportCore):
+    """A sync transport that records LLM calls; wraps *inner* (default: the branch's HTTPTransport).
+
+    Works with either httpx branch; for type checkers use ``llmaudit.transports.httpx.AuditTransport``
+    or ``llmaudit.transports.httpx2.AuditTransport``.
+
+    Args:
+        inner: the transport to wrap (any transport of httpx or httpx2).
+        auditor: where records go (default: the process-wide default auditor).
+        client: the application's name for this LLM client (default: the provider's name).
+        capture: ``"llm"`` records known LLM endpoints and passes everything else through;
+            ``"all"`` records every request, raw.
+        stream_usage: for OpenAI-style streamed chat requests that did not ask for usage, add
+            ``stream_options.include_usage`` and hide the extra usage-only chunk from the caller, so
+            streamed records carry token counts. Off by default: it changes the bytes on the wire.
+    """
+
+    def _inner_for(self, request: Any) -> Any:
+        if self._inner is None:
+            self._inner = self._bind(request).default_transport()
+        return self._inner
+
+    def handle_request(self, request: Any) -> Any:
+        return self.record_sync(self._inner_for(request).handle_request, request)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+    def __enter__(self: _T) -> _T:
+        if self._inner is not None:
+            self._inner.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        if self._inner is not None:
+            self._inner.__exit__(exc_type, exc, tb)
+
+
+class AsyncAuditTransport(_TransportCore):
+    """The async twin of `AuditTransport` (default inner: the branch's AsyncHTTPTransport)."""
+
+    def _inner_for(self, request: Any) -> Any:
+        if self._inner is None:
+            self._inner = self._bind(request).default_async_transport()
+        return self._inner
+
+    async def handle_async_request(self, request: Any) -> Any:
+        return await self.record_async(self._inner_for(request).handle_async_request, request)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    async def __aenter__(self: _AT) -> _AT:
+        if self._inner is not None:
+            await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        if self._inner is not None:
+            await self._inner.__aexit__(exc_type, exc, tb)

@@ -1,0 +1,87 @@
+"""Cohere v2 (api.cohere.com / api.cohere.ai): chat and its typed event stream, embed, rerank."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Exchange, Parsed
+from ._common import as_int, body_json, obj, request_model, sse_json
+
+__all__ = ["COHERE"]
+
+_OPERATIONS = {"/v2/chat": "chat", "/v2/embed": "embed", "/v2/rerank": "rerank", "/v1/chat": "chat"}
+
+
+class _Cohere:
+    name = "cohere"
+
+    def match(self, host: str, path: str) -> str | None:
+        return _OPERATIONS.get(path.rstrip("/")) if host in ("api.cohere.com", "api.cohere.ai") else None
+
+    def parse(self, exchange: Exchange, operation: str) -> Parsed:
+        notes: list[str] = []
+        if exchange.is_stream and operation == "chat":
+            body: Any = _assemble(exchange, notes)
+        else:
+            body, problems = body_json(exchange)
+            notes.extend(problems)
+        inp, out = _usage(body)
+        total = inp + out if inp is not None and out is not None else None
+        return Parsed(self.name, operation, request_model(exchange), body, inp, out, total, tuple(notes))
+
+
+def _usage(body: Any) -> tuple[int | None, int | None]:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    usage = usage if isinstance(usage, dict) else (body.get("meta") if isinstance(body, dict) else None)
+    if not isinstance(usage, dict):
+        return None, None
+    counts = usage.get("tokens") if isinstance(usage.get("tokens"), dict) else usage.get("billed_units")
+    counts = counts if isinstance(counts, dict) else {}
+    return as_int(counts.get("input_tokens")), as_int(counts.get("output_tokens"))
+
+
+def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
+    """message-start … message-end → a v2 chat response (text blocks, tool calls, finish, usage)."""
+    result: dict[str, Any] = {"message": {"role": "assistant", "content": []}}
+    texts: dict[int, str] = {}
+    calls: dict[int, dict[str, Any]] = {}
+    plan = ""
+    for name, event in sse_json(exchange, notes):
+        kind = event.get("type", name)
+        delta = obj(event.get("delta"))
+        message = obj(delta.get("message"))
+        index = as_int(event.get("index")) or 0
+        if kind == "message-start":
+            result["id"] = event.get("id")
+        elif kind in ("content-start", "content-delta"):
+            content = obj(message.get("content"))
+            texts[index] = texts.get(index, "") + str(content.get("text", ""))
+        elif kind == "tool-plan-delta":
+            plan += str(message.get("tool_plan", ""))
+        elif kind in ("tool-call-start", "tool-call-delta"):
+            _merge_call(calls, index, message.get("tool_calls"))
+        elif kind == "message-end":
+            result["finish_reason"] = delta.get("finish_reason")
+            result["usage"] = delta.get("usage")
+    result["message"]["content"] = [{"type": "text", "text": t} for _, t in sorted(texts.items())]
+    if plan:
+        result["message"]["tool_plan"] = plan
+    if calls:
+        result["message"]["tool_calls"] = [c for _, c in sorted(calls.items())]
+    return result
+
+
+def _merge_call(calls: dict[int, dict[str, Any]], index: int, call: Any) -> None:
+    if not isinstance(call, dict):
+        return
+    slot = calls.setdefault(index, {"type": "function", "function": {"name": "", "arguments": ""}})
+    if call.get("id"):
+        slot["id"] = call["id"]
+    function = obj(call.get("function"))
+    if isinstance(function.get("name"), str):
+        slot["function"]["name"] += function["name"]
+    if isinstance(function.get("arguments"), str):
+        slot["function"]["arguments"] += function["arguments"]
+
+
+COHERE = _Cohere()

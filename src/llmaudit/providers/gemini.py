@@ -1,0 +1,100 @@
+"""Google Gemini: generativelanguage.googleapis.com and Vertex AI (aiplatform.googleapis.com),
+``models/{model}:generateContent`` and ``:streamGenerateContent`` (SSE with ``alt=sse``, else a JSON
+array), embeddings and token counting. The model is named in the path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._decode import parse_json
+from . import Exchange, Parsed
+from ._common import as_int, body_json, obj, sse_json
+
+__all__ = ["GEMINI"]
+
+_METHODS = {
+    "generateContent": "generate_content",
+    "streamGenerateContent": "generate_content",
+    "embedContent": "embed_content",
+    "batchEmbedContents": "embed_content",
+    "countTokens": "count_tokens",
+}
+
+
+class _Gemini:
+    name = "gemini"
+
+    def match(self, host: str, path: str) -> str | None:
+        if not (host == "generativelanguage.googleapis.com" or host.endswith("aiplatform.googleapis.com")):
+            return None
+        _, _, method = path.rpartition(":")
+        return _METHODS.get(method) if "/models/" in path else None
+
+    def parse(self, exchange: Exchange, operation: str) -> Parsed:
+        notes: list[str] = []
+        model = exchange.path.rpartition("/models/")[2].partition(":")[0] or None
+        if exchange.path.endswith(":streamGenerateContent"):
+            body: Any = _assemble(_chunks(exchange, notes))
+        else:
+            body, problems = body_json(exchange)
+            notes.extend(problems)
+        meta = body.get("usageMetadata") if isinstance(body, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        version = body.get("modelVersion") if isinstance(body, dict) else None
+        return Parsed(
+            self.name,
+            operation,
+            version if isinstance(version, str) else model,
+            body,
+            as_int(meta.get("promptTokenCount")),
+            _output_tokens(meta),
+            as_int(meta.get("totalTokenCount")),
+            tuple(notes),
+        )
+
+
+def _output_tokens(meta: dict[str, Any]) -> int | None:
+    out = as_int(meta.get("candidatesTokenCount"))
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
+    return out if thoughts is None else (out or 0) + thoughts
+
+
+def _chunks(exchange: Exchange, notes: list[str]) -> list[dict[str, Any]]:
+    if exchange.is_stream:
+        return [chunk for _, chunk in sse_json(exchange, notes)]
+    value, problems = body_json(exchange)  # without alt=sse: one JSON array, possibly cut short
+    notes.extend(problems)
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    if isinstance(value, str):
+        value, _ = parse_json((value.rstrip().rstrip(",") + "]").encode())
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    return [value] if isinstance(value, dict) else []
+
+
+def _assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """GenerateContentResponse chunks → one response: text joined, function calls kept, last reason."""
+    text, others, result = "", [], {}
+    finish = None
+    for chunk in chunks:
+        for key in ("usageMetadata", "modelVersion", "responseId"):
+            if chunk.get(key) is not None:
+                result[key] = chunk[key]
+        candidate = (chunk.get("candidates") or [{}])[0]
+        if not isinstance(candidate, dict):
+            continue
+        finish = candidate.get("finishReason", finish)
+        content = obj(candidate.get("content"))
+        for part in content.get("parts") or ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"):
+                text += part["text"]
+            elif isinstance(part, dict):
+                others.append(part)
+    parts = ([{"text": text}] if text else []) + others
+    candidate_out: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish is not None:
+        candidate_out["finishReason"] = finish
+    return {"candidates": [candidate_out], **result}
+
+
+GEMINI = _Gemini()

@@ -1,0 +1,75 @@
+"""Ollama (any host, usually localhost:11434): /api/chat and /api/generate with NDJSON streaming,
+and the embedding endpoints. Usage is ``prompt_eval_count`` (input) and ``eval_count`` (output)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._decode import iter_ndjson
+from . import Exchange, Parsed
+from ._common import as_int, body_json, obj, request_model
+
+__all__ = ["OLLAMA"]
+
+_OPERATIONS = {
+    "/api/chat": "chat",
+    "/api/generate": "generate",
+    "/api/embed": "embed",
+    "/api/embeddings": "embeddings",
+}
+
+
+class _Ollama:
+    name = "ollama"
+
+    def match(self, host: str, path: str) -> str | None:
+        return _OPERATIONS.get(path.rstrip("/"))
+
+    def parse(self, exchange: Exchange, operation: str) -> Parsed:
+        notes: list[str] = []
+        if exchange.is_stream:
+            body: Any = _assemble(exchange, notes, operation)
+        else:
+            body, problems = body_json(exchange)
+            notes.extend(problems)
+        data = body if isinstance(body, dict) else {}
+        inp, out = as_int(data.get("prompt_eval_count")), as_int(data.get("eval_count"))
+        total = inp + out if inp is not None and out is not None else None
+        model = data.get("model")
+        return Parsed(
+            self.name,
+            operation,
+            model if isinstance(model, str) else request_model(exchange),
+            body,
+            inp,
+            out,
+            total,
+            tuple(notes),
+        )
+
+
+def _assemble(exchange: Exchange, notes: list[str], operation: str) -> dict[str, Any]:
+    """Stream lines → the last line (done=true and its counts) with the text joined in."""
+    final: dict[str, Any] = {}
+    text, tool_calls = "", list[Any]()
+    for value, problem in iter_ndjson(exchange.response_body):
+        if problem or not isinstance(value, dict):
+            notes.append(problem or "an NDJSON line is not an object")
+            continue
+        final = value
+        message = obj(value.get("message"))
+        text += str(message.get("content", "")) if operation == "chat" else str(value.get("response", ""))
+        tool_calls.extend(message.get("tool_calls") or ())
+    result = dict(final)
+    if operation == "chat":
+        message = dict(result.get("message") or {"role": "assistant"})
+        message["content"] = text
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        result["message"] = message
+    else:
+        result["response"] = text
+    return result
+
+
+OLLAMA = _Ollama()
