@@ -9,6 +9,7 @@ decoded plus a note; nothing here raises, allocates without bound, or touches I/
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 import orjson
 
 __all__ = ["MAX_DECODED_BYTES", "SSEEvent", "decode_content", "iter_ndjson", "iter_sse", "parse_json"]
+
+_LONG_NUMBER = re.compile(rb"\d{19,}")
 
 #: Decoded bodies are cut here (a decompression bomb must not exhaust the writer's memory).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
@@ -102,12 +105,13 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
     """The body as JSON; else its text with a note. Empty is None."""
     if not body.strip():
         return None, ()
+    if not _LONG_NUMBER.search(body):
+        try:
+            return orjson.loads(body), ()
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(body), ()
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body), ()  # integers beyond 64 bits, which orjson refuses
+        return json.loads(body), ()  # exact for integers beyond 64 bits, which orjson turns into floats
     except (ValueError, RecursionError):
         pass
     notes: tuple[str, ...] = ()
