@@ -14,21 +14,24 @@ from llmaudit.cli import cli, main
 
 
 def test_demo_records_into_the_embedded_store_and_prints_the_sessions() -> None:
-    """`llmaudit demo` with no options writes to the default SQLite store and shows both users."""
+    """`llmaudit demo` with no options runs the offline app through the transport, sessions and the
+    decorator, writes to the default SQLite store, and shows both users' sessions."""
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code == 0, result.output
     url = f"sqlite:///{data_dir() / 'audit.db'}"
-    assert f"Recorded 4 calls into {url}" in result.output
+    assert f"Recorded 8 records into {url}" in result.output
     assert "user=alice" in result.output
-    assert "user=bob" in result.output
+    assert "tool call lookup_order" in result.output
     store = open_storage(url)
     try:
-        records = list(store.read(Query(client="demo-support-bot")))
+        http = list(store.read(Query(client="demo-support-bot", source="transport")))
+        functions = list(store.read(Query(source="decorator")))
     finally:
         store.close()
-    assert len(records) == 4
-    assert sorted(r.status_code or 0 for r in records) == [200, 200, 200, 429]
-    assert all(r.total_tokens for r in records if r.status_code == 200)
+    assert sorted(r.status_code or 0 for r in http) == [200, 200, 200, 429]
+    assert sum(r.is_stream for r in http) == 1
+    assert {r.parent_id for r in http} == {r.id for r in functions}
+    assert {r.user for r in http} == {"alice", "bob"}
 
 
 def test_path_prints_the_storage_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,110 +1,156 @@
 """``llmaudit demo``: a small simulated application, fully offline, recorded into the chosen store.
 
-A fake LLM endpoint behind ``httpx.MockTransport`` answers two users' questions; each call is recorded
-with its session, user, client, tokens and latency, and the records are read back and printed. (The
-drop-in transport that records such calls automatically arrives with the capture stage; until then the
-demo builds the records the way that stage will.)
+A fake OpenAI-compatible endpoint behind ``httpx.MockTransport`` answers two users through llmaudit's
+own ways in: the `AuditTransport` on the HTTP client, a `session` per user, and an `@audited`
+function around each answer. One answer is streamed, one asks for a tool, one hits a rate limit. The
+records are then read back from the store and printed.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import json
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 
 from .._auditor import Auditor
-from .._codec import dumps, loads
-from .._record import AuditRecord, new_id
+from .._decorator import audited
+from .._session import session
 from ..storage import Query, open_storage
+from ..transports.httpx import AuditTransport
 
 Echo = Callable[[str], None]
+URL = "https://api.openai.com/v1/chat/completions"
+MODEL = "gpt-4o-mini-2024-07-18"
 
-_QUESTIONS = [
-    ("alice", "What is an audit log?"),
-    ("alice", "Why hash-chain it?"),
-    ("bob", "How much did my last three questions cost?"),
-    ("bob", "Summarise this session."),
-]
+
+def _completion(message: dict[str, Any], finish: str, prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": 1764000000,
+        "model": MODEL,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+def _stream(text: str) -> Iterator[bytes]:
+    base = {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 1764000000, "model": MODEL}
+    for word in text.split(" "):
+        chunk = {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+        yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    yield (
+        b"data: "
+        + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode()
+    )
+    yield b"\n\ndata: [DONE]\n\n"
 
 
 def _fake_llm(request: httpx.Request) -> httpx.Response:
-    body = loads(request.content)
+    body = json.loads(request.content)
     question = body["messages"][-1]["content"]
     if "cost" in question:
-        return httpx.Response(429, json={"error": {"message": "Rate limit reached", "type": "rate_limit"}})
-    answer = f"(offline demo answer to: {question})"
+        error = {
+            "error": {
+                "message": "Rate limit reached for gpt-4o-mini",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        }
+        return httpx.Response(429, json=error)
+    if body.get("stream"):
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, content=_stream(f"(offline) {question}")
+        )
+    if body.get("tools"):
+        call = {
+            "id": "call_demo1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"order_id": "A-17"}'},
+        }
+        return httpx.Response(
+            200,
+            json=_completion(
+                {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", 61, 18
+            ),
+        )
+    answer = f"(offline answer) {question}"
     return httpx.Response(
-        200,
-        json={
-            "id": f"chatcmpl-{new_id()[:8]}",
-            "object": "chat.completion",
-            "model": body["model"],
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": len(question.split()) + 9,
-                "completion_tokens": len(answer.split()),
-                "total_tokens": len(question.split()) + 9 + len(answer.split()),
-            },
-        },
+        200, json=_completion({"role": "assistant", "content": answer}, "stop", 20, len(answer.split()))
     )
 
 
-def _call(http: httpx.Client, session_key: str, user: str, question: str) -> AuditRecord:
-    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
-    started = time.perf_counter()
-    response = http.post("https://api.openai.com/v1/chat/completions", content=dumps(payload))
-    body: Any = response.json()
-    usage = body.get("usage", {})
-    return AuditRecord(
-        session_key=session_key,
-        user=user,
-        client="demo-support-bot",
-        provider="openai",
-        operation="chat.completions",
-        model="gpt-4o-mini",
-        method="POST",
-        url=str(response.url),
-        request=payload,
-        response=body,
-        status_code=response.status_code,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
-        total_tokens=usage.get("total_tokens"),
-        source="manual",
-        tags=("demo",),
-    )
+_TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+_SCRIPT: list[tuple[str, str, dict[str, Any]]] = [
+    ("alice", "What is an audit log?", {}),
+    ("alice", "Why hash-chain it?", {"stream": True}),
+    ("bob", "Where is my order A-17?", {"tools": _TOOLS}),
+    ("bob", "How much did my last three questions cost?", {}),
+]
 
 
 def run_demo(storage_url: str, *, echo: Echo) -> None:
-    """Record the simulated application's calls into *storage_url* and print them back."""
-    sessions = {"alice": f"demo-{new_id()[-12:]}", "bob": f"demo-{new_id()[-12:]}"}
-    with Auditor(storage_url) as auditor, httpx.Client(transport=httpx.MockTransport(_fake_llm)) as http:
-        for user, question in _QUESTIONS:
-            auditor.submit(_call(http, sessions[user], user, question))
+    """Run the simulated application against *storage_url* and print what was recorded."""
+    keys = {user: f"demo-{user}-{uuid.uuid4().hex[:8]}" for user in ("alice", "bob")}
+    with Auditor(storage_url) as auditor:
+        transport = AuditTransport(httpx.MockTransport(_fake_llm), auditor=auditor, client="demo-support-bot")
+        with httpx.Client(transport=transport) as http:
+
+            @audited(auditor=auditor, name="demo.answer")
+            def answer(question: str, **options: Any) -> int:
+                payload = {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": question}],
+                    **options,
+                }
+                with http.stream("POST", URL, json=payload) as response:
+                    response.read()
+                    return response.status_code
+
+            for user, question, options in _SCRIPT:
+                with session(keys[user], user=user, tags=["demo"]):
+                    answer(question, **options)
         auditor.flush(10)
         stats = auditor.stats()
-    echo(f"Recorded {stats.written} calls into {storage_url}\n")
+    echo(f"Recorded {stats.written} records into {storage_url}\n")
     store = open_storage(storage_url)
     try:
-        for user, key in sessions.items():
-            _print_session(store.read(Query(session_key=key)), user, key, echo)
+        for user, key in keys.items():
+            _print_session(list(store.read(Query(session_key=key))), user, key, echo)
     finally:
         store.close()
-    echo("Next: `llmaudit path` shows where the log lives; run the demo again to add more sessions.")
+    echo("Next: `llmaudit path` prints where the log lives; run the demo again to add sessions.")
 
 
-def _print_session(records: Any, user: str, key: str, echo: Echo) -> None:
+def _print_session(records: list[Any], user: str, key: str, echo: Echo) -> None:
     echo(f"session {key}  user={user}")
-    echo(f"  {'time (UTC)':<26} {'model':<12} {'status':>6} {'tokens':>7} {'ms':>7}  question")
+    echo(f"  {'source':<10} {'model / function':<24} {'status':>6} {'tokens':>6} {'ms':>7}  what")
     for r in records:
-        question = r.request["messages"][-1]["content"] if isinstance(r.request, dict) else ""
-        echo(
-            f"  {r.created_at:%Y-%m-%d %H:%M:%S.%f} {r.model or '-':<12} {r.status_code or '-':>6} "
-            f"{'-' if r.total_tokens is None else r.total_tokens:>7} {r.duration_ms or 0:>7.2f}  {question}"
-        )
+        what = _summary(r)
+        name = r.model if r.source == "transport" else r.operation
+        tokens = "-" if r.total_tokens is None else str(r.total_tokens)
+        status = "-" if r.status_code is None else str(r.status_code)
+        stream = " (streamed)" if r.is_stream else ""
+        timing = f"{r.duration_ms or 0:>7.2f}"
+        echo(f"  {r.source:<10} {name or '-':<24} {status:>6} {tokens:>6} {timing}  {what}{stream}")
     echo("")
+
+
+def _summary(record: Any) -> str:
+    if record.source == "decorator":
+        return f"question={record.request['arguments']['question']!r}"
+    if record.error or (record.status_code or 0) >= 400:
+        body = record.response if isinstance(record.response, dict) else {}
+        return f"error: {body.get('error', {}).get('message') or record.error}"
+    message = record.response["choices"][0]["message"] if isinstance(record.response, dict) else {}
+    if message.get("tool_calls"):
+        call = message["tool_calls"][0]["function"]
+        return f"tool call {call['name']}({call['arguments']})"
+    return f"answer={str(message.get('content', '')).strip()!r}"
