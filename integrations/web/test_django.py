@@ -34,11 +34,11 @@ if not settings.configured:
     )
     django.setup()
 
-from django.http import HttpRequest, JsonResponse  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.http import HttpRequest, JsonResponse
+from django.test import Client
+from django.urls import path
 
-from integrations.web.conftest import Recorded  # noqa: E402
+from integrations.web.conftest import Recorded
 
 BARRIER: list[threading.Barrier] = []
 

@@ -125,6 +125,29 @@ def _exchange(raw: RawCapture, notes: list[str]) -> tuple[providers.Exchange, bo
     return exchange, is_stream
 
 
+#: How each provider's stream says "that was the last event", looked for at the end of the body.
+_STREAM_ENDINGS = (
+    b"data: [DONE]",
+    b"message_stop",
+    b"response.completed",
+    b"message-end",
+    b'"done":true',
+    b'"done": true',
+    b'"finishReason"',
+)
+
+
+def _finished(raw: RawCapture, body: bytes, is_stream: bool) -> bool:
+    """A stream the caller closed right after its final event (SDKs stop reading at ``[DONE]``) is
+    complete; one closed earlier, cancelled or broken by an error is not."""
+    if not raw.incomplete:
+        return True
+    if raw.error is not None or not is_stream:
+        return False
+    tail = body[-512:]
+    return any(marker in tail for marker in _STREAM_ENDINGS)
+
+
 def build_record(raw: RawCapture) -> AuditRecord:
     """The record of one captured exchange (never raises)."""
     try:
@@ -156,7 +179,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         status_code=raw.status_code,
         error=raw.error,
         is_stream=is_stream,
-        incomplete=raw.incomplete,
+        incomplete=not _finished(raw, exchange.response_body, is_stream),
         duration_ms=raw.duration_ms,
         ttft_ms=raw.ttft_ms if is_stream else None,
         input_tokens=parsed.input_tokens,

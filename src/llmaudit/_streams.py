@@ -69,7 +69,17 @@ def _is_usage_only(event: bytes) -> bool:
 class TeeState:
     """The copy of the body and the once-only finalisation, shared by the sync and async tees."""
 
-    __slots__ = ("__weakref__", "chunks", "done", "filter", "finish", "first_chunk_at", "size", "truncated")
+    __slots__ = (
+        "__weakref__",
+        "chunks",
+        "done",
+        "filter",
+        "finish",
+        "first_chunk_at",
+        "iterated",
+        "size",
+        "truncated",
+    )
 
     def __init__(self, finish: Finish, usage_filter: UsageChunkFilter | None = None) -> None:
         self.finish = finish
@@ -79,6 +89,7 @@ class TeeState:
         self.truncated = False
         self.done = False
         self.first_chunk_at: float | None = None
+        self.iterated = False  # a second iteration (a client retrying a consumed stream) passes through
 
     def keep(self, chunk: bytes) -> None:
         if self.first_chunk_at is None:
@@ -111,6 +122,10 @@ class SyncTeeMixin:
 
     def __iter__(self) -> Iterator[bytes]:
         state = self._state
+        if state.iterated:
+            yield from self._inner
+            return
+        state.iterated = True
         try:
             for chunk in self._inner:
                 state.keep(chunk)
@@ -142,6 +157,11 @@ class AsyncTeeMixin:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         state = self._state
+        if state.iterated:
+            async for chunk in self._inner:
+                yield chunk
+            return
+        state.iterated = True
         try:
             async for chunk in self._inner:
                 state.keep(chunk)
