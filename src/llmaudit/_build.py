@@ -55,9 +55,10 @@ def mask_url(url: str) -> str:
 
 
 def _headers(headers: Any) -> dict[str, str]:
+    """Lower-cased names; raw latin-1 decoding (the branch's own decoding sniffs charsets per value)."""
     if headers is None:
         return {}
-    return {k.lower(): v for k, v in headers.multi_items()}
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers.raw}
 
 
 def _request_body(raw: RawCapture, headers: Mapping[str, str]) -> tuple[JSONValue, tuple[str, ...]]:

@@ -19,7 +19,9 @@ import orjson
 
 __all__ = ["MAX_DECODED_BYTES", "SSEEvent", "decode_content", "iter_ndjson", "iter_sse", "parse_json"]
 
-_LONG_NUMBER = re.compile(rb"\d{19,}")
+# A JSON number of 19+ digits (after a delimiter, so digits inside strings don't count): orjson would
+# turn an integer that long into a float, so such bodies take the exact stdlib parser.
+_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19}")
 
 #: Decoded bodies are cut here (a decompression bomb must not exhaust the writer's memory).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
