@@ -30,6 +30,8 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_writer.py
+	$(BIN)/python benchmarks/bench_transport.py
+	$(BIN)/python benchmarks/bench_decorator.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
