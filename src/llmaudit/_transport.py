@@ -28,9 +28,9 @@ from ._capture import RawCapture
 from ._context import capturing, snapshot
 from ._errors import ConfigurationError
 from ._guard import guard
-from ._streams import UsageChunkFilter
+from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
-__all__ = ["AsyncAuditTransport", "AuditTransport", "Branch"]
+__all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
 
 CaptureMode = Literal["llm", "all"]
 _T = TypeVar("_T", bound="AuditTransport")
@@ -47,6 +47,28 @@ class Branch(Protocol):
     def default_transport(self) -> Any: ...
 
     def default_async_transport(self) -> Any: ...
+
+
+class _Binding:
+    """A branch's tee stream classes and default transports, made by `bind_branch`."""
+
+    def __init__(self, module: Any) -> None:
+        self.name: str = module.__name__
+        self._module = module
+        self.SyncTee: type[Any] = type("SyncTee", (SyncTeeMixin, module.SyncByteStream), {})
+        self.AsyncTee: type[Any] = type("AsyncTee", (AsyncTeeMixin, module.AsyncByteStream), {})
+
+    def default_transport(self) -> Any:
+        return self._module.HTTPTransport()
+
+    def default_async_transport(self) -> Any:
+        return self._module.AsyncHTTPTransport()
+
+
+def bind_branch(module: Any) -> Branch:
+    """Bind the core to one httpx branch: its tees must be real instances of that branch's byte
+    streams, because the clients check the stream type."""
+    return _Binding(module)
 
 
 def _branch_named(name: str) -> Branch:

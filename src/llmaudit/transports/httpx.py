@@ -1,42 +1,19 @@
-"""The ``httpx`` binding: tee streams that are real ``httpx`` byte streams, and typed transports."""
+"""The ``httpx`` binding: typed transports (the tee streams come from `bind_branch`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - exercised by the optional-dependency test
     raise ImportError("llmaudit.transports.httpx needs the 'httpx' package: pip install httpx") from exc
 
-from .._streams import AsyncTeeMixin, SyncTeeMixin
 from .._transport import AsyncAuditTransport as _AsyncCore
 from .._transport import AuditTransport as _SyncCore
+from .._transport import bind_branch
 
 __all__ = ["AsyncAuditTransport", "AuditTransport"]
 
-
-class SyncTee(SyncTeeMixin, httpx.SyncByteStream):
-    """A httpx.SyncByteStream that tees into the capture."""
-
-
-class AsyncTee(AsyncTeeMixin, httpx.AsyncByteStream):
-    """A httpx.AsyncByteStream that tees into the capture."""
-
-
-class _Binding:
-    name = "httpx"
-    SyncTee = SyncTee
-    AsyncTee = AsyncTee
-
-    def default_transport(self) -> Any:
-        return httpx.HTTPTransport()
-
-    def default_async_transport(self) -> Any:
-        return httpx.AsyncHTTPTransport()
-
-
-BRANCH = _Binding()
+BRANCH = bind_branch(httpx)
 
 
 class AuditTransport(_SyncCore, httpx.BaseTransport):

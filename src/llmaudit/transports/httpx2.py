@@ -1,42 +1,19 @@
-"""The ``httpx2`` binding: tee streams that are real ``httpx2`` byte streams, and typed transports."""
+"""The ``httpx2`` binding: typed transports (the tee streams come from `bind_branch`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 try:
     import httpx2
 except ImportError as exc:  # pragma: no cover - exercised by the optional-dependency test
     raise ImportError("llmaudit.transports.httpx2 needs the 'httpx2' package: pip install httpx2") from exc
 
-from .._streams import AsyncTeeMixin, SyncTeeMixin
 from .._transport import AsyncAuditTransport as _AsyncCore
 from .._transport import AuditTransport as _SyncCore
+from .._transport import bind_branch
 
 __all__ = ["AsyncAuditTransport", "AuditTransport"]
 
-
-class SyncTee(SyncTeeMixin, httpx2.SyncByteStream):
-    """A httpx2.SyncByteStream that tees into the capture."""
-
-
-class AsyncTee(AsyncTeeMixin, httpx2.AsyncByteStream):
-    """A httpx2.AsyncByteStream that tees into the capture."""
-
-
-class _Binding:
-    name = "httpx2"
-    SyncTee = SyncTee
-    AsyncTee = AsyncTee
-
-    def default_transport(self) -> Any:
-        return httpx2.HTTPTransport()
-
-    def default_async_transport(self) -> Any:
-        return httpx2.AsyncHTTPTransport()
-
-
-BRANCH = _Binding()
+BRANCH = bind_branch(httpx2)
 
 
 class AuditTransport(_SyncCore, httpx2.BaseTransport):
