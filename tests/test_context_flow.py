@@ -111,3 +111,18 @@ def test_http_records_inside_an_audited_function_carry_its_id_and_client(auditor
     assert inner_http.client == "support-bot"
     assert by_op["inner_step"].parent_id == by_op["answer"].id
     assert all(r.session_key == "parent-test" for r in records)
+
+
+def test_nested_sessions_keep_the_parent_session_key_on_the_record(auditor: Auditor) -> None:
+    """Inside a nested session the record carries the inner key and the enclosing one as parent."""
+    transport = llmaudit.AuditTransport(httpx.MockTransport(_ok), auditor=auditor)
+    with httpx.Client(transport=transport) as client, llmaudit.session("conversation", user="alice"):
+        with llmaudit.session("turn-3", tags=["retry"]):
+            client.post(CHAT_URL, json=CHAT_REQUEST)
+    (record,) = _records(auditor)
+    assert (record.session_key, record.parent_session_key, record.user, record.tags) == (
+        "turn-3",
+        "conversation",
+        "alice",
+        ("retry",),
+    )

@@ -166,6 +166,7 @@ def _build(raw: RawCapture) -> AuditRecord:
     return AuditRecord(
         created_at=datetime.fromtimestamp(raw.started_at, timezone.utc),
         session_key=ctx.session_key,
+        parent_session_key=ctx.parent_session_key,
         user=ctx.user,
         tags=ctx.tags,
         metadata=dict(ctx.metadata),
@@ -202,6 +203,7 @@ def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
     return AuditRecord(
         created_at=datetime.fromtimestamp(raw.started_at, timezone.utc),
         session_key=ctx.session_key,
+        parent_session_key=ctx.parent_session_key,
         user=ctx.user,
         client=raw.client or ctx.client,
         url=url,

@@ -152,6 +152,7 @@ class DecoratorCapture:
             id=self.child.parent_id or new_id(),
             created_at=datetime.fromtimestamp(self.started_at, timezone.utc),
             session_key=ctx.session_key,
+            parent_session_key=ctx.parent_session_key,
             user=ctx.user,
             tags=ctx.tags,
             metadata=to_jsonable(dict(ctx.metadata)),

@@ -38,6 +38,7 @@ SOURCES = ("transport", "decorator", "aggregate", "manual")
 STRING_LIMITS: Mapping[str, int] = {
     "id": 36,
     "session_key": 255,
+    "parent_session_key": 255,
     "user": 255,
     "client": 255,
     "provider": 64,
@@ -103,6 +104,7 @@ class AuditRecord:
     created_at: datetime = field(default_factory=utcnow)
     schema_version: int = SCHEMA_VERSION
     session_key: str | None = None
+    parent_session_key: str | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)

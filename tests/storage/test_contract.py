@@ -47,6 +47,7 @@ records = st.builds(
     id=st.builds(new_id),
     created_at=_TIMES,
     session_key=_short("session_key"),
+    parent_session_key=_short("parent_session_key"),
     user=_short("user"),
     tags=st.lists(st.text(_SCALAR_TEXT, max_size=10), max_size=3).map(tuple),
     metadata=st.dictionaries(_PAYLOAD_TEXT, _JSON, max_size=3),
