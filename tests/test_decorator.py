@@ -18,6 +18,7 @@ import pytest
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Query, audited, current_session, session
 from llmaudit._context import current
+from llmaudit._record import format_id
 
 
 @pytest.fixture
@@ -204,7 +205,7 @@ def test_nested_audited_functions_link_parent_ids(auditor: Auditor) -> None:
     @audited(auditor=auditor, name="inner")
     def inner() -> str | None:
         ctx = current.get()
-        return ctx.parent_id if ctx else None
+        return format_id(ctx.parent_id) if ctx and ctx.parent_id is not None else None
 
     @audited(auditor=auditor, name="outer", client="bot")
     def outer() -> str | None:

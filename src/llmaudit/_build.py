@@ -18,7 +18,7 @@ from . import providers
 from ._capture import RawCapture
 from ._context import AuditContext
 from ._decode import decode_content, parse_json
-from ._record import STRING_LIMITS, AuditRecord, JSONValue
+from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
 
 __all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url"]
 
@@ -188,7 +188,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         output_tokens=parsed.output_tokens,
         total_tokens=parsed.total_tokens,
         source="transport",
-        parent_id=ctx.parent_id,
+        parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),
         attempt=_attempt(exchange.request_headers),
         notes=tuple(notes),
     )
@@ -212,6 +212,6 @@ def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
         incomplete=raw.incomplete,
         duration_ms=raw.duration_ms,
         source="transport",
-        parent_id=ctx.parent_id,
+        parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),
         notes=(f"record could not be built from the capture: {type(exc).__name__}: {exc}",),
     )

@@ -31,7 +31,9 @@ class AuditContext(NamedTuple):
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = EMPTY
     client: str | None = None
-    parent_id: str | None = None
+    # The enclosing @audited call's record id: an int (its UUIDv7 value, formatted off the hot path by
+    # the writer) when set by the decorator, a string when set by hand.
+    parent_id: str | int | None = None
 
 
 current: ContextVar[AuditContext | None] = ContextVar("llmaudit_context", default=None)

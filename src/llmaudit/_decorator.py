@@ -24,7 +24,7 @@ from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
 from ._convert import to_jsonable
 from ._guard import report
-from ._record import AuditRecord, new_id
+from ._record import AuditRecord, format_id, new_id_value
 from ._session import _check_key, _check_text
 
 __all__ = ["DecoratorCapture", "audited"]
@@ -92,12 +92,12 @@ class DecoratorCapture:
         self.args = args if instance is None or site.is_static else (instance, *args)
         self.kwargs, self.done = kwargs, False
         parent = current.get() or _NO_CONTEXT
-        self.child = self._child_context(parent, new_id())
+        self.child = self._child_context(parent, new_id_value())
         self.outer_parent_id = parent.parent_id  # this record's own parent
         self.token = current.set(self.child)
         self.started_at, self.started = time.time(), time.perf_counter()
 
-    def _child_context(self, parent: AuditContext, record_id: str) -> AuditContext:
+    def _child_context(self, parent: AuditContext, record_id: int) -> AuditContext:
         o = self.site.options
         if not o.changes_context:  # the common case: only the parent id changes
             return AuditContext(
@@ -149,7 +149,7 @@ class DecoratorCapture:
         )
         result = to_jsonable(self.result) if options.capture_result and self.error is None else None
         return AuditRecord(
-            id=self.child.parent_id or new_id(),
+            id=format_id(self.child.parent_id or new_id_value()),
             created_at=datetime.fromtimestamp(self.started_at, timezone.utc),
             session_key=ctx.session_key,
             parent_session_key=ctx.parent_session_key,
@@ -164,7 +164,7 @@ class DecoratorCapture:
             incomplete=self.incomplete,
             duration_ms=self.duration_ms,
             source="decorator",
-            parent_id=self.outer_parent_id,
+            parent_id=None if self.outer_parent_id is None else format_id(self.outer_parent_id),
         )
 
 

@@ -22,7 +22,9 @@ __all__ = [
     "STRING_LIMITS",
     "AuditRecord",
     "JSONValue",
+    "format_id",
     "new_id",
+    "new_id_value",
     "utcnow",
 ]
 
@@ -70,8 +72,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
-def new_id() -> str:
-    """A UUIDv7 (RFC 9562) as a string: time-ordered, unique, cheap enough for the hot path.
+def new_id_value() -> int:
+    """A UUIDv7 (RFC 9562) as a 128-bit integer: time-ordered, unique, cheap enough for the hot path.
 
     Layout: 48-bit Unix milliseconds, version 7, then (in place of random bits) the high 12 bits of
     a per-process sequence, the variant, 30 bits drawn from the OS once per process (again in a
@@ -79,7 +81,7 @@ def new_id() -> str:
     within a millisecond, and two processes never share a sequence.
     """
     seq = next(_sequence)
-    value = (
+    return (
         (time.time_ns() // 1_000_000) << 80
         | 0x7 << 76
         | ((seq >> 32) & 0xFFF) << 64
@@ -87,8 +89,19 @@ def new_id() -> str:
         | _process_bits[0] << 32
         | (seq & 0xFFFFFFFF)
     )
+
+
+def format_id(value: int | str) -> str:
+    """The canonical 8-4-4-4-12 string of an id from `new_id_value` (strings pass through)."""
+    if isinstance(value, str):
+        return value
     h = value.to_bytes(16, "big").hex()
     return "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+
+
+def new_id() -> str:
+    """A new UUIDv7 as a string (see `new_id_value`)."""
+    return format_id(new_id_value())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
