@@ -280,3 +280,23 @@ def test_capture_args_and_result_can_be_turned_off(auditor: Auditor) -> None:
     (record,) = records(auditor)
     assert "hunter2" not in repr(record.request)
     assert record.response is None
+
+
+def test_tags_metadata_and_pydantic_values_reach_the_record(auditor: Auditor) -> None:
+    """Decorator tags and metadata merge with the session's; pydantic models convert via model_dump."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Answer(pydantic.BaseModel):  # type: ignore[name-defined,misc]
+        text: str
+        score: float
+
+    @audited(auditor=auditor, tags=["rag"], metadata={"index": "v2"})
+    def respond(question: str) -> Any:
+        return Answer(text=question.upper(), score=0.5)
+
+    with session("s", tags=["beta"], metadata={"plan": "pro"}):
+        respond("hi")
+    (record,) = records(auditor)
+    assert record.tags == ("beta", "rag")
+    assert record.metadata == {"plan": "pro", "index": "v2"}
+    assert record.response == {"text": "HI", "score": 0.5}
