@@ -71,13 +71,17 @@ class Proxy:
             upstream.settimeout(None)
             client.settimeout(None)
             with self._lock:
+                if self._down.is_set():  # cut while we were connecting: this pair must not survive
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
+            while (data := source.recv(65536)) and not self._down.is_set():
                 sink.sendall(data)
         except OSError:
             pass

@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 #: Version of the record layout; bumped with a migration in ``storage/_migrations.py``.
-SCHEMA_VERSION = 1
+#: 1: the first layout. 2: ``parent_session_key`` (the enclosing session of a nested one).
+SCHEMA_VERSION = 2
 
 JSONValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 

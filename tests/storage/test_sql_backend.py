@@ -211,3 +211,37 @@ def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path: Path) -
     assert os.waitstatus_to_exitcode(status) == 0
     assert sorted(r.session_key or "" for r in store.read(Query())) == ["child", "parent"]
     store.close()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("pg", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A store written by schema 1 (no parent_session_key column) is migrated on open: old records
+    read back, new ones store the new field, on every SQL dialect."""
+    url = {"sqlite": f"sqlite:///{tmp_path / 'v1.db'}"}.get(kind) or request.getfixturevalue(
+        "pg_url" if kind == "pg" else "mariadb_url"
+    )
+    store = SQLStorage(url)
+    old = AuditRecord(session_key="from-v1")
+    store.write([old])
+    meta = _migrations.meta_table(store.table)
+    with store._engine.begin() as conn:  # turn it into what schema 1 looked like
+        conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN parent_session_key")
+        conn.execute(meta.update().values(value="1"))
+    store.close()
+    upgraded = SQLStorage(url)
+    assert upgraded.schema_version() == SCHEMA_VERSION
+    new = AuditRecord(session_key="inner", parent_session_key="outer")
+    upgraded.write([new])
+    got = {r.id: r for r in upgraded.read(Query())}
+    assert got[old.id].parent_session_key is None
+    assert got[new.id].parent_session_key == "outer"
+    upgraded.close()

@@ -19,8 +19,24 @@ from .._record import SCHEMA_VERSION
 
 __all__ = ["MIGRATIONS", "current_version", "meta_table", "prepare"]
 
+
+def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
+    """``ALTER TABLE … ADD COLUMN`` for a column of the current table definition, quoted and typed
+    for the connection's dialect."""
+    column = table.c[name]
+    quote = conn.dialect.identifier_preparer
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.format_column(column)} {kind}"
+    )
+
+
+def _v1_to_v2(conn: Connection, table: sa.Table) -> None:
+    _add_column(conn, table, "parent_session_key")
+
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2}
 _KEY = "schema_version"
 _ATTEMPTS = 3
 
