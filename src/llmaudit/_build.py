@@ -54,11 +54,23 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*/:"), parts.fragment))
 
 
+#: The headers record building reads (request and response); the rest are never decoded.
+_USED_HEADERS = frozenset(
+    {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
+)
+
+
 def _headers(headers: Any) -> dict[str, str]:
-    """Lower-cased names; raw latin-1 decoding (the branch's own decoding sniffs charsets per value)."""
+    """The headers record building uses, names lower-cased, values decoded as latin-1 (cheaper than
+    the branch's own decoding, which sniffs a charset for every value)."""
     if headers is None:
         return {}
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers.raw}
+    out = {}
+    for key, value in headers.raw:
+        name = key.lower()
+        if name in _USED_HEADERS:
+            out[name.decode("latin-1")] = value.decode("latin-1")
+    return out
 
 
 def _request_body(raw: RawCapture, headers: Mapping[str, str]) -> tuple[JSONValue, tuple[str, ...]]:
@@ -115,7 +127,7 @@ def _exchange(raw: RawCapture, notes: list[str]) -> tuple[providers.Exchange, bo
         method=request.method,
         host=(url.host or "").lower(),
         path=url.path,
-        query=dict(url.params.multi_items()),
+        query=dict(parse_qsl(url.query.decode("latin-1"))) if url.query else {},
         request_headers=req_headers,
         request=request_json,
         status_code=raw.status_code,
