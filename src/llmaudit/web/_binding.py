@@ -10,7 +10,7 @@ from typing import Any
 from .._guard import report
 from .._session import session
 
-__all__ = ["DEFAULT_HEADER", "Binder", "Resolver"]
+__all__ = ["DEFAULT_HEADER", "Binder", "Middleware", "Resolver"]
 
 logger = logging.getLogger("llmaudit")
 DEFAULT_HEADER = "X-Session-Key"
@@ -60,3 +60,36 @@ class Binder:
         except ValueError as exc:
             logger.warning("llmaudit: ignoring the request's session key: %s", exc)
             return nullcontext()
+
+
+class Middleware(Binder):
+    """The options every app-wrapping middleware takes, around the app it wraps.
+
+    Args:
+        app: the wrapped ASGI or WSGI application.
+        header: the request header holding the session key.
+        key_resolver: ``request -> key`` when the header is absent (the ASGI scope or WSGI environ).
+        user_resolver: ``request -> user``.
+        tags, metadata, client: recorded on every record made while handling the request.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header: str = DEFAULT_HEADER,
+        key_resolver: Resolver | None = None,
+        user_resolver: Resolver | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        client: str | None = None,
+    ) -> None:
+        super().__init__(
+            header=header,
+            key_resolver=key_resolver,
+            user_resolver=user_resolver,
+            tags=tags,
+            metadata=metadata,
+            client=client,
+        )
+        self.app = app

@@ -3,18 +3,17 @@ call, streaming responses included, since the app sends its body inside the call
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._binding import DEFAULT_HEADER, Binder, Resolver
+from ._binding import Middleware
 
 __all__ = ["SessionMiddleware"]
 
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
-class SessionMiddleware:
+class SessionMiddleware(Middleware):
     """``app.add_middleware(SessionMiddleware)`` or ``SessionMiddleware(app)``.
 
     Args:
@@ -24,36 +23,13 @@ class SessionMiddleware:
         tags, metadata, client: recorded on every record made while handling the request.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        header: str = DEFAULT_HEADER,
-        key_resolver: Resolver | None = None,
-        user_resolver: Resolver | None = None,
-        tags: Sequence[str] = (),
-        metadata: Mapping[str, Any] | None = None,
-        client: str | None = None,
-    ) -> None:
-        self.app = app
-        self._binder = Binder(
-            header=header,
-            key_resolver=key_resolver,
-            user_resolver=user_resolver,
-            tags=tags,
-            metadata=metadata,
-            client=client,
-        )
-        self._header = header.lower().encode("latin-1")
-
     async def __call__(
         self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
     ) -> None:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        key = next(
-            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == self._header), None
-        )
-        with self._binder.bind(key, scope):
+        header = self.header.lower().encode("latin-1")
+        key = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == header), None)
+        with self.bind(key, scope):
             await self.app(scope, receive, send)

@@ -3,16 +3,14 @@ response, because a streamed WSGI body is produced after the app returns; it is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import Context, copy_context
 from typing import Any
 
-from ._binding import DEFAULT_HEADER, Binder, Resolver
+from ._binding import Middleware
 
 __all__ = ["SessionMiddleware"]
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Bound:
@@ -46,7 +44,7 @@ class _Bound:
             self._ctx.run(self._bound.__exit__, None, None, None)
 
 
-class SessionMiddleware:
+class SessionMiddleware(Middleware):
     """``app.wsgi_app = SessionMiddleware(app.wsgi_app)`` (Flask) or around any WSGI app.
 
     Args:
@@ -55,30 +53,8 @@ class SessionMiddleware:
         tags, metadata, client: recorded on every record made while handling the request.
     """
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        header: str = DEFAULT_HEADER,
-        key_resolver: Resolver | None = None,
-        user_resolver: Resolver | None = None,
-        tags: Sequence[str] = (),
-        metadata: Mapping[str, Any] | None = None,
-        client: str | None = None,
-    ) -> None:
-        self.app = app
-        self._binder = Binder(
-            header=header,
-            key_resolver=key_resolver,
-            user_resolver=user_resolver,
-            tags=tags,
-            metadata=metadata,
-            client=client,
-        )
-        self._environ_key = "HTTP_" + header.upper().replace("-", "_")
-
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        bound = self._binder.bind(environ.get(self._environ_key), environ)
+        bound = self.bind(environ.get("HTTP_" + self.header.upper().replace("-", "_")), environ)
         ctx = copy_context()
         ctx.run(bound.__enter__)
         try:
