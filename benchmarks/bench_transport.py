@@ -71,20 +71,22 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, headers={"content-type": "application/json"}, content=COMPLETION)
 
 
-def make_clients(tmp: str) -> tuple[dict[str, OpenAI], llmaudit.Auditor]:
+def make_clients(tmp: str) -> tuple[dict[str, OpenAI], list[llmaudit.Auditor]]:
     auditor = llmaudit.Auditor(f"sqlite:///{tmp}/bench.db", spool_dir=f"{tmp}/spool")
+    jsonl = llmaudit.Auditor(f"jsonl://{tmp}/jsonl", spool_dir=f"{tmp}/spool-jsonl")
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     transports: dict[str, Any] = {
         "baseline": httpx2.MockTransport(handler),
         "llmaudit": llmaudit.transports.httpx2.AuditTransport(httpx2.MockTransport(handler), auditor=auditor),
+        "jsonl": llmaudit.transports.httpx2.AuditTransport(httpx2.MockTransport(handler), auditor=jsonl),
         "otel": SyncOpenTelemetryTransportHttpx2(httpx2.MockTransport(handler), tracer_provider=provider),
     }
     clients = {
         name: OpenAI(api_key="sk-bench-FAKE", max_retries=0, http_client=httpx2.Client(transport=transport))
         for name, transport in transports.items()
     }
-    return clients, auditor
+    return clients, [auditor, jsonl]
 
 
 def call(client: OpenAI, content: str, stream: bool) -> None:
@@ -111,20 +113,22 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
-    clients, auditor = make_clients(tempfile.mkdtemp(prefix="llmaudit-bench-"))
+    clients, auditors = make_clients(tempfile.mkdtemp(prefix="llmaudit-bench-"))
+
+    def flush_all() -> None:
+        for auditor in auditors:
+            auditor.flush(60)
     rows = []
     for size_kb in (1, 100):
         content = "x" * (size_kb * 1024 - 200)
         for stream in (False, True):
             samples: dict[str, list[float]] = {name: [] for name in clients}
-            overheads: dict[str, list[float]] = {"llmaudit": [], "otel": []}
+            overheads: dict[str, list[float]] = {"llmaudit": [], "jsonl": [], "otel": []}
             for client in clients.values():  # warm-up
-                block(client, content, stream, 5, lambda: auditor.flush(30))
+                block(client, content, stream, 5, flush_all)
             for _ in range(args.rounds):
                 for name, client in clients.items():
-                    samples[name].append(
-                        block(client, content, stream, args.calls, lambda: auditor.flush(60))
-                    )
+                    samples[name].append(block(client, content, stream, args.calls, flush_all))
                 for name in overheads:
                     overheads[name].append(samples[name][-1] / samples["baseline"][-1] - 1)
             rows.append(
@@ -135,26 +139,34 @@ def main() -> None:
                     {n: statistics.median(v) for n, v in overheads.items()},
                 )
             )
-    stats = auditor.stats()
-    auditor.close()
+    stats = [auditor.stats() for auditor in auditors]
+    for auditor in auditors:
+        auditor.close()
     lines = [
         f"openai {__import__('openai').__version__} on httpx2 {httpx2.__version__}, Python "
         f"{platform.python_version()}, {os.cpu_count()} cores; {args.calls} calls per block, median of "
-        f"{args.rounds} interleaved rounds; llmaudit writes to SQLite and each block ends with flush(). "
+        f"{args.rounds} interleaved rounds; llmaudit writes to the default embedded SQLite store (and, "
+        "in a second variant, to JSONL files); each block ends with flush(), so the writer's work is "
+        "inside the timed region. "
         "Re-run: `.venv/bin/python benchmarks/bench_transport.py`.",
         "",
-        "| request | mode | baseline µs/call | llmaudit µs/call | llmaudit overhead | OpenTelemetry µs/call "
-        "| OpenTelemetry overhead |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| request | mode | baseline µs/call | llmaudit SQLite µs/call | overhead | llmaudit JSONL µs/call "
+        "| overhead | OpenTelemetry µs/call | overhead |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size_kb, stream, medians, over in rows:
         lines.append(
             f"| {size_kb} KB | {'stream' if stream else 'non-stream'} | {medians['baseline']:,.0f} | "
-            f"{medians['llmaudit']:,.0f} | {over['llmaudit']:+.1%} | {medians['otel']:,.0f} | "
+            f"{medians['llmaudit']:,.0f} | {over['llmaudit']:+.1%} | {medians['jsonl']:,.0f} | "
+            f"{over['jsonl']:+.1%} | {medians['otel']:,.0f} | "
             f"{over['otel']:+.1%} |"
         )
     lines.append("")
-    lines.append(f"Records written by llmaudit during the run: {stats.written} (failed: {stats.failed}).")
+    lines.append(
+        "Records written by llmaudit during the run: "
+        + ", ".join(f"{s.written} (failed: {s.failed})" for s in stats)
+        + " (SQLite, JSONL)."
+    )
     text = "\n".join(lines)
     print(text)
     record("bench_transport", "Transport overhead per call (issue 3)", text)

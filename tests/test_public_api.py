@@ -26,6 +26,8 @@ PUBLIC = [
     "LLMAuditError",
     "NullAuditor",
     "Query",
+    "Reader",
+    "open",
     "Storage",
     "StorageError",
     "StorageUnavailableError",

@@ -15,6 +15,7 @@ from ._errors import (
     StorageUnavailableError,
 )
 from ._instrument import instrument, is_instrumented, uninstrument
+from ._reader import Reader, open
 from ._record import SCHEMA_VERSION, AuditRecord
 from ._session import ContextThreadPoolExecutor, current_session, propagate, session
 from ._transport import AsyncAuditTransport, AuditTransport
@@ -34,6 +35,7 @@ __all__ = [
     "LLMAuditError",
     "NullAuditor",
     "Query",
+    "Reader",
     "Storage",
     "StorageError",
     "StorageUnavailableError",
@@ -46,6 +48,7 @@ __all__ = [
     "get_auditor",
     "instrument",
     "is_instrumented",
+    "open",
     "open_storage",
     "propagate",
     "providers",

@@ -20,7 +20,14 @@ from ._context import AuditContext
 from ._decode import decode_content, parse_json
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
 
-__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url"]
+__all__ = [
+    "NEVER_STORED_HEADERS",
+    "SECRET_QUERY_PARAMETERS",
+    "STORED_HEADERS",
+    "STORED_HEADER_PREFIXES",
+    "build_record",
+    "mask_url",
+]
 
 #: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …).
 SECRET_QUERY_PARAMETERS = frozenset(
@@ -54,22 +61,85 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*/:"), parts.fragment))
 
 
-#: The headers record building reads (request and response); the rest are never decoded.
+#: The headers record building reads (request and response).
 _USED_HEADERS = frozenset(
     {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
 )
 
+#: Headers that are never stored, whatever an allow list says (the redactor adds its deny list).
+NEVER_STORED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "ocp-apim-subscription-key",
+        "x-auth-token",
+    }
+)
 
-def _headers(headers: Any) -> dict[str, str]:
+#: Headers kept in ``record.headers``: content type, user agent, the SDKs' identification headers,
+#: provider request ids and rate limits. Everything else is never decoded.
+STORED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "content-length",
+        "user-agent",
+        "x-request-id",
+        "request-id",
+        "x-goog-api-client",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-version",
+        "openai-processing-ms",
+        "openai-organization",
+        "openai-project",
+        "retry-after",
+        "retry-after-ms",
+        "x-groq-region",
+        "cf-ray",
+        "apim-request-id",
+        "x-ms-region",
+    }
+)
+STORED_HEADER_PREFIXES = ("x-stainless-", "x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
+_WANTED: dict[bytes, bool] = {}  # name -> stored? (a cache: header names repeat from call to call)
+
+
+def _wanted(name: bytes) -> bool:
+    wanted = _WANTED.get(name)
+    if wanted is None:
+        text = name.decode("latin-1")
+        wanted = text not in NEVER_STORED_HEADERS and (
+            text in STORED_HEADERS or text.startswith(STORED_HEADER_PREFIXES)
+        )
+        if len(_WANTED) < 4096:
+            _WANTED[name] = wanted
+    return wanted
+
+
+def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict[str, str]:
     """The headers record building uses, names lower-cased, values decoded as latin-1 (cheaper than
-    the branch's own decoding, which sniffs a charset for every value)."""
+    the branch's own decoding, which sniffs a charset for every value); the allow-listed ones are
+    also put in ``stored[side]``."""
     if headers is None:
         return {}
     out = {}
-    for key, value in headers.raw:
-        name = key.lower()
+    kept: dict[str, str] = {}
+    triples = getattr(headers, "_list", None)  # both branches: (raw name, lower-cased name, value)
+    if triples is None:
+        triples = [(key, key.lower(), value) for key, value in headers.raw]
+    for _, name, value in triples:
         if name in _USED_HEADERS:
             out[name.decode("latin-1")] = value.decode("latin-1")
+        if _wanted(name):
+            kept[name.decode("latin-1")] = value.decode("latin-1")
+    if kept:
+        stored[side] = kept
     return out
 
 
@@ -112,10 +182,13 @@ def _attempt(headers: Mapping[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
-def _exchange(raw: RawCapture, notes: list[str]) -> tuple[providers.Exchange, bool]:
+def _exchange(
+    raw: RawCapture, notes: list[str], stored: dict[str, dict[str, str]]
+) -> tuple[providers.Exchange, bool]:
     request = raw.request
     url = request.url
-    req_headers, resp_headers = _headers(request.headers), _headers(raw.response_headers)
+    req_headers = _headers(request.headers, stored, "request")
+    resp_headers = _headers(raw.response_headers, stored, "response")
     request_json, request_notes = _request_body(raw, req_headers)
     encoding = None if raw.decoded else resp_headers.get("content-encoding")
     body, body_notes = decode_content(b"".join(raw.chunks), encoding)
@@ -171,7 +244,8 @@ def build_record(raw: RawCapture) -> AuditRecord:
 
 def _build(raw: RawCapture) -> AuditRecord:
     notes: list[str] = list(raw.notes)
-    exchange, is_stream = _exchange(raw, notes)
+    headers: dict[str, dict[str, str]] = {}
+    exchange, is_stream = _exchange(raw, notes, headers)
     parsed = providers.parse(exchange)
     notes.extend(parsed.notes)
     ctx = raw.context or AuditContext()
@@ -188,6 +262,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         model=_clip("model", parsed.model, notes),
         method=exchange.method,
         url=mask_url(str(raw.request.url)),
+        headers=headers,
         request=exchange.request,
         response=parsed.response,
         status_code=raw.status_code,

@@ -101,8 +101,9 @@ def record_from_dict(data: dict[str, Any]) -> AuditRecord:
     for name in ("tags", "notes"):
         if name in known:
             known[name] = tuple(known[name] or ())
-    if known.get("metadata") is None:
-        known.pop("metadata", None)
+    for name in ("metadata", "headers"):
+        if name in known and known[name] is None:
+            del known[name]
     return AuditRecord(**known)
 
 

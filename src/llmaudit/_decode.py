@@ -22,6 +22,10 @@ __all__ = ["MAX_DECODED_BYTES", "SSEEvent", "decode_content", "iter_ndjson", "it
 # A JSON number of 19+ digits (after a delimiter, so digits inside strings don't count): orjson would
 # turn an integer that long into a float, so such bodies take the exact stdlib parser.
 _LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19}")
+# Digits to "0", everything else to " ": a run of 19 digits is then a plain substring search (C speed),
+# which rules out almost every body before the regex, several times slower per byte, has to look.
+_DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_DIGIT_RUN = b"0" * 19
 
 #: Decoded bodies are cut here (a decompression bomb must not exhaust the writer's memory).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
@@ -107,7 +111,7 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
     """The body as JSON; else its text with a note. Empty is None."""
     if not body.strip():
         return None, ()
-    if not _LONG_NUMBER.search(body):
+    if _DIGIT_RUN not in body.translate(_DIGIT_MAP) or not _LONG_NUMBER.search(body):
         try:
             return orjson.loads(body), ()
         except orjson.JSONDecodeError:

@@ -30,7 +30,8 @@ __all__ = [
 
 #: Version of the record layout; bumped with a migration in ``storage/_migrations.py``.
 #: 1: the first layout. 2: ``parent_session_key`` (the enclosing session of a nested one).
-SCHEMA_VERSION = 2
+#: 3: ``headers`` (the allow-listed HTTP headers) and the per-writer chain state beside the records.
+SCHEMA_VERSION = 3
 
 JSONValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
@@ -54,6 +55,9 @@ STRING_LIMITS: Mapping[str, int] = {
     "prev_hash": 128,
     "hash": 128,
 }
+
+
+_LIMITS = tuple(STRING_LIMITS.items())
 
 
 def utcnow() -> datetime:
@@ -128,6 +132,7 @@ class AuditRecord:
     model: str | None = None
     method: str | None = None
     url: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
     request: JSONValue = None
     response: JSONValue = None
     status_code: int | None = None
@@ -158,7 +163,7 @@ class AuditRecord:
             object.__setattr__(self, "created_at", created.astimezone(timezone.utc))
         if self.source not in SOURCES:
             raise ValueError(f"AuditRecord.source must be one of {SOURCES}, not {self.source!r}")
-        for name, limit in STRING_LIMITS.items():
+        for name, limit in _LIMITS:
             value = getattr(self, name)
             if value is not None and len(value) > limit:
                 raise ValueError(f"AuditRecord.{name} is {len(value)} characters long; the limit is {limit}")

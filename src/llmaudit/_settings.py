@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -80,6 +80,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "queue_size": _positive(int),
     "spool_dir": str,
     "shutdown_timeout_s": _positive(float),
+    "chain_key": str,
 }
 
 
@@ -96,6 +97,7 @@ class Settings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     spool_dir: str | None = None
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    chain_key: str | None = field(default=None, repr=False)  # HMAC key of the hash chain: never shown
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:

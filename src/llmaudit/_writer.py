@@ -2,7 +2,8 @@
 
 `submit` is the only method on the hot path: a length check and a ``deque.append`` (no lock, no I/O,
 no parsing). A daemon thread wakes when a batch is full or the flush interval passes, builds the records
-(``item.to_record()`` for captures), runs the processors, and writes the batch with retries; when the
+(``item.to_record()`` for captures), runs the processors (redaction first), seals them into this
+writer's hash chain (`_chain.Chain`), and writes the batch with retries; when the
 backend stays down the batch spills to the `Spool`, and the spool is replayed once a write succeeds
 again. A full queue spills from the caller's thread, the one exception to "no I/O on the hot path",
 because the alternative is losing records. ``mode="sync"`` does all of it on the caller's thread and
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ._chain import Chain
 from ._errors import AuditError, StorageError, StorageUnavailableError
 from ._guard import report
 from ._record import AuditRecord
@@ -114,8 +116,10 @@ class Writer:
         processors: Sequence[Processor] = (),
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
+        chain_key: bytes | None = None,
     ) -> None:
         self.storage, self.spool, self.mode, self.strict = storage, spool, mode, strict
+        self.chain_key = chain_key
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.queue_size, self.processors = queue_size, tuple(processors)
         self.retry_delays_s, self.probe_interval_s = tuple(retry_delays_s), probe_interval_s
@@ -123,6 +127,7 @@ class Writer:
         _live_writers.add(self)
 
     def _init_state(self) -> None:
+        self.chain = Chain(self.chain_key)  # a new writer_id: a forked child starts its own chain
         self._queue: collections.deque[Pending | _Marker] = collections.deque()
         self._wake = threading.Event()
         self._store_lock = threading.Lock()
@@ -285,6 +290,10 @@ class Writer:
         records = self._build(items)
         if not records:
             return
+        try:
+            records = self.chain.seal(records)
+        except Exception as exc:  # noqa: BLE001 - unsealed is better than lost: verify flags them
+            report("chain sealing", exc)
         if spill_only or time.monotonic() < self._down_until:
             self._spill(records, durable=durable)
             return

@@ -224,8 +224,9 @@ def test_a_forked_child_does_not_reuse_the_parents_connections(tmp_path: Path) -
 def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """A store written by schema 1 (no parent_session_key column) is migrated on open: old records
-    read back, new ones store the new field, on every SQL dialect."""
+    """A store written by schema 1 (no parent_session_key or headers column, no chain table) is
+    migrated step by step on open: old records read back, new ones store the new fields and the
+    chain head, on every SQL dialect."""
     url = {"sqlite": f"sqlite:///{tmp_path / 'v1.db'}"}.get(kind) or request.getfixturevalue(
         "pg_url" if kind == "pg" else "mariadb_url"
     )
@@ -235,13 +236,26 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     meta = _migrations.meta_table(store.table)
     with store._engine.begin() as conn:  # turn it into what schema 1 looked like
         conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN parent_session_key")
+        conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN headers")
+        conn.exec_driver_sql(f"DROP TABLE {store.chain.name}")
         conn.execute(meta.update().values(value="1"))
     store.close()
     upgraded = SQLStorage(url)
     assert upgraded.schema_version() == SCHEMA_VERSION
-    new = AuditRecord(session_key="inner", parent_session_key="outer")
+    new = AuditRecord(
+        session_key="inner",
+        parent_session_key="outer",
+        headers={"response": {"x-request-id": "req_1"}},
+        writer_id="w1",
+        seq=1,
+        prev_hash="0" * 64,
+        hash="a" * 64,
+    )
     upgraded.write([new])
     got = {r.id: r for r in upgraded.read(Query())}
     assert got[old.id].parent_session_key is None
+    assert got[old.id].headers == {}
     assert got[new.id].parent_session_key == "outer"
+    assert got[new.id].headers == {"response": {"x-request-id": "req_1"}}
+    assert upgraded.chain_states() == {"w1": (1, "a" * 64, None, None)}
     upgraded.close()

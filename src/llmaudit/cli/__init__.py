@@ -3,7 +3,9 @@ internals. Errors a user can cause print one line and exit 1 (a traceback only w
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
@@ -52,6 +54,94 @@ def path(storage: str | None) -> None:
 def demo(storage: str | None) -> None:
     """Run a small offline application through llmaudit and show what it recorded."""
     run_demo(_storage_url(storage), echo=click.echo)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"llmaudit: {message}", err=True)
+    sys.exit(1)
+
+
+@cli.command()
+@storage_option
+@click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(storage: str | None, key: str | None, as_json: bool) -> None:
+    """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
+    from .. import _reader  # noqa: PLC0415
+
+    problems: list[str] = []
+    with _reader.open(_storage_url(storage)) as reader:
+        report = reader.verify(key, on_problem=problems.append)
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
+    else:
+        for problem in problems:
+            click.echo(f"unreadable: {problem}", err=True)
+        totals = report.totals()
+        click.echo(
+            f"{'OK' if report.ok else 'FAILED'}: {totals['verified']} verified "
+            f"({totals['erased']} erased) from {totals['writers']} writers; "
+            f"{totals['modified']} modified, {totals['missing']} missing, "
+            f"{totals['reordered']} reordered, {totals['inserted']} inserted"
+        )
+        for writer_id, w in sorted(report.writers.items()):
+            if not w.ok:
+                click.echo(
+                    f"  writer {writer_id}: modified {w.modified[:5]} reordered {w.reordered[:5]} "
+                    f"inserted {w.inserted[:5]} missing seq {w.missing[:5]}"
+                )
+        if report.unchained:
+            click.echo(f"  records without a chain: {report.unchained[:5]}")
+    if not report.ok or problems:
+        sys.exit(1)
+
+
+@cli.command()
+@storage_option
+@click.option("--session", default=None, help="Erase every record of this session key.")
+@click.option("--user", default=None, help="Erase every record of this user.")
+@click.option("--id", "ids", multiple=True, help="Erase this record (repeatable).")
+def forget(storage: str | None, session: str | None, user: str | None, ids: tuple[str, ...]) -> None:
+    """Erase payloads (right to be forgotten), keeping their digests so the log still verifies."""
+    from .. import _reader  # noqa: PLC0415
+
+    if session is None and user is None and not ids:
+        _fail("forget needs --session, --user or --id")
+    with _reader.open(_storage_url(storage)) as reader:
+        result = reader.forget(session=session, user=user, ids=list(ids) or None)
+    if not result.erased:
+        _fail("no matching record")
+    click.echo(f"erased the payloads of {result.erased} records")
+    if result.spool_files_in_use:
+        click.echo(
+            f"warning: {result.spool_files_in_use} spool files are in use by a running writer", err=True
+        )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _age(text: str) -> timedelta:
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit():
+        raise click.BadParameter(f"{text!r}: use a number and one of s, m, h, d, w (e.g. 30d)")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+@cli.command()
+@storage_option
+@click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
+def prune(storage: str | None, older_than: str) -> None:
+    """Delete old records, leaving a checkpoint so that what remains still verifies."""
+    from .. import _reader  # noqa: PLC0415
+
+    cutoff = datetime.now(timezone.utc) - _age(older_than)
+    with _reader.open(_storage_url(storage)) as reader:
+        result = reader.prune(cutoff)
+    click.echo(
+        f"deleted {result.deleted} records older than {cutoff:%Y-%m-%d %H:%M:%S} UTC; "
+        f"{result.checkpoints} checkpoints written"
+    )
 
 
 @cli.group()

@@ -9,15 +9,25 @@ raises `StorageError`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from .._chain import ChainState
 from .._record import AuditRecord
 
-__all__ = ["ProblemHandler", "Query", "Storage", "matches", "redact_url", "select"]
+__all__ = [
+    "ChainStore",
+    "ProblemHandler",
+    "Query",
+    "Storage",
+    "batch_heads",
+    "matches",
+    "redact_url",
+    "select",
+]
 
 logger = logging.getLogger("llmaudit")
 
@@ -63,6 +73,39 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Release connections and file handles; idempotent."""
+
+
+@runtime_checkable
+class ChainStore(Protocol):
+    """What the built-in backends add for the tamper-evident chain, erasure and pruning.
+
+    ``write`` also raises each writer's head (``_chain.ChainState``) to the highest ``seq`` written,
+    in the same transaction or under the same lock as the records, never lowering it (a replayed
+    spool file brings older records). A third-party backend without these methods still stores
+    records; `llmaudit.open(url).verify()` then says what it cannot check.
+    """
+
+    def chain_states(self) -> dict[str, ChainState]:
+        """Each writer's head and prune checkpoint."""
+
+    def erase(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
+        """Overwrite payload fields in place (``{id: {field: tombstone}}``), leaving no copy of the
+        old value behind in the backend's files; returns how many records changed."""
+
+    def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
+        """Delete *ids* and set each writer's prune checkpoint ``(seq, hash)`` in one step."""
+
+
+def batch_heads(records: Sequence[AuditRecord]) -> dict[str, tuple[int, str]]:
+    """The highest ``(seq, hash)`` per writer in a batch."""
+    heads: dict[str, tuple[int, str]] = {}
+    for record in records:
+        if record.writer_id is None or record.seq is None or record.hash is None:
+            continue
+        known = heads.get(record.writer_id)
+        if known is None or record.seq > known[0]:
+            heads[record.writer_id] = (record.seq, record.hash)
+    return heads
 
 
 _EQUALITY_FILTERS = ("session_key", "user", "client", "provider", "model", "source")

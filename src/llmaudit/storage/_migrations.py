@@ -1,6 +1,7 @@
 """Schema version and migrations of the SQL records table.
 
-``{table}_meta`` holds ``schema_version``. Opening a fresh database creates the tables and stamps the
+``{table}_meta`` holds ``schema_version``; ``{table}_chain`` each writer's chain head and checkpoint.
+Opening a fresh database creates the tables and stamps the
 current `SCHEMA_VERSION`; an older stamp is migrated step by step (``MIGRATIONS[n]`` takes version n to
 n + 1, each in its own transaction, the stamp bumped with it); a newer stamp is refused, since this
 llmaudit would misread it. Several processes opening a fresh database at once are fine: creation uses
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from .._errors import StorageError
 from .._record import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "current_version", "meta_table", "prepare"]
+__all__ = ["MIGRATIONS", "chain_table", "current_version", "meta_table", "prepare"]
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
@@ -35,8 +36,13 @@ def _v1_to_v2(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "parent_session_key")
 
 
+def _v2_to_v3(conn: Connection, table: sa.Table) -> None:
+    _add_column(conn, table, "headers")
+    chain_table(table).create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 _KEY = "schema_version"
 _ATTEMPTS = 3
 
@@ -56,6 +62,26 @@ def meta_table(table: sa.Table) -> sa.Table:
     )
 
 
+def chain_table(table: sa.Table) -> sa.Table:
+    """Each writer's chain head and prune checkpoint (see ``_chain.ChainState``)."""
+    name = f"{table.name}_chain"
+    if name in table.metadata.tables:
+        return table.metadata.tables[name]
+    return sa.Table(
+        name,
+        table.metadata,
+        sa.Column("writer_id", sa.String(64), primary_key=True),
+        sa.Column("head_seq", sa.BigInteger(), nullable=False),
+        sa.Column("head_hash", sa.String(128), nullable=False),
+        sa.Column("base_seq", sa.BigInteger()),
+        sa.Column("base_hash", sa.String(128)),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+        mariadb_charset="utf8mb4",
+        mariadb_collate="utf8mb4_bin",
+    )
+
+
 def current_version(engine: Engine, table: sa.Table) -> int | None:
     """The stamped schema version, or None when the database has no llmaudit tables yet."""
     meta = meta_table(table)
@@ -69,7 +95,7 @@ def current_version(engine: Engine, table: sa.Table) -> int | None:
 def _create(engine: Engine, table: sa.Table) -> None:
     meta = meta_table(table)
     with engine.begin() as conn:
-        table.metadata.create_all(conn, tables=[table, meta], checkfirst=True)
+        table.metadata.create_all(conn, tables=[table, meta, chain_table(table)], checkfirst=True)
         stamped = conn.execute(sa.select(meta.c.value).where(meta.c.key == _KEY)).scalar()
         if stamped is None:
             conn.execute(meta.insert().values(key=_KEY, value=str(SCHEMA_VERSION)))

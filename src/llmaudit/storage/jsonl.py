@@ -3,7 +3,9 @@
 ``jsonl:///var/log/llm`` writes ``llmaudit-2026-11-24.jsonl`` (then ``.1.jsonl``, ``.2.jsonl``… once a
 file reaches ``max_bytes``) under that directory; each line is a record's canonical JSON. Every batch
 is appended under an exclusive ``flock`` on ``.llmaudit.lock`` with one ``O_APPEND`` write per file, so
-processes never interleave or split a line. Files are created 0600 in a 0700 directory. Nothing is held
+processes never interleave or split a line; under the same lock each writer's chain head is kept in
+``.chain/<writer_id>.json``. Erasure and pruning rewrite whole files atomically (temporary file, fsync,
+rename), also under the lock. Files are created 0600 in a 0700 directory. Nothing is held
 open between batches, so a forked child needs nothing special. Reading streams day by day and never
 loads the whole log; unreadable lines are reported with file and line and skipped.
 """
@@ -14,15 +16,18 @@ import contextlib
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._codec import decode_record, encode_record
+from .._chain import ChainState
+from .._codec import decode_record, dumps, encode_record, loads
 from .._errors import ConfigurationError, StorageError
 from .._record import AuditRecord
-from ._base import ProblemHandler, Query, matches, warn_problem
+from ._base import ProblemHandler, Query, batch_heads, matches, warn_problem
 
 try:
     import fcntl
@@ -35,6 +40,8 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _FSYNC_POLICIES = ("never", "batch")
 _NAME = re.compile(r"^llmaudit-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$")
 _LOCK_NAME = ".llmaudit.lock"
+_CHAIN_DIR = ".chain"  # one small file per writer: [head_seq, head_hash, base_seq, base_hash]
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -99,8 +106,79 @@ class JSONLStorage:
             with self._locked():
                 for day, lines in by_day.items():
                     self._append(day, b"".join(lines))
+                for writer, (seq, digest) in batch_heads(records).items():
+                    known = self._chain_state(writer)
+                    if known is None:
+                        self._save_chain_state(writer, ChainState(seq, digest))
+                    elif seq > known.head_seq:
+                        self._save_chain_state(writer, known._replace(head_seq=seq, head_hash=digest))
         except OSError as exc:
             raise StorageError(f"cannot append to jsonl storage {self.directory}: {exc}") from exc
+
+    # -- chain state, erasure, pruning ----------------------------------------------------------
+
+    def _chain_path(self, writer: str) -> Path:
+        return self.directory / _CHAIN_DIR / f"{writer}.json"
+
+    def _chain_state(self, writer: str) -> ChainState | None:
+        if not _SAFE_NAME.match(writer):
+            return None
+        try:
+            data = loads(self._chain_path(writer).read_bytes())
+            return ChainState(*data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _save_chain_state(self, writer: str, state: ChainState) -> None:
+        if not _SAFE_NAME.match(writer):  # writer ids come from records: never a path
+            return
+        path = self._chain_path(writer)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        _replace_file(path, dumps(list(state)) + b"\n")
+
+    def chain_states(self) -> dict[str, ChainState]:
+        states = {}
+        folder = self.directory / _CHAIN_DIR
+        if folder.is_dir():
+            for path in folder.glob("*.json"):
+                state = self._chain_state(path.stem)
+                if state is not None:
+                    states[path.stem] = state
+        return states
+
+    def erase(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
+        """Rewrite each file holding one of the records (atomically, under the lock), the other lines
+        byte for byte as they were."""
+
+        def change(record: AuditRecord) -> AuditRecord | None:
+            return replace(record, **payloads[record.id]) if record.id in payloads else record
+
+        return self._rewrite(set(payloads), change)
+
+    def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
+        removed = self._rewrite(set(ids), lambda record: None)
+        with self._locked():
+            for writer, (seq, digest) in checkpoints.items():
+                known = self._chain_state(writer) or ChainState(seq, digest)
+                self._save_chain_state(writer, known._replace(base_seq=seq, base_hash=digest))
+        return removed
+
+    def _rewrite(self, ids: set[str], change: Callable[[AuditRecord], AuditRecord | None]) -> int:
+        changed = 0
+        needles = [i.encode() for i in ids]
+        try:
+            with self._locked():
+                for path in self.files():
+                    data = path.read_bytes()
+                    if not any(n in data for n in needles):
+                        continue
+                    lines, count = _changed_lines(data, ids, change)
+                    if count:
+                        _replace_file(path, b"".join(lines))
+                        changed += count
+        except OSError as exc:
+            raise StorageError(f"cannot rewrite jsonl storage {self.directory}: {exc}") from exc
+        return changed
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -198,6 +276,37 @@ class JSONLStorage:
 
     def close(self) -> None:
         """Nothing is held open between batches."""
+
+
+def _changed_lines(
+    data: bytes, ids: set[str], change: Callable[[AuditRecord], AuditRecord | None]
+) -> tuple[list[bytes], int]:
+    lines, count = [], 0
+    for line in data.splitlines(keepends=True):
+        try:
+            record = decode_record(line) if line.strip() else None
+        except (ValueError, TypeError):
+            record = None  # an unreadable line is kept as it is (read() reports it)
+        if record is None or record.id not in ids:
+            lines.append(line)
+            continue
+        new = change(record)
+        count += 1
+        if new is not None:
+            lines.append(encode_record(new) + b"\n")
+    return lines, count
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write *data* to a 0600 temporary file beside *path*, fsync it, and rename it over *path*."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _day_in_range(day: date, query: Query) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
+from .._chain import ChainState
 from .._codec import FIELDS, dumps, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
 from . import _migrations
-from ._base import ProblemHandler, Query, warn_problem
+from ._base import ProblemHandler, Query, batch_heads, warn_problem
 
 __all__ = ["DEFAULT_TABLE", "SQLStorage"]
 
@@ -43,7 +44,7 @@ DEFAULT_TABLE = "llmaudit_records"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
-_JSON_FIELDS = ("tags", "metadata", "request", "response", "notes")
+_JSON_FIELDS = ("tags", "metadata", "headers", "request", "response", "notes")
 _FLOAT_FIELDS = ("duration_ms", "ttft_ms", "cost_usd")
 _BIG_INT_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "seq")
 _INT_FIELDS = ("schema_version", "status_code", "attempt")
@@ -187,7 +188,9 @@ class SQLStorage:
         self._engine = self._create_engine(sa_url)
         self._pid = os.getpid()
         self.table = build_table(sa.MetaData(), table)
+        self.chain = _migrations.chain_table(self.table)
         self._insert = self._idempotent_insert()
+        self._raise_head = self._head_upsert()
         self._insert_sql, self._to_params = self._compile_insert()
         with self._translated("open"):
             _migrations.prepare(self._engine, self.table, migrate=migrate)
@@ -231,6 +234,43 @@ class SQLStorage:
             stmt = mysql.insert(self.table)
             return stmt.on_duplicate_key_update(id=stmt.inserted.id)
         return self.table.insert()  # another dialect: duplicates raise IntegrityError
+
+    def _head_upsert(self) -> Any:
+        """Insert a writer's head, or raise it, never lower it (a replayed spool brings old records)."""
+        c, name = self.chain.c, self._engine.dialect.name
+        if name in ("postgresql", "sqlite"):
+            insert = (postgresql if name == "postgresql" else sqlite).insert(self.chain)
+            return insert.on_conflict_do_update(
+                index_elements=["writer_id"],
+                set_={"head_seq": insert.excluded.head_seq, "head_hash": insert.excluded.head_hash},
+                where=c.head_seq < insert.excluded.head_seq,
+            )
+        if name in ("mysql", "mariadb"):
+            stmt = mysql.insert(self.chain)
+            higher = stmt.inserted.head_seq > c.head_seq
+            return stmt.on_duplicate_key_update(  # in this order: the hash is chosen before seq moves
+                [
+                    ("head_hash", sa.case((higher, stmt.inserted.head_hash), else_=c.head_hash)),
+                    ("head_seq", sa.case((higher, stmt.inserted.head_seq), else_=c.head_seq)),
+                ]
+            )
+        return None  # another dialect: heads are kept with a read-then-write in `_raise_heads`
+
+    def _raise_heads(self, conn: sa.Connection, records: Sequence[AuditRecord]) -> None:
+        heads = batch_heads(records)
+        if not heads:
+            return
+        rows = [{"writer_id": w, "head_seq": seq, "head_hash": h} for w, (seq, h) in heads.items()]
+        if self._raise_head is not None:
+            conn.execute(self._raise_head, rows)
+            return
+        c = self.chain.c
+        for row in rows:
+            known = conn.execute(sa.select(c.head_seq).where(c.writer_id == row["writer_id"])).scalar()
+            if known is None:
+                conn.execute(self.chain.insert(), row)
+            elif known < row["head_seq"]:
+                conn.execute(self.chain.update().where(c.writer_id == row["writer_id"]).values(**row))
 
     def _compile_insert(self) -> tuple[str, Any]:
         """The insert as driver SQL plus a row converter applying each column's bind processing.
@@ -283,6 +323,53 @@ class SQLStorage:
         rows = [self._to_params(r) for r in records]
         with self._translated("write"), self._engine.begin() as conn:
             conn.exec_driver_sql(self._insert_sql, rows)
+            self._raise_heads(conn, records)
+
+    def chain_states(self) -> dict[str, ChainState]:
+        c = self.chain.c
+        with self._translated("read the chain state"), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(c.writer_id, c.head_seq, c.head_hash, c.base_seq, c.base_hash))
+            return {row[0]: ChainState(*row[1:]) for row in rows}
+
+    def erase(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
+        """Overwrite payloads, then make the database drop the old text from its files: SQLite
+        with ``secure_delete`` and a truncating WAL checkpoint, PostgreSQL with ``VACUUM FULL``,
+        MariaDB with ``OPTIMIZE TABLE`` (both rewrite the table; erasure is rare)."""
+        t = self.table
+        changed = 0
+        with self._translated("erase"), self._engine.begin() as conn:
+            for record_id, fields in payloads.items():
+                update = t.update().where(t.c.id == record_id).values(**fields)
+                changed += conn.execute(update).rowcount or 0
+        self._compact()
+        return changed
+
+    def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
+        t, c = self.table, self.chain.c
+        removed = 0
+        with self._translated("delete"), self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                removed += conn.execute(t.delete().where(t.c.id.in_(ids[start : start + 500]))).rowcount or 0
+            for writer, (seq, digest) in checkpoints.items():
+                values = {"base_seq": seq, "base_hash": digest}
+                updated = conn.execute(self.chain.update().where(c.writer_id == writer).values(**values))
+                if not updated.rowcount:
+                    conn.execute(
+                        self.chain.insert().values(writer_id=writer, head_seq=seq, head_hash=digest, **values)
+                    )
+        self._compact()
+        return removed
+
+    def _compact(self) -> None:
+        name = self._engine.dialect.name
+        quoted = self._engine.dialect.identifier_preparer.format_table(self.table)
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if name == "sqlite":
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif name == "postgresql":
+                conn.exec_driver_sql(f"VACUUM FULL {quoted}")
+            elif name in ("mysql", "mariadb"):
+                conn.exec_driver_sql(f"OPTIMIZE TABLE {quoted}").fetchall()
 
     def read(
         self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
@@ -352,5 +439,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased and pruned text is zeroed, not left in free pages
     finally:
         cursor.close()

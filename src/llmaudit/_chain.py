@@ -1,0 +1,316 @@
+"""The tamper-evident hash chain: sealing records on the writer thread, and verifying a log.
+
+Each writer (one per process, a new one after ``fork``) numbers its records ``seq = 1, 2, …`` under a
+fresh ``writer_id`` and links them: ``hash = H(canonical JSON of the record with prev_hash and seq)``
+where ``H`` is SHA-256, or HMAC-SHA256 keyed with ``LLMAUDIT_CHAIN_KEY`` when one is set. In that JSON
+each payload field (``request``, ``response``, ``metadata``) stands as the SHA-256 digest of its own
+canonical JSON, so `erase` can replace a payload by a tombstone that keeps the digest, and the chain
+still verifies. Everything else (timestamps, session, model, usage, headers, notes…) enters as is.
+
+Backends keep, beside the records, each writer's *head* (highest ``seq`` and its hash, updated in the
+same write as the records, so cutting the tail is detected) and, once old records are pruned, a
+*base* checkpoint (the last pruned ``seq`` and hash) where verification starts instead of genesis.
+
+`verify_chain` classifies every record of a writer: verified, modified (its content no longer matches
+its hash), reordered (it verifies only at another position than the ``seq`` it claims), inserted
+(it does not belong: no chain fields, a duplicate position, or a link to nothing) and missing positions
+(a gap, or a tail shorter than the head). An unkeyed chain proves integrity against accidents and
+casual edits; only a keyed chain (the key kept away from the database) resists someone who can
+recompute hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from ._codec import dumps, format_timestamp, record_to_dict
+from ._record import AuditRecord, new_id
+
+__all__ = [
+    "GENESIS",
+    "PAYLOAD_FIELDS",
+    "Chain",
+    "ChainState",
+    "VerifyReport",
+    "WriterReport",
+    "chain_key",
+    "compute_hash",
+    "is_tombstone",
+    "payload_digest",
+    "tombstone",
+    "verify_chain",
+]
+
+#: The ``prev_hash`` of a writer's first record.
+GENESIS = "0" * 64
+#: Fields that enter the hash as the digest of their own canonical JSON (and that `erase` replaces).
+PAYLOAD_FIELDS = ("request", "response", "metadata")
+
+
+class ChainState(NamedTuple):
+    """What a backend keeps per writer beside the records: the head, and the prune checkpoint."""
+
+    head_seq: int
+    head_hash: str
+    base_seq: int | None = None
+    base_hash: str | None = None
+
+
+def chain_key(value: str | bytes | None) -> bytes | None:
+    """The HMAC key from a setting (``LLMAUDIT_CHAIN_KEY``); empty means unkeyed."""
+    if not value:
+        return None
+    return value.encode() if isinstance(value, str) else value
+
+
+def tombstone(value: Any, at: datetime) -> dict[str, Any]:
+    """What an erased payload becomes: its digest (so the chain still verifies) and when it went."""
+    return {"erased": True, "sha256": payload_digest(value), "at": format_timestamp(at)}
+
+
+def is_tombstone(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.keys() == {"erased", "sha256", "at"}
+        and value["erased"] is True
+        and isinstance(value["sha256"], str)
+    )
+
+
+def payload_digest(value: Any) -> str:
+    """SHA-256 of *value*'s canonical JSON; a tombstone stands for the digest it keeps."""
+    if is_tombstone(value):
+        return str(value["sha256"])
+    return hashlib.sha256(dumps(value)).hexdigest()
+
+
+def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | None = None) -> str:
+    """The chain hash of *record* (with *seq* in place of its own, to test another position)."""
+    data = record_to_dict(record)
+    del data["hash"]
+    if seq is not None:
+        data["seq"] = seq
+    for name in PAYLOAD_FIELDS:
+        data[name] = payload_digest(data[name])
+    message = dumps(data)
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+class Chain:
+    """One writer's chain: `seal` gives each record its ``writer_id``, ``seq``, ``prev_hash`` and
+    ``hash``. Thread-safe; records are numbered in the order they are sealed."""
+
+    def __init__(self, key: bytes | None = None, writer_id: str | None = None) -> None:
+        self.key = key
+        self.writer_id = writer_id or new_id()
+        self._seq = 0
+        self._prev = GENESIS
+        self._lock = threading.Lock()
+
+    def seal(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+        sealed = []
+        with self._lock:
+            for record in records:
+                self._seq += 1
+                linked = replace(
+                    record, writer_id=self.writer_id, seq=self._seq, prev_hash=self._prev, hash=None
+                )
+                digest = compute_hash(linked, self.key)
+                sealed.append(replace(linked, hash=digest))
+                self._prev = digest
+        return sealed
+
+
+@dataclass(slots=True)
+class WriterReport:
+    """The verdict on one writer's chain (ids of the records at fault, at most a few of each kind)."""
+
+    writer_id: str
+    verified: int = 0
+    erased: int = 0
+    modified: list[str] = field(default_factory=list)
+    reordered: list[str] = field(default_factory=list)
+    inserted: list[str] = field(default_factory=list)
+    missing: list[tuple[int, int]] = field(default_factory=list)  # inclusive seq ranges
+    head_seq: int | None = None
+    base_seq: int | None = None
+
+    @property
+    def missing_count(self) -> int:
+        return sum(end - start + 1 for start, end in self.missing)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.modified or self.reordered or self.inserted or self.missing)
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The verdict on a whole log: one `WriterReport` per writer, plus records with no chain."""
+
+    writers: dict[str, WriterReport] = field(default_factory=dict)
+    unchained: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unchained and all(w.ok for w in self.writers.values())
+
+    def totals(self) -> dict[str, int]:
+        reports = self.writers.values()
+        return {
+            "writers": len(self.writers),
+            "verified": sum(w.verified for w in reports),
+            "erased": sum(w.erased for w in reports),
+            "modified": sum(len(w.modified) for w in reports),
+            "reordered": sum(len(w.reordered) for w in reports),
+            "inserted": sum(len(w.inserted) for w in reports) + len(self.unchained),
+            "missing": sum(w.missing_count for w in reports),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            **self.totals(),
+            "unchained": self.unchained,
+            "by_writer": {
+                wid: {
+                    "ok": w.ok,
+                    "verified": w.verified,
+                    "erased": w.erased,
+                    "modified": w.modified,
+                    "reordered": w.reordered,
+                    "inserted": w.inserted,
+                    "missing": [list(r) for r in w.missing],
+                    "head_seq": w.head_seq,
+                    "base_seq": w.base_seq,
+                }
+                for wid, w in sorted(self.writers.items())
+            },
+        }
+
+
+class _Link(NamedTuple):
+    id: str
+    seq: int
+    prev_hash: str
+    hash: str
+    self_ok: bool
+    erased: bool
+    record: AuditRecord | None  # kept only when its hash fails, to test other positions
+
+
+def verify_chain(
+    records: Iterable[AuditRecord], states: Mapping[str, ChainState], key: bytes | None = None
+) -> VerifyReport:
+    """Check every record against its writer's chain; see the module docstring for the verdicts.
+
+    Holds one small tuple per record (not the payloads' text twice), so a few million records fit.
+    """
+    report = VerifyReport()
+    by_writer: dict[str, list[_Link]] = defaultdict(list)
+    for record in records:
+        if record.writer_id is None or record.seq is None or record.hash is None or record.prev_hash is None:
+            report.unchained.append(record.id)
+            continue
+        erased = any(is_tombstone(getattr(record, name)) for name in PAYLOAD_FIELDS)
+        ok = hmac.compare_digest(compute_hash(record, key), record.hash)
+        by_writer[record.writer_id].append(
+            _Link(record.id, record.seq, record.prev_hash, record.hash, ok, erased, None if ok else record)
+        )
+    for writer_id in sorted(set(by_writer) | set(states)):
+        report.writers[writer_id] = _verify_writer(writer_id, by_writer.get(writer_id, []), states, key)
+    return report
+
+
+def _verify_writer(
+    writer_id: str, links: list[_Link], states: Mapping[str, ChainState], key: bytes | None
+) -> WriterReport:
+    state = states.get(writer_id)
+    out = WriterReport(writer_id, head_seq=state.head_seq if state else None)
+    base_seq, base_hash = 0, GENESIS
+    if state is not None and state.base_seq is not None and state.base_hash is not None:
+        base_seq, base_hash = state.base_seq, state.base_hash
+        out.base_seq = base_seq
+    by_hash = {link.hash: link for link in links if not link.self_ok}
+    by_hash.update((link.hash, link) for link in links if link.self_ok)  # a valid record wins
+    true_seq: dict[str, int | None] = {}
+
+    def position(link: _Link) -> int | None:
+        """Where *link* really sits: one after the record whose hash it links to. Walks back
+        iteratively and remembers every answer, so each record is visited once overall."""
+        trail: list[_Link] = []
+        seen: set[str] = set()
+        found: int | None = None
+        current: _Link | None = link
+        while current is not None and current.id not in seen:  # seen again: forged links in a loop
+            if current.id in true_seq:
+                found = true_seq[current.id]
+                break
+            trail.append(current)
+            seen.add(current.id)
+            if current.prev_hash == base_hash:
+                found = base_seq
+                break
+            current = by_hash.get(current.prev_hash)
+        for step in reversed(trail):
+            found = None if found is None else found + 1
+            true_seq[step.id] = found
+        return true_seq[link.id]
+
+    accepted: dict[int, _Link] = {}
+    for link in sorted(links, key=lambda lk: (lk.seq, not lk.self_ok)):
+        if link.self_ok:
+            where = position(link)
+            if where == link.seq and link.seq not in accepted and link.seq > base_seq:
+                accepted[link.seq] = link
+                out.verified += 1
+                out.erased += link.erased
+            else:
+                out.inserted.append(link.id)  # a valid hash at a position it does not link to
+            continue
+        where = position(link)
+        if (
+            where is not None
+            and where != link.seq
+            and link.record is not None
+            and hmac.compare_digest(compute_hash(link.record, key, seq=where), link.hash)
+        ):
+            out.reordered.append(link.id)
+            accepted.setdefault(where, link)
+        elif link.seq in accepted:
+            out.inserted.append(link.id)  # a second record claiming a taken position
+        else:
+            out.modified.append(link.id)
+            accepted.setdefault(link.seq, link)
+    _find_gaps(out, accepted, base_seq, state)
+    return out
+
+
+def _plus_one(value: int | None) -> int | None:
+    return None if value is None else value + 1
+
+
+def _find_gaps(
+    out: WriterReport, accepted: Mapping[int, _Link], base_seq: int, state: ChainState | None
+) -> None:
+    last = max([base_seq, *accepted], default=base_seq)
+    if state is not None and state.head_seq > last:
+        last = state.head_seq
+    start = None
+    for seq in range(base_seq + 1, last + 1):
+        if seq not in accepted:
+            start = seq if start is None else start
+        elif start is not None:
+            out.missing.append((start, seq - 1))
+            start = None
+    if start is not None:
+        out.missing.append((start, last))

@@ -1,0 +1,626 @@
+"""Redaction: the writer processor that removes secrets and bulk from a record before it is stored.
+
+A `Redactor` is a writer *processor* (``AuditRecord -> AuditRecord | None``); it runs on the writer
+thread, never on the caller's hot path. For each payload field (``request``, ``response``, ``metadata``)
+it applies, in this order:
+
+1. **Path rules** (`Rule`): a JSON path selects values to ``drop`` (remove the key or list item),
+   ``mask`` (replace by ``"[REDACTED]"``) or ``hash`` (replace by ``"hmac-sha256:<hex>"``, the HMAC of the
+   value's canonical JSON, so equal values still group). A path starting with ``request.``,
+   ``response.`` or ``metadata.`` applies to that field only; any other path applies to both the request
+   and the response. Syntax: dot-separated keys, ``[*]`` (every list item), ``[N]`` (one index, negative
+   counts from the end), ``*`` as a key (every value of an object), ``["a.b"]`` for a key with dots,
+   brackets or quotes (``\\"`` and ``\\\\`` escape inside). A bare ``request`` or ``response`` selects
+   the whole field (``drop`` then stores ``None``).
+2. **Large values**: a string longer than ``max_value_bytes`` (UTF-8), and a base64 ``data:`` URL longer
+   than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
+   a data URL). Dict keys are never changed.
+3. **Detectors** (`DETECTORS`): built-in patterns for API keys, bearer tokens, e-mail addresses and card
+   numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Detectors also
+   run over ``error``, ``url`` and the elements of ``tags`` and ``notes``, but never over
+   ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those. Only strings
+   are scanned (a card number stored as a JSON number is not recognised).
+
+When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
+never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
+
+Guarantees:
+
+* The redactor never raises (except from ``before_write``, see `Redactor`): when processing a field fails
+  (an unexpected type, a cycle, nesting deeper than JSON allows), the whole field is masked, `failures`
+  is incremented and a note says so. The unredacted value is never returned.
+* The output always encodes with `llmaudit._codec.dumps`; values outside JSON (objects, bytes, sets) are
+  turned into their ``repr`` *before* scanning, as the codec would, so they cannot carry a secret past
+  the detectors.
+* Redaction is idempotent: ``r(r(x)) == r(x)`` for the payload fields. Replacement markers match no
+  detector, truncation markers are recognised and left alone, hashes are not re-hashed, and detectors
+  run until nothing more matches. The one exception is ``drop`` on an index path (``messages[0]``),
+  which by its nature removes another item every time it runs.
+
+Hashing keys: ``hash_key`` (bytes or str) keys the HMAC. Without it, ``LLMAUDIT_REDACT_KEY`` is used, and
+without that a random key drawn once per process: hashes then group records of one process only. Set
+``LLMAUDIT_REDACT_KEY`` (or pass ``hash_key``) to group across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+from ._codec import dumps
+from ._errors import ConfigurationError
+from ._record import AuditRecord
+
+__all__ = ["DEFAULT_MAX_VALUE_BYTES", "DETECTORS", "Redactor", "Rule"]
+
+#: Default `Redactor` ``max_value_bytes``: longer strings are replaced by a truncation marker.
+DEFAULT_MAX_VALUE_BYTES: Final = 64 * 1024
+
+#: Smallest accepted ``max_value_bytes``: every marker the redactor writes stays below it (idempotency).
+MIN_MAX_VALUE_BYTES: Final = 256
+
+#: A base64 ``data:`` URL longer than this (UTF-8 bytes) is truncated whatever ``max_value_bytes`` says.
+DATA_URL_MAX_BYTES: Final = 1024
+
+#: The built-in detectors, in the order they run. Each pattern matches the text that is replaced by
+#: ``[REDACTED:<name>]``; a ``card`` match is replaced only when its digits pass the Luhn check.
+DETECTORS: dict[str, re.Pattern[str]] = {
+    # before openai_key, and openai_key refuses "sk-ant-": together they cover every "sk-" + 20 chars
+    "anthropic_key": re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}"),
+    "openai_key": re.compile(r"sk-(?!ant-)[A-Za-z0-9_-]{20,}"),
+    "google_key": re.compile(r"AIza[0-9A-Za-z_-]{35}"),
+    "bearer": re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
+    "aws_key": re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    "email": re.compile(
+        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+    ),
+    "card": re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,18}(?![0-9])"),
+}
+
+#: Substrings one of which a string must contain for a detector to run (None: always run the regex,
+#: which then starts with a cheap first-character scan of its own).
+_TRIGGERS: Final[Mapping[str, tuple[str, ...] | None]] = {
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "google_key": ("AIza",),
+    "bearer": None,
+    "aws_key": ("AKIA", "ASIA"),
+    "email": ("@",),
+    "card": None,
+}
+
+ACTIONS: Final = ("drop", "mask", "hash")
+MASK: Final = "[REDACTED]"
+FAILED_TEXT: Final = "[REDACTED: could not be processed]"
+_HASH_PREFIX: Final = "hmac-sha256:"
+_HASH_MARKER = re.compile(r"hmac-sha256:[0-9a-f]{64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_MIN_SCAN_LENGTH: Final = 6
+_MAX_DEPTH: Final = 200  # orjson refuses deeper nesting; such a field is masked instead
+_CARD_RUN = re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,}")  # a maximal run of >= 13 digits
+_CARD_MIN_DIGITS, _CARD_MAX_DIGITS = 13, 19
+_DATA_URL = re.compile(r"data:([^,;]{0,255})(?:;[^,;]{0,255}){0,16};base64,", re.IGNORECASE)
+_MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+_PROCESS_KEY: Final = os.urandom(32)
+
+# Path segments: (kind, argument).
+_KEY, _INDEX, _ITEMS, _VALUES = range(4)
+_Segment = tuple[int, Any]
+_Path = tuple[_Segment, ...]
+_PREFIXES: Final = ("request", "response", "metadata")
+_INDEX_RE = re.compile(r"\[(-?[0-9]+)\]")
+
+
+class _PathError(ValueError):
+    pass
+
+
+class _TooDeepError(ValueError):
+    pass
+
+
+def _parse_quoted(path: str, i: int) -> tuple[str, int]:
+    """Parse the key of ``["..."]`` starting after the opening quote; return it and the index after ``]``."""
+    chars: list[str] = []
+    n = len(path)
+    while i < n:
+        c = path[i]
+        if c == "\\" and i + 1 < n:
+            chars.append(path[i + 1])
+            i += 2
+        elif c == '"':
+            if not path.startswith("]", i + 1):
+                raise _PathError(f"expected ']' after the quoted key at position {i + 1}")
+            return "".join(chars), i + 2
+        else:
+            chars.append(c)
+            i += 1
+    raise _PathError('unterminated quoted key (["...": missing closing quote)')
+
+
+def _parse_bracket(path: str, i: int) -> tuple[_Segment, int]:
+    """The ``[*]``, ``[N]`` or ``["key"]`` segment at *i*, and the index after it."""
+    if path.startswith("[*]", i):
+        return (_ITEMS, None), i + 3
+    if path.startswith('["', i):
+        key, end = _parse_quoted(path, i + 2)
+        return (_KEY, key), end
+    match = _INDEX_RE.match(path, i)
+    if match is None:
+        raise _PathError(f'bad brackets at position {i}: use [*], [N] or ["key"]')
+    return (_INDEX, int(match.group(1))), match.end()
+
+
+def _parse_path(path: str) -> tuple[_Path, bool]:
+    """Segments of *path*, and whether the first one is a bare (unquoted) key."""
+    if not path:
+        raise _PathError("the path is empty")
+    segments: list[_Segment] = []
+    first_bare = False
+    need_segment = True  # at the start or after a dot
+    i, n = 0, len(path)
+    while i < n:
+        c = path[i]
+        if c == "[":
+            if need_segment and segments:
+                raise _PathError(f"empty segment before '[' at position {i}")
+            segment, i = _parse_bracket(path, i)
+            segments.append(segment)
+            need_segment = False
+        elif c == ".":
+            if need_segment:
+                raise _PathError(f"empty segment at position {i}")
+            need_segment = True
+            i += 1
+        else:
+            if not need_segment:
+                raise _PathError(f"expected '.' or '[' at position {i}")
+            j = i
+            while j < n and path[j] not in ".[":
+                j += 1
+            key = path[i:j]
+            if "]" in key or '"' in key:
+                raise _PathError(f"unexpected ']' or '\"' in key {key!r} (quote it: [\"...\"])")
+            if not segments:
+                first_bare = True
+            segments.append((_VALUES, None) if key == "*" else (_KEY, key))
+            need_segment = False
+            i = j
+    if need_segment:
+        raise _PathError("the path ends with '.'")
+    return tuple(segments), first_bare
+
+
+def _compile_path(path: str) -> tuple[tuple[str, ...], _Path]:
+    """The payload fields a path applies to, and its segments below the field."""
+    segments, first_bare = _parse_path(path)
+    head = segments[0]
+    if first_bare and head[0] == _KEY and head[1] in _PREFIXES:
+        rest = segments[1:]
+        if head[1] == "metadata" and not rest:
+            raise _PathError("a metadata rule needs a key: metadata.<key> or metadata.*")
+        return (head[1],), rest
+    return ("request", "response"), segments
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One path rule: the values at *path* are dropped, masked or hashed (see the module docstring).
+
+    Raises:
+        ConfigurationError: the path is invalid or the action unknown.
+    """
+
+    path: str
+    action: str = "mask"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str):
+            raise ConfigurationError(f"redaction rule path must be a string, not {type(self.path).__name__}")
+        if self.action not in ACTIONS:
+            raise ConfigurationError(
+                f"redaction rule {self.path!r}: unknown action {self.action!r}; "
+                f"use one of {', '.join(ACTIONS)}"
+            )
+        try:
+            _compile_path(self.path)
+        except _PathError as exc:
+            raise ConfigurationError(f"redaction rule {self.path!r}: invalid path: {exc}") from None
+
+
+RuleSpec = Rule | Mapping[str, Any] | str
+
+
+def _to_rule(spec: RuleSpec) -> Rule:
+    if isinstance(spec, Rule):
+        return spec
+    if isinstance(spec, str):
+        return Rule(spec)
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"path", "action"}
+        if unknown:
+            raise ConfigurationError(
+                f"redaction rule {dict(spec)!r}: unknown keys {sorted(map(str, unknown))}; "
+                "use path and action"
+            )
+        if "path" not in spec:
+            raise ConfigurationError(f"redaction rule {dict(spec)!r} has no path")
+        return Rule(spec["path"], spec.get("action", "mask"))
+    raise ConfigurationError(
+        f"a redaction rule must be a Rule, a dict or a path string, not {type(spec).__name__}: {spec!r}"
+    )
+
+
+def _select_detectors(detectors: bool | Iterable[str]) -> tuple[str, ...]:
+    if detectors is True:
+        return tuple(DETECTORS)
+    if detectors is False or detectors is None:
+        return ()
+    names = (detectors,) if isinstance(detectors, str) else tuple(detectors)
+    for name in names:
+        if name not in DETECTORS:
+            raise ConfigurationError(f"unknown redaction detector {name!r}; known: {', '.join(DETECTORS)}")
+    return tuple(name for name in DETECTORS if name in names)  # always in the canonical order
+
+
+def _resolve_key(hash_key: bytes | str | None) -> bytes:
+    if hash_key is None:
+        env = os.environ.get("LLMAUDIT_REDACT_KEY")
+        return env.encode("utf-8") if env else _PROCESS_KEY
+    if isinstance(hash_key, str):
+        key = hash_key.encode("utf-8")
+    elif isinstance(hash_key, (bytes, bytearray, memoryview)):
+        key = bytes(hash_key)
+    else:
+        raise ConfigurationError(f"hash_key must be bytes or str, not {type(hash_key).__name__}")
+    if not key:
+        raise ConfigurationError("hash_key must not be empty")
+    return key
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position & 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _redact_cards(text: str) -> tuple[str, int]:
+    """Replace Luhn-valid card numbers (13-19 digits, single spaces or dashes between digits).
+
+    Each maximal run of digits is cut at its separators into groups; the longest Luhn-valid window of
+    whole groups starting at each group is replaced, so a card inside a longer run is still found.
+    """
+    parts: list[str] = []
+    last = found = 0
+    for run in _CARD_RUN.finditer(text):
+        base, run_text = run.start(), run.group()
+        groups: list[tuple[int, int]] = []  # (start, end) offsets in run_text
+        start = 0
+        for k, char in enumerate(run_text):
+            if char in " -":
+                groups.append((start, k))
+                start = k + 1
+        groups.append((start, len(run_text)))
+        i = 0
+        while i < len(groups):
+            best, digits = -1, ""
+            for j in range(i, len(groups)):
+                digits += run_text[groups[j][0] : groups[j][1]]
+                if len(digits) > _CARD_MAX_DIGITS:
+                    break
+                if len(digits) >= _CARD_MIN_DIGITS and _luhn(digits):
+                    best = j
+            if best < 0:
+                i += 1
+                continue
+            parts.append(text[last : base + groups[i][0]])
+            parts.append("[REDACTED:card]")
+            last = base + groups[best][1]
+            found += 1
+            i = best + 1
+    if not found:
+        return text, 0
+    parts.append(text[last:])
+    return "".join(parts), found
+
+
+def _is_truncation_marker(value: dict[Any, Any]) -> bool:
+    sha = value.get("sha256")
+    return value.get("truncated") is True and isinstance(sha, str) and _HEX64.fullmatch(sha) is not None
+
+
+class Redactor:
+    """A writer processor that redacts a record (see the module docstring for what and in which order).
+
+    Args:
+        rules: `Rule` objects, dicts ``{"path": ..., "action": ...}`` or path strings (action ``mask``).
+        detectors: True for every built-in detector, False or ``()`` for none, or names from `DETECTORS`.
+        max_value_bytes: strings longer than this (UTF-8) are truncated; None keeps every string whole
+            (data URLs included). At least 256.
+        hash_key: the HMAC key of ``hash`` rules; None reads ``LLMAUDIT_REDACT_KEY`` and falls back to a
+            random key drawn once per process (hashes then group within one process only).
+        before_write: called last with the redacted record; its result is returned (None drops the
+            record, which the writer counts as dropped). An exception it raises propagates to the writer,
+            which counts the record as failed: it is the one way a `Redactor` call can raise.
+
+    Raises:
+        ConfigurationError: an invalid rule, path, action, detector name, limit or key.
+    """
+
+    __slots__ = ("_before_write", "_detectors", "_failures", "_key", "_lock", "_max", "_plan", "_rules")
+
+    def __init__(
+        self,
+        rules: Iterable[RuleSpec] | RuleSpec = (),
+        *,
+        detectors: bool | Iterable[str] = True,
+        max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
+        hash_key: bytes | str | None = None,
+        before_write: Callable[[AuditRecord], AuditRecord | None] | None = None,
+    ) -> None:
+        specs: Iterable[RuleSpec] = (rules,) if isinstance(rules, (str, Rule, Mapping)) else rules
+        self._rules = tuple(_to_rule(spec) for spec in specs)
+        plan: dict[str, list[tuple[_Path, str]]] = {name: [] for name in _PREFIXES}
+        for rule in self._rules:
+            fields, segments = _compile_path(rule.path)
+            for name in fields:
+                plan[name].append((segments, rule.action))
+        self._plan = tuple((name, tuple(plan[name])) for name in _PREFIXES)
+        names = _select_detectors(detectors)
+        self._detectors = tuple((name, DETECTORS[name], _TRIGGERS[name]) for name in names)
+        if max_value_bytes is not None and (
+            isinstance(max_value_bytes, bool)
+            or not isinstance(max_value_bytes, int)
+            or max_value_bytes < MIN_MAX_VALUE_BYTES
+        ):
+            raise ConfigurationError(
+                f"max_value_bytes must be None or an int >= {MIN_MAX_VALUE_BYTES}, not {max_value_bytes!r}"
+            )
+        self._max = max_value_bytes
+        self._key = _resolve_key(hash_key)
+        if before_write is not None and not callable(before_write):
+            raise ConfigurationError(f"before_write must be callable, not {type(before_write).__name__}")
+        self._before_write = before_write
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never shows the key
+        detectors = [name for name, _, _ in self._detectors]
+        return (
+            f"Redactor(rules={list(self._rules)!r}, detectors={detectors!r}, "
+            f"max_value_bytes={self._max!r}, before_write={self._before_write!r})"
+        )
+
+    @property
+    def failures(self) -> int:
+        """How many fields could not be processed and were masked whole instead."""
+        return self._failures
+
+    # -- the processor ---------------------------------------------------------------------------
+
+    def __call__(self, record: AuditRecord) -> AuditRecord | None:
+        """The redacted record (the same object when nothing changed), passed through ``before_write``."""
+        changes: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        failed: list[str] = []
+        for name, rules in self._plan:
+            self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
+        if self._detectors:
+            for name in ("error", "url", "tags", "notes"):
+                self._field(record, name, None, changes=changes, counts=counts, failed=failed)
+        added: list[str] = []
+        if counts:
+            summary = ", ".join(f"{counts[name]} {name}" for name, _, _ in self._detectors if name in counts)
+            added.append(f"redacted: {summary}")
+        if failed:
+            with self._lock:
+                self._failures += len(failed)
+            added.extend(f"redaction failed on {name}: whole field masked" for name in failed)
+        if added:
+            changes["notes"] = (*changes.get("notes", record.notes), *added)
+        if changes:
+            record = replace(record, **changes)
+        if self._before_write is not None:
+            return self._before_write(record)
+        return record
+
+    def _field(
+        self,
+        record: AuditRecord,
+        name: str,
+        rules: tuple[tuple[_Path, str], ...] | None,
+        *,
+        changes: dict[str, Any],
+        counts: dict[str, int],
+        failed: list[str],
+    ) -> None:
+        """Process one field (a payload field when *rules* is not None) into *changes*; on any
+        exception mask the whole field instead."""
+        old = getattr(record, name)
+        local: dict[str, int] = {}
+        try:
+            new = self._text_field(old, local) if rules is None else self._payload(old, rules, local)
+        except Exception:  # noqa: BLE001 - the counted fallback: mask the whole field, never raise
+            if name == "metadata":
+                new = {"redacted": "could not be processed"}
+            else:
+                new = (FAILED_TEXT,) if name in ("tags", "notes") else FAILED_TEXT
+            failed.append(name)
+        else:
+            for detector, n in local.items():
+                counts[detector] = counts.get(detector, 0) + n
+        if new is not old:
+            changes[name] = new
+
+    def _text_field(self, value: Any, counts: dict[str, int]) -> Any:
+        """``error`` / ``url`` (a string) or ``tags`` / ``notes`` (a tuple of strings): detectors only."""
+        if isinstance(value, str):
+            return self._scan(value, counts)
+        if isinstance(value, tuple):
+            new = tuple(self._scan(item, counts) if isinstance(item, str) else item for item in value)
+            return value if all(a is b for a, b in zip(new, value, strict=True)) else new
+        return value
+
+    def _payload(self, value: Any, rules: tuple[tuple[_Path, str], ...], counts: dict[str, int]) -> Any:
+        for segments, action in rules:
+            value = self._apply_rule(value, segments, action)
+        if self._detectors or self._max is not None:
+            value = self._walk(value, counts, 0)
+        return value
+
+    # -- path rules ------------------------------------------------------------------------------
+
+    def _transform(self, value: Any, action: str) -> Any:
+        if action == "mask":
+            return value if isinstance(value, str) and value == MASK else MASK
+        if isinstance(value, str) and value.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(value):
+            return value  # already hashed: hashing again would break idempotency and grouping
+        return _HASH_PREFIX + hmac.new(self._key, dumps(value), hashlib.sha256).hexdigest()
+
+    def _apply_rule(self, value: Any, segments: _Path, action: str) -> Any:
+        if not segments:  # the whole field
+            return None if action == "drop" else self._transform(value, action)
+        return self._apply(value, segments, 0, action)
+
+    def _apply(self, value: Any, segments: _Path, i: int, action: str) -> Any:  # noqa: PLR0911, PLR0912
+        kind, arg = segments[i]
+        keys: Iterable[Any]
+        if kind in (_KEY, _VALUES):
+            if not isinstance(value, dict):
+                return value
+            if kind == _KEY:
+                if arg not in value:
+                    return value
+                keys = (arg,)
+            else:
+                keys = tuple(value)
+        else:
+            if not isinstance(value, (list, tuple)) or not value:
+                return value
+            if kind == _INDEX:
+                index = arg + len(value) if arg < 0 else arg
+                if not 0 <= index < len(value):
+                    return value
+                keys = (index,)
+            else:
+                keys = range(len(value))
+        last = i == len(segments) - 1
+        if last and action == "drop":
+            if isinstance(value, dict):
+                gone = set(keys)
+                return {k: v for k, v in value.items() if k not in gone}
+            gone_items = set(keys)
+            return [item for n, item in enumerate(value) if n not in gone_items]
+        new: Any = None
+        for key in keys:
+            old = value[key]
+            item = self._transform(old, action) if last else self._apply(old, segments, i + 1, action)
+            if item is not old:
+                if new is None:
+                    new = dict(value) if isinstance(value, dict) else list(value)
+                new[key] = item
+        return value if new is None else new
+
+    # -- large values and detectors --------------------------------------------------------------
+
+    def _walk(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+        if isinstance(value, str):
+            return self._string(value, counts)
+        if value is None or isinstance(value, (bool, int, float, datetime)):
+            return value
+        if depth >= _MAX_DEPTH:
+            raise _TooDeepError(f"nested deeper than {_MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            skip = "sha256" if _is_truncation_marker(value) else None
+            new_dict: dict[Any, Any] | None = None
+            for key, item in value.items():
+                if key == skip:
+                    continue
+                result = self._walk(item, counts, depth + 1)
+                if result is not item:
+                    if new_dict is None:
+                        new_dict = dict(value)
+                    new_dict[key] = result
+            return value if new_dict is None else new_dict
+        if isinstance(value, (list, tuple)):
+            new_list: list[Any] | None = None
+            for n, item in enumerate(value):
+                result = self._walk(item, counts, depth + 1)
+                if result is not item:
+                    if new_list is None:
+                        new_list = list(value)
+                    new_list[n] = result
+            return value if new_list is None else new_list
+        # outside JSON: the codec would store repr(value) unscanned, so scan that text instead
+        return self._string(repr(value), counts)
+
+    def _string(self, text: str, counts: dict[str, int]) -> Any:
+        if self._max is not None:
+            marker = self._truncate(text, counts)
+            if marker is not None:
+                return marker
+        scanned = self._scan(text, counts)
+        if scanned is not text and self._max is not None:
+            marker = self._truncate(scanned, counts)  # markers can make a string longer than the limit
+            if marker is not None:
+                return marker
+        return scanned
+
+    def _truncate(self, text: str, counts: dict[str, int]) -> dict[str, Any] | None:
+        """The truncation marker of *text* if it is too large (``self._max`` is set), else None."""
+        limit = self._max
+        assert limit is not None
+        chars = len(text)
+        if chars * 4 <= DATA_URL_MAX_BYTES and chars * 4 <= limit:  # no UTF-8 character exceeds 4 bytes
+            return None
+        data_url = _DATA_URL.match(text) if text[:5].lower() == "data:" else None
+        if chars * 4 <= limit and data_url is None:
+            return None
+        encoded = text.encode("utf-8", "surrogatepass")
+        size = len(encoded)
+        if size <= limit and (data_url is None or size <= DATA_URL_MAX_BYTES):
+            return None
+        marker: dict[str, Any] = {
+            "truncated": True,
+            "bytes": size,
+            "sha256": hashlib.sha256(encoded).hexdigest(),
+        }
+        if data_url is not None and _MIME.fullmatch(data_url.group(1)):
+            marker["media_type"] = self._scan(data_url.group(1), counts)
+        return marker
+
+    def _scan(self, text: str, counts: dict[str, int]) -> str:
+        """*text* with every detector match replaced, repeated until nothing matches (idempotency)."""
+        if len(text) < _MIN_SCAN_LENGTH or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text)):
+            return text
+        while True:
+            changed = False
+            for name, pattern, triggers in self._detectors:
+                if triggers is not None:
+                    for trigger in triggers:
+                        if trigger in text:
+                            break
+                    else:
+                        continue
+                if name == "card":
+                    text, found = _redact_cards(text)
+                else:
+                    text, found = pattern.subn(f"[REDACTED:{name}]", text)
+                if found:
+                    counts[name] = counts.get(name, 0) + found
+                    changed = True
+            if not changed:
+                return text
