@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+from ._chain import chain_key
 from ._errors import AuditError
 from ._guard import report
 from ._settings import Settings, default_spool_dir, default_storage_url
@@ -88,6 +89,7 @@ class Auditor:
             flush_interval_s=self.settings.flush_interval_s,
             queue_size=self.settings.queue_size,
             processors=processors,
+            chain_key=chain_key(self.settings.chain_key),
         )
         self._closed = False
         _live_auditors.add(self)

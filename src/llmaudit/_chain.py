@@ -270,7 +270,8 @@ def _verify_writer(
     for link in sorted(links, key=lambda lk: (lk.seq, not lk.self_ok)):
         if link.self_ok:
             where = position(link)
-            if where == link.seq and link.seq not in accepted and link.seq > base_seq:
+            # where is None: its predecessor is gone (reported as missing); it stands where it says
+            if where in (link.seq, None) and link.seq not in accepted and link.seq > base_seq:
                 accepted[link.seq] = link
                 out.verified += 1
                 out.erased += link.erased

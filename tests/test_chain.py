@@ -1,0 +1,351 @@
+"""The hash chain end to end: records written through an Auditor, then tampered with in the raw files
+or tables (never through llmaudit), and `verify` must say what happened, on JSONL, SQLite and
+PostgreSQL; erasure and pruning keep the log verifiable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import llmaudit
+from llmaudit._chain import GENESIS, Chain, ChainState, compute_hash, verify_chain
+from llmaudit._record import AuditRecord
+from llmaudit.cli import cli
+from llmaudit.storage.jsonl import JSONLStorage
+from llmaudit.storage.sql import SQLStorage
+
+SECRET_TEXT = "my-private-diagnosis-7731"
+
+
+def _records(n: int, start: datetime | None = None, session: str = "s1") -> list[AuditRecord]:
+    start = start or datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    return [
+        AuditRecord(
+            created_at=start + timedelta(seconds=i),
+            session_key=session,
+            user="alice",
+            model="gpt-4o-mini",
+            request={"messages": [{"role": "user", "content": f"question {i} {SECRET_TEXT}"}]},
+            response={"choices": [{"message": {"content": f"answer {i}"}}]},
+            metadata={"n": i},
+            input_tokens=10 + i,
+        )
+        for i in range(n)
+    ]
+
+
+class Tamper:
+    """Edits a store behind llmaudit's back: raw JSONL lines, or raw SQL."""
+
+    def __init__(self, kind: str, url: str, root: Path | None) -> None:
+        self.kind, self.url, self.root = kind, url, root
+
+    # JSONL: the lines of every data file, edited as JSON objects
+    def _lines(self) -> list[tuple[Path, list[dict[str, Any]]]]:
+        assert self.root is not None
+        store = JSONLStorage(self.root)
+        return [
+            (p, [orjson.loads(line) for line in p.read_bytes().splitlines() if line]) for p in store.files()
+        ]
+
+    def _save(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        path.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows))
+
+    def _sql(self, statement: str, **params: Any) -> None:
+        store = SQLStorage(self.url)
+        with store._engine.begin() as conn:
+            conn.execute(sa.text(statement.format(table=store.table.name)), params)
+        store.close()
+
+    def update(self, record_id: str, **fields: Any) -> None:
+        if self.kind == "jsonl":
+            for path, rows in self._lines():
+                for row in rows:
+                    if row["id"] == record_id:
+                        row.update(fields)
+                self._save(path, rows)
+            return
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        values = {
+            k: orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v for k, v in fields.items()
+        }
+        self._sql(f"UPDATE {{table}} SET {sets} WHERE id = :id", id=record_id, **values)
+
+    def delete(self, *record_ids: str) -> None:
+        if self.kind == "jsonl":
+            for path, rows in self._lines():
+                self._save(path, [r for r in rows if r["id"] not in record_ids])
+            return
+        for record_id in record_ids:
+            self._sql("DELETE FROM {table} WHERE id = :id", id=record_id)
+
+    def insert(self, record: AuditRecord) -> None:
+        store = JSONLStorage(self.root) if self.kind == "jsonl" and self.root else SQLStorage(self.url)
+        if isinstance(store, SQLStorage):  # a plain INSERT: no chain head moves
+            with store._engine.begin() as conn:
+                conn.exec_driver_sql(store._insert_sql, [store._to_params(record)])
+        else:
+            path, rows = self._lines()[-1]
+            rows.append(orjson.loads(llmaudit._codec.encode_record(record)))
+            self._save(path, rows)
+        store.close()
+
+
+@pytest.fixture(params=["jsonl", "sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Tamper]]:
+    kind = request.param
+    if kind == "jsonl":
+        url, root = f"jsonl://{tmp_path / 'log'}", tmp_path / "log"
+    elif kind == "sqlite":
+        url, root = f"sqlite:///{tmp_path / 'audit.db'}", None
+    else:
+        url, root = request.getfixturevalue("pg_url"), None
+    yield url, Tamper(kind, url, root)
+
+
+def _write(url: str, records: list[AuditRecord], tmp_path: Path, **options: Any) -> list[AuditRecord]:
+    with llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool"), **options) as auditor:
+        for record in records:
+            auditor.submit(record)
+    with llmaudit.open(url) as reader:
+        return sorted(reader.records(), key=lambda r: r.seq or 0)
+
+
+def test_an_untouched_log_verifies(store: tuple[str, Tamper], tmp_path: Path) -> None:
+    url, _ = store
+    written = _write(url, _records(6), tmp_path)
+    assert [r.seq for r in written] == [1, 2, 3, 4, 5, 6]
+    assert written[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in zip(written, written[1:], strict=False))
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    assert report.ok, report.to_json()
+    assert report.totals()["verified"] == 6
+
+
+def test_an_edited_field_is_reported_as_modified(store: tuple[str, Tamper], tmp_path: Path) -> None:
+    url, tamper = store
+    written = _write(url, _records(5), tmp_path)
+    tamper.update(written[2].id, model="gpt-4o")
+    tamper.update(written[3].id, response={"choices": [{"message": {"content": "forged"}}]})
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    assert not report.ok
+    (writer,) = report.writers.values()
+    assert sorted(writer.modified) == sorted([written[2].id, written[3].id])
+    assert writer.verified == 3 and not writer.missing and not writer.inserted
+
+
+def test_a_deleted_record_and_a_cut_tail_are_reported_missing(
+    store: tuple[str, Tamper], tmp_path: Path
+) -> None:
+    url, tamper = store
+    written = _write(url, _records(6), tmp_path)
+    tamper.delete(written[1].id, written[4].id, written[5].id)
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    (writer,) = report.writers.values()
+    assert writer.missing == [(2, 2), (5, 6)]  # the tail is known from the head kept beside the records
+    assert not report.ok
+
+
+def test_an_inserted_record_is_reported(store: tuple[str, Tamper], tmp_path: Path) -> None:
+    url, tamper = store
+    written = _write(url, _records(4), tmp_path)
+    forged = AuditRecord(
+        session_key="s1",
+        model="gpt-4o-mini",
+        writer_id=written[1].writer_id,
+        seq=2,  # claims a position that is taken
+        prev_hash=written[0].hash,
+        hash="f" * 64,
+    )
+    unchained = AuditRecord(session_key="s1", model="added-later")
+    tamper.insert(forged)
+    tamper.insert(unchained)
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    (writer,) = report.writers.values()
+    assert writer.inserted == [forged.id]
+    assert report.unchained == [unchained.id]
+    assert writer.verified == 4 and not report.ok
+
+
+def test_swapped_positions_are_reported_as_reordered(store: tuple[str, Tamper], tmp_path: Path) -> None:
+    url, tamper = store
+    written = _write(url, _records(5), tmp_path)
+    a, b = written[1], written[2]
+    tamper.update(a.id, seq=b.seq)
+    tamper.update(b.id, seq=a.seq)
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    (writer,) = report.writers.values()
+    assert sorted(writer.reordered) == sorted([a.id, b.id])
+    assert not writer.modified and not report.ok
+
+
+def test_forget_erases_the_text_everywhere_and_the_log_still_verifies(
+    store: tuple[str, Tamper], tmp_path: Path
+) -> None:
+    url, tamper = store
+    _write(url, _records(3, session="keep") + _records(3, session="forget-me"), tmp_path)
+    with llmaudit.open(url, spool_dir=tmp_path / "spool") as reader:
+        result = reader.forget(session="forget-me")
+        report = reader.verify()
+        erased = list(reader.records(session_key="forget-me"))
+        kept = list(reader.records(session_key="keep"))
+    assert result.erased == 3
+    assert report.ok, report.to_json()
+    assert report.totals()["erased"] == 3
+    assert all(r.request["erased"] is True and len(r.request["sha256"]) == 64 for r in erased)  # type: ignore[index]
+    assert all(SECRET_TEXT in str(r.request) for r in kept)
+    if tamper.kind == "jsonl":
+        raw = b"".join(p.read_bytes() for p in (tmp_path / "log").glob("*.jsonl"))
+        assert raw.count(SECRET_TEXT.encode()) == 3  # only the kept session's three records
+    elif tamper.kind == "sqlite":
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("audit.db*"))
+        assert raw.count(b"question 0 " + SECRET_TEXT.encode()) == 1  # 'keep' s record 0 only
+
+
+def test_prune_leaves_a_checkpoint_so_the_rest_still_verifies(
+    store: tuple[str, Tamper], tmp_path: Path
+) -> None:
+    url, _ = store
+    old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    new = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    _write(url, _records(4, start=old) + _records(3, start=new), tmp_path)
+    with llmaudit.open(url) as reader:
+        result = reader.prune(datetime(2026, 6, 1, tzinfo=timezone.utc))
+        report = reader.verify()
+        left = sorted(r.seq or 0 for r in reader.records())
+    assert (result.deleted, result.checkpoints) == (4, 1)
+    assert left == [5, 6, 7]
+    assert report.ok, report.to_json()
+    (writer,) = report.writers.values()
+    assert writer.base_seq == 4
+
+
+def test_several_writers_and_a_replayed_spool_each_verify(tmp_path: Path) -> None:
+    """Two processes' writers share one JSONL log; a third writer's records went through the spool
+    (the storage was down) and were replayed later, out of file order: every chain verifies."""
+    url = f"jsonl://{tmp_path / 'log'}"
+    _write(url, _records(3, session="a"), tmp_path)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child: its own writer after fork
+        try:
+            _write(url, _records(3, session="child"), tmp_path)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spool.append(Chain().seal(_records(2, session="spooled")))
+    spool.release()
+    _write(url, _records(2, session="b"), tmp_path)  # opening the auditor replays the spool
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+        sessions = {r.session_key for r in reader.records()}
+    assert sessions == {"a", "child", "spooled", "b"}
+    assert len(report.writers) == 4 and report.ok, report.to_json()
+
+
+def test_a_keyed_chain_needs_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    monkeypatch.setenv("LLMAUDIT_CHAIN_KEY", "test-chain-key-FAKE")
+    _write(url, _records(3), tmp_path)
+    with llmaudit.open(url) as reader:
+        assert reader.verify().ok
+        assert reader.verify(key="another-key").totals()["modified"] == 3
+    monkeypatch.delenv("LLMAUDIT_CHAIN_KEY")
+    with llmaudit.open(url) as reader:
+        assert not reader.verify().ok  # an unkeyed check of a keyed chain fails
+
+
+def test_verify_and_forget_commands(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    written = _write(url, _records(3), tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["verify", "-s", url])
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 3 verified"), ok.output
+    as_json = runner.invoke(cli, ["verify", "-s", url, "--json"])
+    assert orjson.loads(as_json.output)["verified"] == 3
+    forgot = runner.invoke(cli, ["forget", "-s", url, "--id", written[0].id])
+    assert forgot.exit_code == 0 and "erased the payloads of 1 records" in forgot.output
+    none = runner.invoke(cli, ["forget", "-s", url, "--session", "nobody"])
+    assert none.exit_code == 1 and "no matching record" in none.output
+    Tamper("sqlite", url, None).update(written[1].id, user="mallory")
+    failed = runner.invoke(cli, ["verify", "-s", url])
+    assert failed.exit_code == 1 and failed.output.startswith("FAILED")
+    assert "1 modified" in failed.output and "(1 erased)" in failed.output
+
+
+def test_prune_command(tmp_path: Path) -> None:
+    url = f"jsonl://{tmp_path / 'log'}"
+    _write(
+        url,
+        _records(2, start=datetime(2020, 1, 1, tzinfo=timezone.utc))
+        + _records(1, start=datetime.now(timezone.utc)),
+        tmp_path,
+    )
+    runner = CliRunner()
+    result = runner.invoke(cli, ["prune", "-s", url, "--older-than", "30d"])
+    assert result.exit_code == 0 and "deleted 2 records" in result.output, result.output
+    assert runner.invoke(cli, ["verify", "-s", url]).exit_code == 0
+    bad = runner.invoke(cli, ["prune", "-s", url, "--older-than", "soon"])
+    assert bad.exit_code != 0 and "use a number" in bad.output
+
+
+# -- properties of the chain itself -----------------------------------------------------------------
+
+_ops = st.lists(
+    st.tuples(st.sampled_from(["edit", "delete", "swap", "none"]), st.integers(0, 11)), max_size=4
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 12), ops=_ops, key=st.sampled_from([None, b"k"]))
+def test_verify_flags_exactly_the_logs_that_were_touched(
+    n: int, ops: list[tuple[str, int]], key: bytes | None
+) -> None:
+    """Any edit, deletion or swap makes verify fail; an untouched chain always passes."""
+    sealed = Chain(key).seal(_records(n))
+    records: list[AuditRecord] = list(sealed)
+    for op, index in ops:
+        if not records:
+            break
+        i = index % len(records)
+        if op == "edit":
+            records[i] = _replace(records[i], input_tokens=(records[i].input_tokens or 0) + 1)
+        elif op == "delete":
+            del records[i]
+        elif op == "swap" and len(records) > 1:
+            j = (i + 1) % len(records)
+            if records[i].seq != records[j].seq:
+                si, sj = records[i].seq, records[j].seq
+                records[i], records[j] = _replace(records[i], seq=sj), _replace(records[j], seq=si)
+    head = ChainState(sealed[-1].seq or 0, sealed[-1].hash or "")
+    report = verify_chain(records, {sealed[0].writer_id or "": head}, key)
+    assert report.ok is (records == sealed)  # two swaps of the same pair undo each other
+
+
+def _replace(record: AuditRecord, **changes: Any) -> AuditRecord:
+    import dataclasses  # noqa: PLC0415
+
+    return dataclasses.replace(record, **changes)
+
+
+def test_the_hash_covers_payloads_through_their_digests_only() -> None:
+    """A tombstone that keeps the digest hashes the same as the payload it replaced."""
+    (record,) = Chain().seal(_records(1))
+    erased = _replace(record, request=llmaudit._chain.tombstone(record.request, datetime.now(timezone.utc)))
+    assert compute_hash(erased) == compute_hash(record) == record.hash
+    assert compute_hash(_replace(record, request={"other": 1})) != record.hash
