@@ -4,8 +4,9 @@ PostgreSQL; erasure and pruning keep the log verifiable."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ class Tamper:
 
 
 @pytest.fixture(params=["jsonl", "sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Tamper]]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Tamper]:
     kind = request.param
     if kind == "jsonl":
         url, root = f"jsonl://{tmp_path / 'log'}", tmp_path / "log"
@@ -110,7 +111,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
         url, root = f"sqlite:///{tmp_path / 'audit.db'}", None
     else:
         url, root = request.getfixturevalue("pg_url"), None
-    yield url, Tamper(kind, url, root)
+    return url, Tamper(kind, url, root)
 
 
 def _write(url: str, records: list[AuditRecord], tmp_path: Path, **options: Any) -> list[AuditRecord]:
@@ -126,7 +127,7 @@ def test_an_untouched_log_verifies(store: tuple[str, Tamper], tmp_path: Path) ->
     written = _write(url, _records(6), tmp_path)
     assert [r.seq for r in written] == [1, 2, 3, 4, 5, 6]
     assert written[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(written, written[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(written))
     with llmaudit.open(url) as reader:
         report = reader.verify()
     assert report.ok, report.to_json()
@@ -338,8 +339,6 @@ def test_verify_flags_exactly_the_logs_that_were_touched(
 
 
 def _replace(record: AuditRecord, **changes: Any) -> AuditRecord:
-    import dataclasses  # noqa: PLC0415
-
     return dataclasses.replace(record, **changes)
 
 
