@@ -348,3 +348,12 @@ def test_the_hash_covers_payloads_through_their_digests_only() -> None:
     erased = _replace(record, request=llmaudit._chain.tombstone(record.request, datetime.now(timezone.utc)))
     assert compute_hash(erased) == compute_hash(record) == record.hash
     assert compute_hash(_replace(record, request={"other": 1})) != record.hash
+
+
+def test_the_chain_verifies_across_jsonl_rotation(tmp_path: Path) -> None:
+    url = f"jsonl://{tmp_path / 'log'}?max_bytes=600"
+    _write(url, _records(8), tmp_path, batch_size=2)
+    assert len(list((tmp_path / "log").glob("*.jsonl"))) >= 4  # rotated
+    with llmaudit.open(url) as reader:
+        report = reader.verify()
+    assert report.ok and report.totals()["verified"] == 8, report.to_json()

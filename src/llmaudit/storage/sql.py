@@ -427,7 +427,7 @@ def _prepare_sqlite_file(url: URL) -> None:
         return
     path = Path(database).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # new directories only
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as exc:
         raise StorageError(f"cannot create SQLite database {path}: {exc.strerror or exc}") from exc
