@@ -6,10 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit._record import AuditRecord
-from tests.helpers import ControlledStorage
 
 
 def _modes(root: Path) -> dict[str, int]:

@@ -179,9 +179,7 @@ class Reader:
         return f"<Reader {self.storage.url!r}>"
 
 
-def open(
-    url: str | Storage | None = None, *, spool_dir: str | os.PathLike[str] | None = None
-) -> Reader:
+def open(url: str | Storage | None = None, *, spool_dir: str | os.PathLike[str] | None = None) -> Reader:
     """A `Reader` over the storage at *url* (default ``LLMAUDIT_STORAGE``, else the embedded store).
 
     Raises:
