@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from . import providers
 from ._capture import RawCapture
 from ._context import AuditContext
+from ._cost import cost_usd
 from ._decode import decode_content, parse_json
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
 
@@ -249,8 +250,9 @@ def _build(raw: RawCapture) -> AuditRecord:
     parsed = providers.parse(exchange)
     notes.extend(parsed.notes)
     ctx = raw.context or AuditContext()
+    created_at = datetime.fromtimestamp(raw.started_at, timezone.utc)
     return AuditRecord(
-        created_at=datetime.fromtimestamp(raw.started_at, timezone.utc),
+        created_at=created_at,
         session_key=ctx.session_key,
         parent_session_key=ctx.parent_session_key,
         user=ctx.user,
@@ -274,6 +276,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         input_tokens=parsed.input_tokens,
         output_tokens=parsed.output_tokens,
         total_tokens=parsed.total_tokens,
+        cost_usd=cost_usd(parsed.provider, parsed.model, parsed.input_tokens, parsed.output_tokens, created_at),
         source="transport",
         parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),
         attempt=_attempt(exchange.request_headers),

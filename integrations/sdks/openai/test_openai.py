@@ -12,6 +12,7 @@ from openai import AsyncOpenAI, OpenAI, RateLimitError
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder, chunks, gzipped, sse
+from llmaudit._cost import cost_usd
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +152,10 @@ def test_non_streaming_gzip_completion_is_parsed_by_the_sdk_and_recorded(recorde
     record = recorder.one()
     assert (record.provider, record.operation, record.model) == ("openai", "chat.completions", MODEL)
     assert (record.input_tokens, record.output_tokens, record.total_tokens) == (19, 10, 29)
+    assert record.cost_usd == pytest.approx(cost_usd("openai", MODEL, 19, 10, record.created_at))
+    assert record.cost_usd is not None and record.cost_usd > 0
+    assert record.headers["request"]["x-stainless-lang"] == "python"  # allow-listed SDK headers kept
+    assert "authorization" not in record.headers["request"]
     assert (record.session_key, record.user, record.status_code, record.is_stream) == (
         "sess-1",
         "alice",
