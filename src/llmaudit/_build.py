@@ -276,7 +276,9 @@ def _build(raw: RawCapture) -> AuditRecord:
         input_tokens=parsed.input_tokens,
         output_tokens=parsed.output_tokens,
         total_tokens=parsed.total_tokens,
-        cost_usd=cost_usd(parsed.provider, parsed.model, parsed.input_tokens, parsed.output_tokens, created_at),
+        cost_usd=cost_usd(
+            parsed.provider, parsed.model, parsed.input_tokens, parsed.output_tokens, created_at
+        ),
         source="transport",
         parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),
         attempt=_attempt(exchange.request_headers),

@@ -48,6 +48,7 @@ import hashlib
 import hmac
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -82,18 +83,6 @@ DETECTORS: dict[str, re.Pattern[str]] = {
         r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
     ),
     "card": re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,18}(?![0-9])"),
-}
-
-#: Substrings one of which a string must contain for a detector to run (None: always run the regex,
-#: which then starts with a cheap first-character scan of its own).
-_TRIGGERS: Final[Mapping[str, tuple[str, ...] | None]] = {
-    "anthropic_key": ("sk-ant-",),
-    "openai_key": ("sk-",),
-    "google_key": ("AIza",),
-    "bearer": None,
-    "aws_key": ("AKIA", "ASIA"),
-    "email": ("@",),
-    "card": None,
 }
 
 ACTIONS: Final = ("drop", "mask", "hash")
@@ -337,6 +326,137 @@ def _redact_cards(text: str) -> tuple[str, int]:
     return "".join(parts), found
 
 
+def _replace_spans(text: str, spans: list[tuple[int, int]], marker: str) -> tuple[str, int]:
+    """*text* with each (sorted, disjoint) span replaced by *marker*."""
+    if not spans:
+        return text, 0
+    parts: list[str] = []
+    last = 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        parts.append(marker)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), len(spans)
+
+
+def _anchored_spans(pattern: re.Pattern[str], text: str, search: str, anchor: str) -> list[tuple[int, int]]:
+    """Spans of *pattern* matched at each occurrence of *anchor* in *search* (same indices as *text*)."""
+    spans: list[tuple[int, int]] = []
+    pos = search.find(anchor)
+    while pos >= 0:
+        match = pattern.match(text, pos)
+        if match is None:
+            pos = search.find(anchor, pos + 1)
+        else:
+            spans.append(match.span())
+            pos = search.find(anchor, match.end())
+    return spans
+
+
+def _literal_finder(name: str, literal: str) -> Callable[[str], tuple[str, int]]:
+    """A finder for a pattern that starts with *literal* (re then scans for it quickly on its own)."""
+    pattern, marker = DETECTORS[name], f"[REDACTED:{name}]"
+
+    def find(text: str) -> tuple[str, int]:
+        if literal not in text:
+            return text, 0
+        return pattern.subn(marker, text)
+
+    return find
+
+
+def _find_aws(text: str) -> tuple[str, int]:
+    pattern = DETECTORS["aws_key"]
+    spans = _anchored_spans(pattern, text, text, "AKIA") if "AKIA" in text else []
+    if "ASIA" in text:
+        spans = sorted(spans + _anchored_spans(pattern, text, text, "ASIA"))
+    return _replace_spans(text, spans, "[REDACTED:aws_key]")
+
+
+def _find_bearer(text: str) -> tuple[str, int]:
+    pattern = DETECTORS["bearer"]
+    if text.isascii():  # lower() keeps the indices: match only where "bearer" occurs, in any case
+        lowered = text.lower()
+        if "bearer" not in lowered:
+            return text, 0
+        return _replace_spans(text, _anchored_spans(pattern, text, lowered, "bearer"), "[REDACTED:bearer]")
+    if b"bearer" not in text.encode("utf-8", "surrogatepass").lower():
+        return text, 0
+    return pattern.subn("[REDACTED:bearer]", text)
+
+
+_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+def _find_email(text: str) -> tuple[str, int]:
+    """Match the e-mail pattern only from the start of the run of local-part characters before each "@"."""
+    at = text.find("@")
+    if at < 0:
+        return text, 0
+    pattern = DETECTORS["email"]
+    spans: list[tuple[int, int]] = []
+    floor = 0
+    while at >= 0:
+        start = at
+        while start > floor and text[start - 1] in _EMAIL_LOCAL:
+            start -= 1
+        match = pattern.match(text, start) if start < at else None
+        if match is None:
+            at = text.find("@", at + 1)
+        else:
+            spans.append(match.span())
+            floor = match.end()
+            at = text.find("@", floor)
+    return _replace_spans(text, spans, "[REDACTED:email]")
+
+
+# digits -> "0", everything else -> "x"; with spaces and dashes deleted, a card is >= 13 zeros in a row
+_DIGIT_TABLE = bytes(48 if 48 <= b <= 57 else 120 for b in range(256))
+_THIRTEEN_DIGITS = b"0" * _CARD_MIN_DIGITS
+
+
+def _find_card(text: str) -> tuple[str, int]:
+    if len(text) < _CARD_MIN_DIGITS:
+        return text, 0
+    squeezed = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TABLE, b" -")
+    if _THIRTEEN_DIGITS not in squeezed:
+        return text, 0
+    return _redact_cards(text)
+
+
+def _may_match(text: str) -> bool:
+    """A cheap test, true whenever some built-in detector could match *text* (single characters first:
+    ``in`` on one character is a memchr; longer needles cost about a nanosecond per character)."""
+    if "@" in text or ("-" in text and "sk-" in text):
+        return True
+    if "A" in text and "I" in text and ("AIza" in text or "AKIA" in text or "ASIA" in text):
+        return True
+    if text.isascii():
+        if "bearer" in text.lower():
+            return True
+        if len(text) < _CARD_MIN_DIGITS:
+            return False
+        data = text.encode("ascii")
+    else:
+        data = text.encode("utf-8", "surrogatepass")
+        if b"bearer" in data.lower():
+            return True
+    return _THIRTEEN_DIGITS in data.translate(_DIGIT_TABLE, b" -")
+
+
+#: How each detector is run: a cheap pre-check (a substring test), then the regex only where it can match.
+_FINDERS: Final[Mapping[str, Callable[[str], tuple[str, int]]]] = {
+    "anthropic_key": _literal_finder("anthropic_key", "sk-ant-"),
+    "openai_key": _literal_finder("openai_key", "sk-"),
+    "google_key": _literal_finder("google_key", "AIza"),
+    "bearer": _find_bearer,
+    "aws_key": _find_aws,
+    "email": _find_email,
+    "card": _find_card,
+}
+
+
 def _is_truncation_marker(value: dict[Any, Any]) -> bool:
     sha = value.get("sha256")
     return value.get("truncated") is True and isinstance(sha, str) and _HEX64.fullmatch(sha) is not None
@@ -360,7 +480,17 @@ class Redactor:
         ConfigurationError: an invalid rule, path, action, detector name, limit or key.
     """
 
-    __slots__ = ("_before_write", "_detectors", "_failures", "_key", "_lock", "_max", "_plan", "_rules")
+    __slots__ = (
+        "_before_write",
+        "_detectors",
+        "_failures",
+        "_key",
+        "_limit",
+        "_lock",
+        "_max",
+        "_plan",
+        "_rules",
+    )
 
     def __init__(
         self,
@@ -380,7 +510,7 @@ class Redactor:
                 plan[name].append((segments, rule.action))
         self._plan = tuple((name, tuple(plan[name])) for name in _PREFIXES)
         names = _select_detectors(detectors)
-        self._detectors = tuple((name, DETECTORS[name], _TRIGGERS[name]) for name in names)
+        self._detectors = tuple((name, _FINDERS[name]) for name in names)
         if max_value_bytes is not None and (
             isinstance(max_value_bytes, bool)
             or not isinstance(max_value_bytes, int)
@@ -390,6 +520,7 @@ class Redactor:
                 f"max_value_bytes must be None or an int >= {MIN_MAX_VALUE_BYTES}, not {max_value_bytes!r}"
             )
         self._max = max_value_bytes
+        self._limit = sys.maxsize if max_value_bytes is None else max_value_bytes
         self._key = _resolve_key(hash_key)
         if before_write is not None and not callable(before_write):
             raise ConfigurationError(f"before_write must be callable, not {type(before_write).__name__}")
@@ -398,7 +529,7 @@ class Redactor:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never shows the key
-        detectors = [name for name, _, _ in self._detectors]
+        detectors = [name for name, _ in self._detectors]
         return (
             f"Redactor(rules={list(self._rules)!r}, detectors={detectors!r}, "
             f"max_value_bytes={self._max!r}, before_write={self._before_write!r})"
@@ -423,7 +554,7 @@ class Redactor:
                 self._field(record, name, None, changes=changes, counts=counts, failed=failed)
         added: list[str] = []
         if counts:
-            summary = ", ".join(f"{counts[name]} {name}" for name, _, _ in self._detectors if name in counts)
+            summary = ", ".join(f"{counts[name]} {name}" for name, _ in self._detectors if name in counts)
             added.append(f"redacted: {summary}")
         if failed:
             with self._lock:
@@ -536,20 +667,31 @@ class Redactor:
 
     # -- large values and detectors --------------------------------------------------------------
 
-    def _walk(self, value: Any, counts: dict[str, int], depth: int) -> Any:
-        if isinstance(value, str):
+    def _walk(self, value: Any, counts: dict[str, int], depth: int) -> Any:  # noqa: PLR0911, PLR0912
+        """*value* with large strings truncated and detector matches replaced (copied only where changed).
+
+        Strings and scalars inside containers are handled inline: this loop is the redactor's hot path.
+        """
+        cls = type(value)
+        if cls is str:
             return self._string(value, counts)
-        if value is None or isinstance(value, (bool, int, float, datetime)):
+        if value is None or cls is int or cls is float or cls is bool:
             return value
         if depth >= _MAX_DEPTH:
             raise _TooDeepError(f"nested deeper than {_MAX_DEPTH} levels")
         if isinstance(value, dict):
-            skip = "sha256" if _is_truncation_marker(value) else None
+            skip = "sha256" if "truncated" in value and _is_truncation_marker(value) else None
             new_dict: dict[Any, Any] | None = None
             for key, item in value.items():
-                if key == skip:
+                cls = type(item)
+                if cls is str:
+                    if len(item) < _MIN_SCAN_LENGTH or key == skip:
+                        continue
+                    result = self._string(item, counts)
+                elif item is None or cls is int or cls is float or cls is bool:
                     continue
-                result = self._walk(item, counts, depth + 1)
+                else:
+                    result = self._walk(item, counts, depth + 1)
                 if result is not item:
                     if new_dict is None:
                         new_dict = dict(value)
@@ -558,22 +700,41 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             new_list: list[Any] | None = None
             for n, item in enumerate(value):
-                result = self._walk(item, counts, depth + 1)
+                cls = type(item)
+                if cls is str:
+                    if len(item) < _MIN_SCAN_LENGTH:
+                        continue
+                    result = self._string(item, counts)
+                elif item is None or cls is int or cls is float or cls is bool:
+                    continue
+                else:
+                    result = self._walk(item, counts, depth + 1)
                 if result is not item:
                     if new_list is None:
                         new_list = list(value)
                     new_list[n] = result
             return value if new_list is None else new_list
+        if isinstance(value, str):
+            return self._string(value, counts)
+        if isinstance(value, (bool, int, float, datetime)):
+            return value
         # outside JSON: the codec would store repr(value) unscanned, so scan that text instead
         return self._string(repr(value), counts)
 
     def _string(self, text: str, counts: dict[str, int]) -> Any:
-        if self._max is not None:
+        """A payload string: truncated when too large, else scanned by the detectors."""
+        size = len(text) * 4  # an upper bound of its UTF-8 length
+        if size > self._limit or (
+            size > DATA_URL_MAX_BYTES and text[0] in "dD" and text[:5].lower() == "data:"
+        ):
             marker = self._truncate(text, counts)
             if marker is not None:
                 return marker
+        if len(text) < _MIN_SCAN_LENGTH or not self._detectors or not _may_match(text):
+            return text
         scanned = self._scan(text, counts)
-        if scanned is not text and self._max is not None:
+        size = len(scanned) * 4
+        if scanned is not text and (size > self._limit or size > DATA_URL_MAX_BYTES):
             marker = self._truncate(scanned, counts)  # markers can make a string longer than the limit
             if marker is not None:
                 return marker
@@ -582,10 +743,9 @@ class Redactor:
     def _truncate(self, text: str, counts: dict[str, int]) -> dict[str, Any] | None:
         """The truncation marker of *text* if it is too large (``self._max`` is set), else None."""
         limit = self._max
-        assert limit is not None
-        chars = len(text)
-        if chars * 4 <= DATA_URL_MAX_BYTES and chars * 4 <= limit:  # no UTF-8 character exceeds 4 bytes
+        if limit is None:
             return None
+        chars = len(text)
         data_url = _DATA_URL.match(text) if text[:5].lower() == "data:" else None
         if chars * 4 <= limit and data_url is None:
             return None
@@ -604,21 +764,17 @@ class Redactor:
 
     def _scan(self, text: str, counts: dict[str, int]) -> str:
         """*text* with every detector match replaced, repeated until nothing matches (idempotency)."""
-        if len(text) < _MIN_SCAN_LENGTH or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text)):
+        if (
+            len(text) < _MIN_SCAN_LENGTH
+            or not self._detectors
+            or not _may_match(text)
+            or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text))
+        ):
             return text
         while True:
             changed = False
-            for name, pattern, triggers in self._detectors:
-                if triggers is not None:
-                    for trigger in triggers:
-                        if trigger in text:
-                            break
-                    else:
-                        continue
-                if name == "card":
-                    text, found = _redact_cards(text)
-                else:
-                    text, found = pattern.subn(f"[REDACTED:{name}]", text)
+            for name, find in self._detectors:
+                text, found = find(text)
                 if found:
                     counts[name] = counts.get(name, 0) + found
                     changed = True
