@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -21,10 +21,15 @@ from ._errors import ConfigurationError
 from ._record import AuditRecord, utcnow
 from ._settings import default_spool_dir, default_storage_url
 from ._spool import Spool
+from ._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from .storage import Query, Storage, open_storage
-from .storage._base import ChainStore, ProblemHandler
+from .storage._base import ChainStore, ProblemHandler, is_error
 
-__all__ = ["ForgetResult", "PruneResult", "Reader", "open"]
+__all__ = ["ForgetResult", "PruneResult", "Reader", "SessionSummary", "StatsRow", "open"]
+
+#: What `Reader.stats` can group by.
+GROUPABLE = ("client", "model", "provider", "operation", "user", "session_key", "source", "day")
+_FILTER_ALIASES = {"session": "session_key"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +63,108 @@ class Reader:
     # -- reading --------------------------------------------------------------------------------
 
     def records(self, *, on_problem: ProblemHandler | None = None, **filters: Any) -> Iterator[AuditRecord]:
-        """Records matching the `Query` filters given as keywords (``session_key=``, ``since=``, …)."""
-        try:
-            query = Query(**filters)
-        except TypeError as exc:
-            raise ConfigurationError(f"unknown record filter: {exc}") from None
-        return self.storage.read(query, on_problem=on_problem)
+        """Records matching the filters (``session=``, ``user=``, ``client=``, ``model=``,
+        ``provider=``, ``source=``, ``since=``, ``until=``, ``errors_only=``, ``is_aggregation=``,
+        ``ids=``, ``limit=``, ``order="asc"|"desc"``).
+
+        Raises:
+            ConfigurationError: an unknown filter.
+        """
+        return self.storage.read(_query(filters), on_problem=on_problem)
+
+    def sessions(
+        self,
+        *,
+        limit: int | None = None,
+        on_problem: ProblemHandler | None = None,
+        **filters: Any,
+    ) -> list[SessionSummary]:
+        """One summary per session key, the most recently active first (aggregation records left
+        out). Takes the filters of `records` except ``limit`` and ``order``."""
+        query = replace(_query(filters), is_aggregation=False)
+        native = getattr(self.storage, "summarize_sessions", None)
+        if native is not None:
+            return list(native(query, limit))
+        summaries: dict[str, list[Any]] = {}
+        for r in self.storage.read(query, on_problem=on_problem):
+            if r.session_key is None:
+                continue
+            s = summaries.get(r.session_key)
+            if s is None:
+                s = summaries[r.session_key] = [r.user, r.created_at, r.created_at, 0, 0, 0, None, 0]
+            if r.user is not None and (s[0] is None or r.user < s[0]):
+                s[0] = r.user
+            s[1], s[2] = min(s[1], r.created_at), max(s[2], r.created_at)
+            s[3] += 1
+            s[4] += r.input_tokens or 0
+            s[5] += r.output_tokens or 0
+            if r.cost_usd is not None:
+                s[6] = (s[6] or 0.0) + r.cost_usd
+            s[7] += is_error(r)
+        out = [
+            SessionSummary(k, v[0], v[1], v[2], v[3], v[4], v[5], round_cost(v[6]), v[7])
+            for k, v in summaries.items()
+        ]
+        out.sort(key=lambda x: (x.last, x.key), reverse=True)
+        return out if limit is None else out[:limit]
+
+    def stats(
+        self,
+        by: Sequence[str] = ("client", "model"),
+        *,
+        include_aggregations: bool = False,
+        on_problem: ProblemHandler | None = None,
+        **filters: Any,
+    ) -> list[StatsRow]:
+        """Calls, tokens, cost, p50/p95 latency and errors per group (``by`` from `GROUPABLE`;
+        ``day`` is the UTC date), the busiest group first. Aggregation records are left out unless
+        *include_aggregations*, so nothing is counted twice.
+
+        Raises:
+            ConfigurationError: an unknown grouping field or filter.
+        """
+        unknown = [name for name in by if name not in GROUPABLE]
+        if unknown:
+            raise ConfigurationError(
+                f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPABLE)}"
+            )
+        query = _query(filters)
+        if not include_aggregations:
+            query = replace(query, is_aggregation=False)
+        native = getattr(self.storage, "summarize", None)
+        if native is not None:
+            return sort_stats(list(native(tuple(by), query)))
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        durations: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+        for r in self.storage.read(query, on_problem=on_problem):
+            key = tuple(_group_value(r, name) for name in by)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = [0, 0, 0, None, 0]
+            g[0] += 1
+            g[1] += r.input_tokens or 0
+            g[2] += r.output_tokens or 0
+            if r.cost_usd is not None:
+                g[3] = (g[3] or 0.0) + r.cost_usd
+            g[4] += is_error(r)
+            if r.duration_ms is not None:
+                durations[key].append(r.duration_ms)
+        rows = []
+        for key, g in groups.items():
+            values = sorted(durations.get(key, ()))
+            rows.append(
+                StatsRow(
+                    dict(zip(by, key, strict=True)),
+                    g[0],
+                    g[1],
+                    g[2],
+                    round_cost(g[3]),
+                    nearest_rank(values, 0.5),
+                    nearest_rank(values, 0.95),
+                    g[4],
+                )
+            )
+        return sort_stats(rows)
 
     def get(self, record_id: str) -> AuditRecord | None:
         """The record with this id, or None."""
@@ -177,6 +278,33 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<Reader {self.storage.url!r}>"
+
+
+def _query(filters: dict[str, Any]) -> Query:
+    named = {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
+    if isinstance(named.get("ids"), (list, set)):
+        named["ids"] = tuple(named["ids"])
+    try:
+        return Query(**named)
+    except TypeError as exc:
+        raise ConfigurationError(f"unknown record filter: {exc}") from None
+
+
+def _group_value(record: AuditRecord, name: str) -> Any:
+    if name == "day":
+        return record.created_at.date().isoformat()
+    return getattr(record, name)
+
+
+def sort_stats(rows: list[StatsRow]) -> list[StatsRow]:
+    """Busiest group first, then by the group's values (None first), the same on every backend."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            -r.calls,
+            [(v is not None, str(v) if v is not None else "") for v in r.group.values()],
+        ),
+    )
 
 
 def open(url: str | Storage | None = None, *, spool_dir: str | os.PathLike[str] | None = None) -> Reader:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from .._chain import ChainState
 from .._codec import FIELDS, dumps, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
+from .._summary import SessionSummary, StatsRow, round_cost
 from . import _migrations
 from ._base import ProblemHandler, Query, batch_heads, warn_problem
 
@@ -385,26 +387,137 @@ class SQLStorage:
                     continue
                 yield record
 
-    def _select(self, query: Query) -> Any:
+    def _where(self, query: Query) -> list[Any]:
         t = self.table
-        stmt = sa.select(t)
+        conditions = []
         for name in ("session_key", "user", "client", "provider", "model", "source"):
             value = getattr(query, name)
             if value is not None:
-                stmt = stmt.where(t.c[name] == value)
+                conditions.append(t.c[name] == value)
         if query.ids is not None:
-            stmt = stmt.where(t.c.id.in_(query.ids))
+            conditions.append(t.c.id.in_(query.ids))
         if query.since is not None:
-            stmt = stmt.where(t.c.created_at >= query.since)
+            conditions.append(t.c.created_at >= query.since)
         if query.until is not None:
-            stmt = stmt.where(t.c.created_at < query.until)
+            conditions.append(t.c.created_at < query.until)
         if query.errors_only:
-            stmt = stmt.where(sa.or_(t.c.error.is_not(None), t.c.status_code >= 400))
+            conditions.append(_is_error(t))
         if query.is_aggregation is not None:
-            stmt = stmt.where(t.c.is_aggregation == query.is_aggregation)
+            conditions.append(t.c.is_aggregation == query.is_aggregation)
+        return conditions
+
+    def _select(self, query: Query) -> Any:
+        t = self.table
+        stmt = sa.select(t).where(*self._where(query))
         order = (t.c.created_at, t.c.id) if query.order == "asc" else (t.c.created_at.desc(), t.c.id.desc())
         stmt = stmt.order_by(*order)
         return stmt if query.limit is None else stmt.limit(query.limit)
+
+    # -- aggregates pushed down into the database (the reader falls back to Python elsewhere) ------
+
+    def summarize_sessions(self, query: Query, limit: int | None) -> Iterator[SessionSummary]:
+        """`Reader.sessions` in one GROUP BY."""
+        t = self.table
+        last = sa.func.max(t.c.created_at)
+        stmt = (
+            sa.select(
+                t.c.session_key,
+                sa.func.min(t.c.user),
+                sa.func.min(t.c.created_at),
+                last,
+                sa.func.count(),
+                sa.func.sum(t.c.input_tokens),
+                sa.func.sum(t.c.output_tokens),
+                sa.func.sum(t.c.cost_usd),
+                sa.func.sum(sa.case((_is_error(t), 1), else_=0)),
+            )
+            .where(t.c.session_key.is_not(None), *self._where(query))
+            .group_by(t.c.session_key)
+            .order_by(last.desc(), t.c.session_key.desc())
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        utc = UTCDateTime()
+        with self._translated("summarise sessions"), self._engine.connect() as conn:
+            for row in conn.execute(stmt):
+                yield SessionSummary(
+                    row[0],
+                    row[1],
+                    _as_utc(utc, row[2], conn.dialect),
+                    _as_utc(utc, row[3], conn.dialect),
+                    int(row[4]),
+                    int(row[5] or 0),
+                    int(row[6] or 0),
+                    round_cost(None if row[7] is None else float(row[7])),
+                    int(row[8] or 0),
+                )
+
+    def summarize(self, by: tuple[str, ...], query: Query) -> Iterator[StatsRow]:
+        """`Reader.stats`: totals in one GROUP BY, latency percentiles with window functions (the
+        nearest rank ceil(p * n) in integer arithmetic), both computed by the database."""
+        t = self.table
+        keys = [self._group_column(name).label(f"g{i}") for i, name in enumerate(by)]
+        where = self._where(query)
+        totals = sa.select(
+            *keys,
+            sa.func.count(),
+            sa.func.sum(t.c.input_tokens),
+            sa.func.sum(t.c.output_tokens),
+            sa.func.sum(t.c.cost_usd),
+            sa.func.sum(sa.case((_is_error(t), 1), else_=0)),
+        ).where(*where)
+        if keys:
+            totals = totals.group_by(*keys)
+        parts = [self._group_column(name) for name in by]
+        ranked = (
+            sa.select(
+                *keys,
+                t.c.duration_ms,
+                sa.func.row_number().over(partition_by=parts, order_by=t.c.duration_ms).label("rn"),
+                sa.func.count(t.c.duration_ms).over(partition_by=parts).label("n"),
+            )
+            .where(t.c.duration_ms.is_not(None), *where)
+            .subquery()
+        )
+        rn, n = ranked.c.rn, ranked.c.n
+        p50, p95 = (n + 1) // 2, (n * 95 + 99) // 100
+        picks = sa.select(
+            *[ranked.c[f"g{i}"] for i in range(len(by))], ranked.c.duration_ms, rn, p50, p95
+        ).where(sa.or_(rn == p50, rn == p95))
+        with self._translated("summarise"), self._engine.connect() as conn:
+            percentiles: dict[tuple[Any, ...], list[float | None]] = defaultdict(lambda: [None, None])
+            for row in conn.execute(picks):
+                key = tuple(row[: len(by)])
+                value, rank, at50, at95 = float(row[len(by)]), row[-3], row[-2], row[-1]
+                if rank == at50:
+                    percentiles[key][0] = value
+                if rank == at95:
+                    percentiles[key][1] = value
+            for row in conn.execute(totals):
+                key = tuple(row[: len(by)])
+                count, inp, out, cost, errors = row[len(by) :]
+                p = percentiles.get(key, [None, None])
+                yield StatsRow(
+                    dict(zip(by, key, strict=True)),
+                    int(count),
+                    int(inp or 0),
+                    int(out or 0),
+                    round_cost(None if cost is None else float(cost)),
+                    p[0],
+                    p[1],
+                    int(errors or 0),
+                )
+
+    def _group_column(self, name: str) -> Any:
+        if name != "day":
+            return self.table.c[name]
+        created = self.table.c.created_at
+        dialect = self._engine.dialect.name
+        if dialect == "sqlite":
+            return sa.func.substr(created, 1, 10)
+        if dialect == "postgresql":
+            return sa.func.to_char(sa.func.timezone("UTC", created), "YYYY-MM-DD")
+        return sa.func.date_format(created, "%Y-%m-%d")
 
     def schema_version(self) -> int | None:
         """The schema version stamped in the database."""
@@ -418,6 +531,19 @@ class SQLStorage:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _is_error(t: sa.Table) -> Any:
+    return sa.or_(t.c.error.is_not(None), t.c.status_code >= 400)
+
+
+def _as_utc(kind: UTCDateTime, value: Any, dialect: sa.Dialect) -> datetime:
+    """A timestamp from an aggregate: SQLite hands back text, the others a datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    result = kind.process_result_value(value, dialect)
+    assert result is not None
+    return result
 
 
 def _prepare_sqlite_file(url: URL) -> None:

@@ -1,0 +1,150 @@
+"""The query API gives the same answers on every backend (SQL pushes the work into the database,
+JSONL and memory stream through the records), and those answers are right."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmaudit
+from llmaudit._chain import Chain
+from llmaudit._errors import ConfigurationError
+from llmaudit._record import AuditRecord
+from llmaudit._summary import nearest_rank
+
+T0 = datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
+
+
+def dataset() -> list[AuditRecord]:
+    rng = random.Random(7)
+    records = []
+    for i in range(300):
+        model = rng.choice(["gpt-4o-mini", "claude-sonnet-4-5", None])
+        records.append(
+            AuditRecord(
+                id=f"00000000-0000-7000-8000-{i:012d}",
+                created_at=T0 + timedelta(minutes=7 * i, microseconds=rng.randrange(1_000_000)),
+                session_key=rng.choice(["s-a", "s-b", "s-c", "s-d", None]),
+                user=rng.choice(["alice", "bob", None]),
+                client=rng.choice(["support-bot", "search"]),
+                provider="openai" if model == "gpt-4o-mini" else "anthropic",
+                model=model,
+                source=rng.choice(["transport", "transport", "decorator"]),
+                status_code=rng.choice([200, 200, 200, 429, 500, None]),
+                error=rng.choice([None, None, None, "ConnectTimeout: timed out"]),
+                duration_ms=rng.choice([None, round(rng.uniform(50, 3000), 3)]),
+                input_tokens=rng.choice([None, rng.randrange(1, 5000)]),
+                output_tokens=rng.choice([None, rng.randrange(1, 900)]),
+                cost_usd=rng.choice([None, round(rng.uniform(0, 0.05), 9)]),
+            )
+        )
+    records.append(
+        AuditRecord(
+            id="00000000-0000-7000-8000-999999999999",
+            created_at=T0,
+            session_key="s-a",
+            is_aggregation=True,
+            source="aggregate",
+            input_tokens=10**6,
+            cost_usd=99.0,
+        )
+    )
+    return Chain(writer_id="reader-test").seal(records)
+
+
+BACKENDS = [
+    "memory",
+    "jsonl",
+    "sqlite",
+    pytest.param("pg", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+
+
+def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "memory":
+        return f"memory://reader-{id(request)}"
+    if kind == "jsonl":
+        return f"jsonl://{tmp_path / 'log'}"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'a.db'}"
+    return request.getfixturevalue("pg_url" if kind == "pg" else "mariadb_url")
+
+
+@pytest.fixture
+def reference() -> llmaudit.Reader:
+    reader = llmaudit.open("memory://reference")
+    reader.storage.write(dataset())
+    return reader
+
+
+def _answers(reader: llmaudit.Reader) -> dict[str, Any]:
+    return {
+        "sessions": [s.to_json() for s in reader.sessions()],
+        "sessions_alice": [s.to_json() for s in reader.sessions(user="alice", limit=2)],
+        "stats": [r.to_json() for r in reader.stats()],
+        "stats_day": [r.to_json() for r in reader.stats(by=("day", "provider"), errors_only=True)],
+        "stats_all": [r.to_json() for r in reader.stats(by=(), include_aggregations=True)],
+        "stats_since": [r.to_json() for r in reader.stats(by=("user",), since=T0 + timedelta(hours=5))],
+        "records": [r.id for r in reader.records(session="s-b", order="desc", limit=5)],
+    }
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_every_backend_answers_like_the_reference(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, reference: llmaudit.Reader
+) -> None:
+    with llmaudit.open(_url(kind, tmp_path, request)) as reader:
+        reader.storage.write(dataset())
+        assert _answers(reader) == _answers(reference)
+
+
+def test_the_reference_answers_are_right(reference: llmaudit.Reader) -> None:
+    records = [r for r in dataset() if not r.is_aggregation]
+    (everything,) = reference.stats(by=())
+    assert everything.calls == len(records) == 300
+    assert everything.input_tokens == sum(r.input_tokens or 0 for r in records)
+    assert everything.cost_usd == pytest.approx(sum(r.cost_usd or 0 for r in records))
+    errors = [r for r in records if r.error is not None or (r.status_code or 0) >= 400]
+    assert everything.errors == len(errors) and 0 < everything.error_rate < 1
+    durations = sorted(r.duration_ms for r in records if r.duration_ms is not None)
+    assert everything.p50_ms == durations[(len(durations) + 1) // 2 - 1]
+    assert everything.p95_ms == durations[-(-95 * len(durations) // 100) - 1]
+    (with_aggregation,) = reference.stats(by=(), include_aggregations=True)
+    assert with_aggregation.input_tokens == everything.input_tokens + 10**6  # counted only when asked
+    sessions = {s.key: s for s in reference.sessions()}
+    assert set(sessions) == {"s-a", "s-b", "s-c", "s-d"}
+    in_a = [r for r in records if r.session_key == "s-a"]
+    assert sessions["s-a"].calls == len(in_a)
+    assert sessions["s-a"].first == min(r.created_at for r in in_a)
+    assert sessions["s-a"].user == min(r.user for r in in_a if r.user)
+    assert [s.key for s in reference.sessions()] == sorted(
+        sessions, key=lambda k: sessions[k].last, reverse=True
+    )
+    days = {r.group["day"] for r in reference.stats(by=("day",))}
+    assert "2026-11-20" in days and "2026-11-21" in days  # UTC dates
+
+
+def test_nearest_rank() -> None:
+    assert nearest_rank([], 0.5) is None
+    assert nearest_rank([5.0], 0.95) == 5.0
+    assert nearest_rank([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert nearest_rank(list(map(float, range(1, 101))), 0.95) == 95.0
+    assert nearest_rank(list(map(float, range(1, 21))), 0.95) == 19.0
+
+
+def test_bad_filters_and_groupings_are_clear_errors(reference: llmaudit.Reader) -> None:
+    with pytest.raises(ConfigurationError, match="unknown record filter"):
+        list(reference.records(colour="red"))
+    with pytest.raises(ConfigurationError, match="cannot group by colour"):
+        reference.stats(by=("colour",))
+
+
+def test_get(reference: llmaudit.Reader) -> None:
+    first = next(reference.records(limit=1))
+    assert reference.get(first.id) == first
+    assert reference.get("no-such-id") is None
