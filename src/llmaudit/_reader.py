@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._chain import PAYLOAD_FIELDS, VerifyReport, chain_key, is_tombstone, tombstone, verify_chain
+from ._codec import format_timestamp
 from ._errors import ConfigurationError
 from ._record import AuditRecord, utcnow
 from ._settings import default_spool_dir, default_storage_url
@@ -26,6 +27,9 @@ from .storage import Query, Storage, open_storage
 from .storage._base import ChainStore, ProblemHandler, is_error
 
 __all__ = ["ForgetResult", "PruneResult", "Reader", "SessionSummary", "StatsRow", "open"]
+
+#: An aggregation record lists the ids it covers up to this many (else its session and time range).
+MAX_AGGREGATED_IDS = 1000
 
 #: What `Reader.stats` can group by.
 GROUPABLE = ("client", "model", "provider", "operation", "user", "session_key", "source", "day")
@@ -261,6 +265,101 @@ class Reader:
                 checkpoints[writer] = (cut[-1][0], cut[-1][2])
         deleted = store.delete(ids, checkpoints) if ids else 0
         return PruneResult(deleted, len(checkpoints), kept_back)
+
+    # -- aggregation and export ------------------------------------------------------------------
+
+    def aggregate(self, *, session: str | None = None, day: date | None = None) -> AuditRecord:
+        """Write one ``is_aggregation=true`` record summarising a session or a UTC day (calls, tokens,
+        cost, models, time span, and the ids it covers, or its session and time range when there are
+        more than `MAX_AGGREGATED_IDS`), chained like any record. Totals leave aggregation records out
+        by default, so nothing is counted twice.
+
+        Raises:
+            ConfigurationError: neither or both of *session* and *day*, or nothing to aggregate.
+        """
+        if (session is None) == (day is None):
+            raise ConfigurationError("aggregate needs exactly one of session= or day=")
+        if day is not None:
+            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            query = Query(since=start, until=start + timedelta(days=1), is_aggregation=False)
+        else:
+            query = Query(session_key=session, is_aggregation=False)
+        ids: list[str] = []
+        models: set[str] = set()
+        calls = errors = inp = out = 0
+        cost: float | None = None
+        first = last = None
+        users: set[str] = set()
+        for r in self.storage.read(query):
+            calls += 1
+            errors += is_error(r)
+            inp += r.input_tokens or 0
+            out += r.output_tokens or 0
+            if r.cost_usd is not None:
+                cost = (cost or 0.0) + r.cost_usd
+            if r.model:
+                models.add(r.model)
+            if r.user:
+                users.add(r.user)
+            first = r.created_at if first is None else min(first, r.created_at)
+            last = r.created_at if last is None else max(last, r.created_at)
+            if len(ids) <= MAX_AGGREGATED_IDS:
+                ids.append(r.id)
+        if first is None or last is None:
+            raise ConfigurationError(
+                f"nothing to aggregate for {'session ' + str(session) if session else day}"
+            )
+        summary: dict[str, Any] = {
+            "calls": calls,
+            "errors": errors,
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cost_usd": round_cost(cost),
+            "models": sorted(models),
+            "first": format_timestamp(first),
+            "last": format_timestamp(last),
+        }
+        covers: dict[str, Any] = {"session_key": session} if session else {"day": str(day)}
+        covers |= {"since": format_timestamp(first), "until": format_timestamp(last)}
+        if len(ids) <= MAX_AGGREGATED_IDS:
+            covers["record_ids"] = ids
+        record = AuditRecord(
+            session_key=session,
+            user=users.pop() if len(users) == 1 else None,
+            source="aggregate",
+            operation="aggregate.session" if session else "aggregate.day",
+            is_aggregation=True,
+            input_tokens=inp,
+            output_tokens=out,
+            total_tokens=inp + out,
+            cost_usd=round_cost(cost),
+            request=covers,
+            response=summary,
+        )
+        from ._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
+
+        with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
+            auditor.submit(record)
+        return next(iter(self.storage.read(Query(ids=(record.id,)))), record)
+
+    def export(
+        self,
+        destination: str,
+        *,
+        batch_size: int = 1000,
+        progress: Callable[[int], None] | None = None,
+        **filters: Any,
+    ) -> int:
+        """Copy the matching records to *destination*: a storage URL (``jsonl://``, SQL, …), or a file
+        path ending in ``.jsonl`` or ``.csv``. Idempotent and resumable: records already there (same id)
+        are not written again, so an interrupted export is simply run again. Returns records copied.
+
+        Raises:
+            ConfigurationError: the destination is neither a URL nor a .jsonl/.csv path.
+        """
+        from . import _export  # noqa: PLC0415
+
+        return _export.export(self.storage.read(_query(filters)), destination, batch_size, progress)
 
     # -- lifetime -------------------------------------------------------------------------------
 

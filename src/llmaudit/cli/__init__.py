@@ -5,31 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from .._errors import LLMAuditError
-from .._settings import Settings, data_dir, default_storage_url
+from .._settings import data_dir
 from .._version import __version__
+from ._common import parse_age, storage_option, storage_url
 from ._demo import run_demo
+from ._read import COMMANDS
 
 __all__ = ["main"]
-
-
-def _storage_url(value: str | None) -> str:
-    return value or Settings.resolve().storage or default_storage_url()
-
-
-storage_option = click.option(
-    "--storage",
-    "-s",
-    "storage",
-    envvar="LLMAUDIT_STORAGE",
-    default=None,
-    help="Storage URL (default: LLMAUDIT_STORAGE, else the embedded SQLite store).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +33,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @storage_option
 def path(storage: str | None) -> None:
     """Print where the audit log is stored."""
-    click.echo(_storage_url(storage))
+    click.echo(storage_url(storage))
     click.echo(f"data directory: {data_dir()}", err=True)
 
 
@@ -53,7 +41,7 @@ def path(storage: str | None) -> None:
 @storage_option
 def demo(storage: str | None) -> None:
     """Run a small offline application through llmaudit and show what it recorded."""
-    run_demo(_storage_url(storage), echo=click.echo)
+    run_demo(storage_url(storage), echo=click.echo)
 
 
 def _fail(message: str) -> None:
@@ -70,7 +58,7 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
     from .. import _reader  # noqa: PLC0415
 
     problems: list[str] = []
-    with _reader.open(_storage_url(storage)) as reader:
+    with _reader.open(storage_url(storage)) as reader:
         report = reader.verify(key, on_problem=problems.append)
     if as_json:
         click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
@@ -107,7 +95,7 @@ def forget(storage: str | None, session: str | None, user: str | None, ids: tupl
 
     if session is None and user is None and not ids:
         _fail("forget needs --session, --user or --id")
-    with _reader.open(_storage_url(storage)) as reader:
+    with _reader.open(storage_url(storage)) as reader:
         result = reader.forget(session=session, user=user, ids=list(ids) or None)
     if not result.erased:
         _fail("no matching record")
@@ -118,16 +106,6 @@ def forget(storage: str | None, session: str | None, user: str | None, ids: tupl
         )
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def _age(text: str) -> timedelta:
-    number, unit = text[:-1], text[-1:]
-    if unit not in _UNITS or not number.isdigit():
-        raise click.BadParameter(f"{text!r}: use a number and one of s, m, h, d, w (e.g. 30d)")
-    return timedelta(seconds=int(number) * _UNITS[unit])
-
-
 @cli.command()
 @storage_option
 @click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
@@ -135,8 +113,8 @@ def prune(storage: str | None, older_than: str) -> None:
     """Delete old records, leaving a checkpoint so that what remains still verifies."""
     from .. import _reader  # noqa: PLC0415
 
-    cutoff = datetime.now(timezone.utc) - _age(older_than)
-    with _reader.open(_storage_url(storage)) as reader:
+    cutoff = datetime.now(timezone.utc) - parse_age(older_than)
+    with _reader.open(storage_url(storage)) as reader:
         result = reader.prune(cutoff)
     click.echo(
         f"deleted {result.deleted} records older than {cutoff:%Y-%m-%d %H:%M:%S} UTC; "
@@ -155,9 +133,13 @@ def spool_replay(storage: str | None) -> None:
     """Write spooled records into the storage now."""
     from .._auditor import Auditor  # noqa: PLC0415 - only this command needs a writer
 
-    with Auditor(_storage_url(storage)) as auditor:
+    with Auditor(storage_url(storage)) as auditor:
         auditor.replay_spool()  # the writer may have started replaying on its own: count both
         click.echo(f"replayed {auditor.stats().replayed} records into {auditor.storage.url}")
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,0 +1,7 @@
+"""``python -m llmaudit.cli``: the same as the ``llmaudit`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
