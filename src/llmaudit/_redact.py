@@ -411,16 +411,21 @@ def _find_email(text: str) -> tuple[str, int]:
     return _replace_spans(text, spans, "[REDACTED:email]")
 
 
-# digits -> "0", everything else -> "x"; with spaces and dashes deleted, a card is >= 13 zeros in a row
-_DIGIT_TABLE = bytes(48 if 48 <= b <= 57 else 120 for b in range(256))
+# ASCII letters -> lower case, digits -> "0", anything else -> "."; deleting spaces and dashes as well
+# leaves every card number as >= 13 zeros in a row and every "bearer" (in any case) as "bearer"
+_SQUEEZE_TABLE = bytes(
+    48 if 48 <= b <= 57 else b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 46 for b in range(256)
+)
 _THIRTEEN_DIGITS = b"0" * _CARD_MIN_DIGITS
+_BEARER_MIN_LENGTH: Final = len("bearer x1234567")
+
+
+def _squeeze(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_SQUEEZE_TABLE, b" -")
 
 
 def _find_card(text: str) -> tuple[str, int]:
-    if len(text) < _CARD_MIN_DIGITS:
-        return text, 0
-    squeezed = text.encode("utf-8", "surrogatepass").translate(_DIGIT_TABLE, b" -")
-    if _THIRTEEN_DIGITS not in squeezed:
+    if len(text) < _CARD_MIN_DIGITS or _THIRTEEN_DIGITS not in _squeeze(text):
         return text, 0
     return _redact_cards(text)
 
@@ -432,17 +437,10 @@ def _may_match(text: str) -> bool:
         return True
     if "A" in text and "I" in text and ("AIza" in text or "AKIA" in text or "ASIA" in text):
         return True
-    if text.isascii():
-        if "bearer" in text.lower():
-            return True
-        if len(text) < _CARD_MIN_DIGITS:
-            return False
-        data = text.encode("ascii")
-    else:
-        data = text.encode("utf-8", "surrogatepass")
-        if b"bearer" in data.lower():
-            return True
-    return _THIRTEEN_DIGITS in data.translate(_DIGIT_TABLE, b" -")
+    if len(text) < _CARD_MIN_DIGITS:
+        return False
+    squeezed = _squeeze(text)
+    return _THIRTEEN_DIGITS in squeezed or (len(text) >= _BEARER_MIN_LENGTH and b"bearer" in squeezed)
 
 
 #: How each detector is run: a cheap pre-check (a substring test), then the regex only where it can match.
