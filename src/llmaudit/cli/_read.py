@@ -124,8 +124,10 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
         newest = list(reader.records(order="desc", limit=max(lines, 1), on_problem=_problem))
         latest = newest[:lines][::-1]
         show_all(latest)
-        seen = {r.id for r in newest}
         since = newest[0].created_at if newest else datetime.now(timezone.utc)
+        seen = {r.id for r in newest}
+        if follow:  # what is already there is not "new", however far back its call started
+            seen.update(r.id for r in reader.records(since=since - _TAIL_LOOKBACK, on_problem=_problem))
         while follow:
             time.sleep(interval)
             # a record's time is when its call started: a long call lands after newer ones
