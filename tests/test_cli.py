@@ -22,6 +22,9 @@ def test_demo_records_into_the_embedded_store_and_prints_the_sessions() -> None:
     assert f"Recorded 8 records into {url}" in result.output
     assert "user=alice" in result.output
     assert "tool call lookup_order" in result.output
+    assert "2 sessions" in result.output and "stats by client, model" in result.output
+    assert "$0.000027" in result.output  # gpt-4o-mini's price for the demo's 81 + 25 tokens
+    assert "llmaudit verify" in result.output and "llmaudit show demo-bob-" in result.output
     store = open_storage(url)
     try:
         http = list(store.read(Query(client="demo-support-bot", source="transport")))

@@ -17,9 +17,10 @@ import httpx
 
 from .._auditor import Auditor
 from .._decorator import audited
+from .._reader import open as open_reader
 from .._session import session
-from ..storage import Query, open_storage
 from ..transports.httpx import AuditTransport
+from ._views import console, sessions_table, stats_table
 
 Echo = Callable[[str], None]
 URL = "https://api.openai.com/v1/chat/completions"
@@ -103,7 +104,7 @@ def run_demo(storage_url: str, *, echo: Echo) -> None:
         transport = AuditTransport(httpx.MockTransport(_fake_llm), auditor=auditor, client="demo-support-bot")
         with httpx.Client(transport=transport) as http:
 
-            @audited(auditor=auditor, name="demo.answer")
+            @audited(auditor=auditor, name="demo.answer", client="demo-support-bot")
             def answer(question: str, **options: Any) -> int:
                 payload = {
                     "model": "gpt-4o-mini",
@@ -120,13 +121,22 @@ def run_demo(storage_url: str, *, echo: Echo) -> None:
         auditor.flush(10)
         stats = auditor.stats()
     echo(f"Recorded {stats.written} records into {storage_url}\n")
-    store = open_storage(storage_url)
-    try:
+    with open_reader(storage_url) as reader:
         for user, key in keys.items():
-            _print_session(list(store.read(Query(session_key=key))), user, key, echo)
-    finally:
-        store.close()
-    echo("Next: `llmaudit path` prints where the log lives; run the demo again to add sessions.")
+            _print_session(list(reader.records(session=key)), user, key, echo)
+        out = console()
+        out.print(sessions_table(reader.sessions(limit=10)))
+        out.print(stats_table(reader.stats(("client", "model")), ("client", "model")))
+    echo(f"\nThe log is in {storage_url} (`llmaudit path` prints it). Next, try:")
+    for command in (
+        f"llmaudit show {keys['bob']}",
+        "llmaudit sessions",
+        "llmaudit stats --by user,model",
+        "llmaudit tail -n 5",
+        "llmaudit verify",
+        f"llmaudit export --to {keys['alice']}.jsonl --session {keys['alice']}",
+    ):
+        echo(f"  {command}")
 
 
 def _print_session(records: list[Any], user: str, key: str, echo: Echo) -> None:
