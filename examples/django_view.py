@@ -1,0 +1,65 @@
+"""Django: the middleware binds request.session.session_key, so LLM calls in a view carry it. A minimal
+single-file project, driven by Django's test client, offline.
+
+    python examples/django_view.py
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import django
+import httpx2
+from _fake_openai import handler
+from django.conf import settings
+
+import llmaudit
+
+store = os.environ.get("LLMAUDIT_STORAGE") or f"sqlite:///{tempfile.mkdtemp()}/django.db"
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="example-not-secret",
+    ROOT_URLCONF=__name__,
+    ALLOWED_HOSTS=["testserver"],
+    INSTALLED_APPS=["django.contrib.sessions"],
+    SESSION_ENGINE="django.contrib.sessions.backends.cache",
+    CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    LLMAUDIT_CREATE_SESSION=True,  # a first-time visitor gets a session key before the view runs
+    MIDDLEWARE=[
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "llmaudit.web.django.SessionMiddleware",
+    ],
+)
+django.setup()
+
+from django.http import HttpRequest, JsonResponse  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.urls import path  # noqa: E402
+from openai import OpenAI  # noqa: E402
+
+llmaudit.configure(storage=store)
+llm = OpenAI(
+    api_key="sk-example-FAKE",
+    http_client=httpx2.Client(transport=llmaudit.AuditTransport(httpx2.MockTransport(handler))),
+)
+
+
+def ask(request: HttpRequest) -> JsonResponse:
+    reply = llm.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": request.GET.get("q", "hi")}]
+    )
+    return JsonResponse({"answer": reply.choices[0].message.content})
+
+
+urlpatterns = [path("ask", ask)]
+
+browser = Client()
+print(browser.get("/ask", {"q": "first question"}).json())
+print(browser.get("/ask", {"q": "second question"}).json())
+
+llmaudit.flush()
+with llmaudit.open(store) as log:
+    keys = {record.session_key for record in log.records()}
+    print(f"{len(keys)} Django session ({keys.pop()[:8]}…) recorded, {sum(1 for _ in log.records())} calls")
+llmaudit.shutdown()
