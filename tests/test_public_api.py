@@ -27,6 +27,8 @@ PUBLIC = [
     "NullAuditor",
     "Query",
     "Reader",
+    "Redactor",
+    "Rule",
     "open",
     "Storage",
     "StorageError",

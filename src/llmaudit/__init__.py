@@ -17,6 +17,7 @@ from ._errors import (
 from ._instrument import instrument, is_instrumented, uninstrument
 from ._reader import Reader, open
 from ._record import SCHEMA_VERSION, AuditRecord
+from ._redact import Redactor, Rule
 from ._session import ContextThreadPoolExecutor, current_session, propagate, session
 from ._transport import AsyncAuditTransport, AuditTransport
 from ._version import __version__
@@ -36,6 +37,8 @@ __all__ = [
     "NullAuditor",
     "Query",
     "Reader",
+    "Redactor",
+    "Rule",
     "Storage",
     "StorageError",
     "StorageUnavailableError",

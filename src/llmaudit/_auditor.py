@@ -13,11 +13,12 @@ import threading
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from ._chain import chain_key
-from ._errors import AuditError
+from ._errors import AuditError, ConfigurationError
 from ._guard import report
+from ._redact import Redactor
 from ._settings import Settings, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
@@ -44,7 +45,12 @@ class Auditor:
         strict: raise `AuditError` from `submit` when a record can be neither stored nor spilled.
         batch_size, flush_interval_s, queue_size: writer tuning (``LLMAUDIT_BATCH_SIZE``, …).
         spool_dir: where records wait while the storage is down (default: per storage, in the data dir).
-        processors: callables ``record -> record | None`` run on the writer thread, in order.
+        redactor: the `Redactor` run first on the writer thread (default: ``Redactor()``, the built-in
+            detectors and the 64 KiB value limit); ``False`` turns redaction off.
+        before_write: ``record -> record | None`` run after redaction (None drops the record: sampling,
+            for example; dropped records are counted in `stats`). Shorthand for a processor.
+        processors: more callables ``record -> record | None`` run on the writer thread, in order,
+            after redaction and before_write and before the record is sealed into the hash chain.
         shutdown_timeout_s: how long `close` (and interpreter exit) waits for the queue to drain.
 
     Raises:
@@ -62,6 +68,8 @@ class Auditor:
         flush_interval_s: float | None = None,
         queue_size: int | None = None,
         spool_dir: str | None = None,
+        redactor: Redactor | Literal[False] | None = None,
+        before_write: Processor | None = None,
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
     ) -> None:
@@ -88,7 +96,7 @@ class Auditor:
             batch_size=self.settings.batch_size,
             flush_interval_s=self.settings.flush_interval_s,
             queue_size=self.settings.queue_size,
-            processors=processors,
+            processors=_pipeline(redactor, before_write, processors),
             chain_key=chain_key(self.settings.chain_key),
         )
         self._closed = False
@@ -143,6 +151,23 @@ class Auditor:
 
     def __repr__(self) -> str:
         return f"<Auditor storage={self.storage.url!r} mode={self.settings.mode!r}>"
+
+
+def _pipeline(
+    redactor: Redactor | Literal[False] | None,
+    before_write: Processor | None,
+    processors: Sequence[Processor],
+) -> list[Processor]:
+    steps: list[Processor] = []
+    if redactor is None:
+        redactor = Redactor()
+    if redactor is not False:
+        steps.append(redactor)
+    if before_write is not None:
+        if not callable(before_write):
+            raise ConfigurationError(f"before_write must be callable, not {type(before_write).__name__}")
+        steps.append(before_write)
+    return [*steps, *processors]
 
 
 class NullAuditor:

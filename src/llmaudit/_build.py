@@ -19,16 +19,10 @@ from ._capture import RawCapture
 from ._context import AuditContext
 from ._cost import cost_usd
 from ._decode import decode_content, parse_json
+from ._headers import NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
 
-__all__ = [
-    "NEVER_STORED_HEADERS",
-    "SECRET_QUERY_PARAMETERS",
-    "STORED_HEADERS",
-    "STORED_HEADER_PREFIXES",
-    "build_record",
-    "mask_url",
-]
+__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url"]
 
 #: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …).
 SECRET_QUERY_PARAMETERS = frozenset(
@@ -67,47 +61,6 @@ _USED_HEADERS = frozenset(
     {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
 )
 
-#: Headers that are never stored, whatever an allow list says (the redactor adds its deny list).
-NEVER_STORED_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "x-goog-api-key",
-        "cookie",
-        "set-cookie",
-        "ocp-apim-subscription-key",
-        "x-auth-token",
-    }
-)
-
-#: Headers kept in ``record.headers``: content type, user agent, the SDKs' identification headers,
-#: provider request ids and rate limits. Everything else is never decoded.
-STORED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-encoding",
-        "content-length",
-        "user-agent",
-        "x-request-id",
-        "request-id",
-        "x-goog-api-client",
-        "anthropic-version",
-        "anthropic-beta",
-        "openai-version",
-        "openai-processing-ms",
-        "openai-organization",
-        "openai-project",
-        "retry-after",
-        "retry-after-ms",
-        "x-groq-region",
-        "cf-ray",
-        "apim-request-id",
-        "x-ms-region",
-    }
-)
-STORED_HEADER_PREFIXES = ("x-stainless-", "x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
 _WANTED: dict[bytes, bool] = {}  # name -> stored? (a cache: header names repeat from call to call)
 
 

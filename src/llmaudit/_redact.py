@@ -17,9 +17,9 @@ it applies, in this order:
    a data URL). Dict keys are never changed.
 3. **Detectors** (`DETECTORS`): built-in patterns for API keys, bearer tokens, e-mail addresses and card
    numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Detectors also
-   run over ``error``, ``url`` and the elements of ``tags`` and ``notes``, but never over
-   ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those. Only strings
-   are scanned (a card number stored as a JSON number is not recognised).
+   run over the ``headers`` values, ``error``, ``url`` and the elements of ``tags`` and ``notes``, but
+   never over ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those.
+   Only strings are scanned (a card number stored as a JSON number is not recognised).
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
@@ -57,6 +57,7 @@ from typing import Any, Final
 
 from ._codec import dumps
 from ._errors import ConfigurationError
+from ._headers import NEVER_STORED_HEADERS
 from ._record import AuditRecord
 
 __all__ = ["DEFAULT_MAX_VALUE_BYTES", "DETECTORS", "Redactor", "Rule"]
@@ -86,6 +87,9 @@ DETECTORS: dict[str, re.Pattern[str]] = {
 }
 
 ACTIONS: Final = ("drop", "mask", "hash")
+#: Fields scanned by the detectors besides the payloads (never session_key, parent_session_key, user or
+#: client: the log groups by those).
+_SCANNED_FIELDS: Final = ("headers", "error", "url", "tags", "notes")
 MASK: Final = "[REDACTED]"
 FAILED_TEXT: Final = "[REDACTED: could not be processed]"
 _HASH_PREFIX: Final = "hmac-sha256:"
@@ -473,6 +477,8 @@ class Redactor:
         before_write: called last with the redacted record; its result is returned (None drops the
             record, which the writer counts as dropped). An exception it raises propagates to the writer,
             which counts the record as failed: it is the one way a `Redactor` call can raise.
+        deny_headers: header names (any case) removed from ``record.headers`` on top of the ones that
+            are never stored (Authorization, Cookie, API key headers: see ``_headers.NEVER_STORED_HEADERS``).
 
     Raises:
         ConfigurationError: an invalid rule, path, action, detector name, limit or key.
@@ -480,6 +486,7 @@ class Redactor:
 
     __slots__ = (
         "_before_write",
+        "_deny_headers",
         "_detectors",
         "_failures",
         "_key",
@@ -498,7 +505,11 @@ class Redactor:
         max_value_bytes: int | None = DEFAULT_MAX_VALUE_BYTES,
         hash_key: bytes | str | None = None,
         before_write: Callable[[AuditRecord], AuditRecord | None] | None = None,
+        deny_headers: Iterable[str] = (),
     ) -> None:
+        if isinstance(deny_headers, str):
+            raise ConfigurationError("deny_headers must be a list of header names, not one string")
+        self._deny_headers = frozenset(h.strip().lower() for h in deny_headers) | NEVER_STORED_HEADERS
         specs: Iterable[RuleSpec] = (rules,) if isinstance(rules, (str, Rule, Mapping)) else rules
         self._rules = tuple(_to_rule(spec) for spec in specs)
         plan: dict[str, list[tuple[_Path, str]]] = {name: [] for name in _PREFIXES}
@@ -545,10 +556,13 @@ class Redactor:
         changes: dict[str, Any] = {}
         counts: dict[str, int] = {}
         failed: list[str] = []
+        headers = self._allowed_headers(record.headers)
+        if headers is not record.headers:
+            record = replace(record, headers=headers)
         for name, rules in self._plan:
             self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
         if self._detectors:
-            for name in ("error", "url", "tags", "notes"):
+            for name in _SCANNED_FIELDS:
                 self._field(record, name, None, changes=changes, counts=counts, failed=failed)
         added: list[str] = []
         if counts:
@@ -565,6 +579,23 @@ class Redactor:
         if self._before_write is not None:
             return self._before_write(record)
         return record
+
+    def _allowed_headers(self, headers: Any) -> Any:
+        """*headers* without denied names (the same object when none is there)."""
+        if not isinstance(headers, dict) or not any(
+            isinstance(side, dict)
+            and not self._deny_headers.isdisjoint(k.lower() for k in side if isinstance(k, str))
+            for side in headers.values()
+        ):
+            return headers
+        return {
+            where: {
+                k: v for k, v in side.items() if not (isinstance(k, str) and k.lower() in self._deny_headers)
+            }
+            if isinstance(side, dict)
+            else side
+            for where, side in headers.items()
+        }
 
     def _field(
         self,
@@ -583,7 +614,7 @@ class Redactor:
         try:
             new = self._text_field(old, local) if rules is None else self._payload(old, rules, local)
         except Exception:  # noqa: BLE001 - the counted fallback: mask the whole field, never raise
-            if name == "metadata":
+            if name in ("metadata", "headers"):
                 new = {"redacted": "could not be processed"}
             else:
                 new = (FAILED_TEXT,) if name in ("tags", "notes") else FAILED_TEXT
@@ -595,9 +626,12 @@ class Redactor:
             changes[name] = new
 
     def _text_field(self, value: Any, counts: dict[str, int]) -> Any:
-        """``error`` / ``url`` (a string) or ``tags`` / ``notes`` (a tuple of strings): detectors only."""
+        """``error`` / ``url`` (a string), ``tags`` / ``notes`` (a tuple of strings) or ``headers`` (a
+        dict): no path rules, detectors only (and the size limit for the header values)."""
         if isinstance(value, str):
             return self._scan(value, counts)
+        if isinstance(value, dict):
+            return self._walk(value, counts, 0)
         if isinstance(value, tuple):
             new = tuple(self._scan(item, counts) if isinstance(item, str) else item for item in value)
             return value if all(a is b for a, b in zip(new, value, strict=True)) else new
