@@ -744,3 +744,50 @@ def test_a_planted_key_never_survives(data: st.DataObject, request: Any) -> None
     encoded = encode_record(result).decode()
     assert FAKE_KEY not in encoded
     assert "TESTFAKE0123456789" not in encoded
+
+
+def test_custom_patterns_redact_like_the_built_ins() -> None:
+    redactor = Redactor(patterns={"employee_id": r"EMP-\d{6}"}, detectors=False)
+    record = AuditRecord(
+        request={"messages": [{"role": "user", "content": "I am EMP-123456, EMP-654321 is my boss"}]},
+        error="lookup failed for EMP-000001",
+    )
+    out = redactor(record)
+    assert out is not None
+    assert out.request == {
+        "messages": [
+            {"role": "user", "content": "I am [REDACTED:employee_id], [REDACTED:employee_id] is my boss"}
+        ]
+    }
+    assert out.error == "lookup failed for [REDACTED:employee_id]"
+    assert "redacted: 3 employee_id" in out.notes
+    again = redactor(out)
+    assert again is not None and again.request == out.request  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("patterns", "message"),
+    [
+        ({"bad": "EMP-(\\d"}, "not a valid regex"),
+        ({"empty": "x*"}, "matches the empty string"),
+        ({"self": "REDACTED"}, "its own marker"),
+        ({"email": "x+"}, "must be a new word"),
+        ({"has space": "x+"}, "must be a new word"),
+    ],
+)
+def test_a_bad_custom_pattern_fails_at_configure_time(patterns: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Redactor(patterns=patterns)
+
+
+def test_denied_headers_are_removed_whatever_their_case() -> None:
+    record = AuditRecord(
+        headers={
+            "request": {"x-tenant-token": "t0k3n", "user-agent": "ua"},
+            "response": {"Authorization": "x"},
+        }
+    )
+    out = Redactor(deny_headers=["X-Tenant-Token"])(record)
+    assert out is not None and out.headers == {"request": {"user-agent": "ua"}, "response": {}}
+    with pytest.raises(ConfigurationError):
+        Redactor(deny_headers="x-one-string")  # type: ignore[arg-type]

@@ -251,6 +251,32 @@ def _to_rule(spec: RuleSpec) -> Rule:
     )
 
 
+_MAX_SCAN_ROUNDS = 8  # replacements never create new matches; a bound all the same
+
+
+def _compile_patterns(
+    patterns: Mapping[str, str] | None,
+) -> tuple[tuple[str, Callable[[str], tuple[str, int]]], ...]:
+    """Custom detectors ``{name: regex}``, checked now so that a bad one fails at configure time."""
+    compiled = []
+    for name, source in (patterns or {}).items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name in DETECTORS:
+            raise ConfigurationError(
+                f"redaction pattern name {name!r} must be a new word of letters, digits, _ . -"
+            )
+        try:
+            regex = re.compile(source)
+        except (re.error, TypeError) as exc:
+            raise ConfigurationError(f"redaction pattern {name!r} is not a valid regex: {exc}") from None
+        marker = f"[REDACTED:{name}]"
+        if regex.search("") is not None or regex.search(marker) is not None:
+            raise ConfigurationError(
+                f"redaction pattern {name!r} matches the empty string or its own marker {marker!r}"
+            )
+        compiled.append((name, lambda text, regex=regex, marker=marker: regex.subn(marker, text)))
+    return tuple(compiled)
+
+
 def _select_detectors(detectors: bool | Iterable[str]) -> tuple[str, ...]:
     if detectors is True:
         return tuple(DETECTORS)
@@ -477,6 +503,8 @@ class Redactor:
         before_write: called last with the redacted record; its result is returned (None drops the
             record, which the writer counts as dropped). An exception it raises propagates to the writer,
             which counts the record as failed: it is the one way a `Redactor` call can raise.
+        patterns: custom detectors ``{name: regex}`` (an employee number, an internal ticket id…): each
+            match becomes ``[REDACTED:<name>]`` like the built-ins'.
         deny_headers: header names (any case) removed from ``record.headers`` on top of the ones that
             are never stored (Authorization, Cookie, API key headers: see ``_headers.NEVER_STORED_HEADERS``).
 
@@ -493,6 +521,7 @@ class Redactor:
         "_limit",
         "_lock",
         "_max",
+        "_patterns",
         "_plan",
         "_rules",
     )
@@ -506,6 +535,7 @@ class Redactor:
         hash_key: bytes | str | None = None,
         before_write: Callable[[AuditRecord], AuditRecord | None] | None = None,
         deny_headers: Iterable[str] = (),
+        patterns: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(deny_headers, str):
             raise ConfigurationError("deny_headers must be a list of header names, not one string")
@@ -520,6 +550,7 @@ class Redactor:
         self._plan = tuple((name, tuple(plan[name])) for name in _PREFIXES)
         names = _select_detectors(detectors)
         self._detectors = tuple((name, _FINDERS[name]) for name in names)
+        self._patterns = _compile_patterns(patterns)
         if max_value_bytes is not None and (
             isinstance(max_value_bytes, bool)
             or not isinstance(max_value_bytes, int)
@@ -561,12 +592,14 @@ class Redactor:
             record = replace(record, headers=headers)
         for name, rules in self._plan:
             self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
-        if self._detectors:
+        if self._detectors or self._patterns:
             for name in _SCANNED_FIELDS:
                 self._field(record, name, None, changes=changes, counts=counts, failed=failed)
         added: list[str] = []
         if counts:
-            summary = ", ".join(f"{counts[name]} {name}" for name, _ in self._detectors if name in counts)
+            summary = ", ".join(
+                f"{counts[name]} {name}" for name, _ in self._detectors + self._patterns if name in counts
+            )
             added.append(f"redacted: {summary}")
         if failed:
             with self._lock:
@@ -640,7 +673,7 @@ class Redactor:
     def _payload(self, value: Any, rules: tuple[tuple[_Path, str], ...], counts: dict[str, int]) -> Any:
         for segments, action in rules:
             value = self._apply_rule(value, segments, action)
-        if self._detectors or self._max is not None:
+        if self._detectors or self._patterns or self._max is not None:
             value = self._walk(value, counts, 0)
         return value
 
@@ -762,7 +795,7 @@ class Redactor:
             marker = self._truncate(text, counts)
             if marker is not None:
                 return marker
-        if len(text) < _MIN_SCAN_LENGTH or not self._detectors or not _may_match(text):
+        if len(text) < _MIN_SCAN_LENGTH or not (self._patterns or (self._detectors and _may_match(text))):
             return text
         scanned = self._scan(text, counts)
         size = len(scanned) * 4
@@ -796,19 +829,18 @@ class Redactor:
 
     def _scan(self, text: str, counts: dict[str, int]) -> str:
         """*text* with every detector match replaced, repeated until nothing matches (idempotency)."""
-        if (
-            len(text) < _MIN_SCAN_LENGTH
-            or not self._detectors
-            or not _may_match(text)
-            or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text))
-        ):
+        if len(text) < _MIN_SCAN_LENGTH or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text)):
             return text
-        while True:
+        active = (self._detectors if self._detectors and _may_match(text) else ()) + self._patterns
+        if not active:
+            return text
+        for _ in range(_MAX_SCAN_ROUNDS):
             changed = False
-            for name, find in self._detectors:
+            for name, find in active:
                 text, found = find(text)
                 if found:
                     counts[name] = counts.get(name, 0) + found
                     changed = True
             if not changed:
                 return text
+        return text
