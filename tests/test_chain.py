@@ -357,3 +357,36 @@ def test_the_chain_verifies_across_jsonl_rotation(tmp_path: Path) -> None:
     with llmaudit.open(url) as reader:
         report = reader.verify()
     assert report.ok and report.totals()["verified"] == 8, report.to_json()
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "sqlite", pytest.param("pg", marks=pytest.mark.postgres)])
+def test_processes_writing_at_once_each_keep_a_verifiable_chain(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Four forked processes (the pre-fork server pattern: configured before the fork) write small
+    batches to one store at the same time; every record is there once and every chain verifies."""
+    url = {"jsonl": f"jsonl://{tmp_path / 'log'}", "sqlite": f"sqlite:///{tmp_path / 'a.db'}"}.get(kind)
+    url = url or request.getfixturevalue("pg_url")
+    parent = llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool"), batch_size=5, flush_interval_s=0.01)
+    parent.submit(AuditRecord(session_key="parent"))
+    parent.flush()
+    children = []
+    for n in range(4):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child: inherits the configured auditor, gets a new writer
+            try:
+                for i in range(60):
+                    parent.submit(AuditRecord(session_key=f"child-{n}", metadata={"i": i}))
+                parent.close()
+            finally:
+                os._exit(0)
+        children.append(pid)
+    for pid in children:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    parent.close()
+    with llmaudit.open(url) as reader:
+        records = list(reader.records())
+        report = reader.verify()
+    assert len(records) == 1 + 4 * 60 == len({r.id for r in records})
+    assert len(report.writers) == 5 and report.ok, report.to_json()
+    assert report.totals()["verified"] == 241
