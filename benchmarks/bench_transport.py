@@ -118,6 +118,7 @@ def main() -> None:
     def flush_all() -> None:
         for auditor in auditors:
             auditor.flush(60)
+
     rows = []
     for size_kb in (1, 100):
         content = "x" * (size_kb * 1024 - 200)

@@ -26,7 +26,7 @@ import hmac
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -94,9 +94,14 @@ def payload_digest(value: Any) -> str:
 def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | None = None) -> str:
     """The chain hash of *record* (with *seq* in place of its own, to test another position)."""
     data = record_to_dict(record)
-    del data["hash"]
     if seq is not None:
         data["seq"] = seq
+    return _hash_data(data, key)
+
+
+def _hash_data(data: dict[str, Any], key: bytes | None) -> str:
+    """The hash of a record's dict (`record_to_dict`): payloads by digest, ``hash`` itself left out."""
+    data.pop("hash", None)
     for name in PAYLOAD_FIELDS:
         data[name] = payload_digest(data[name])
     message = dumps(data)
@@ -121,13 +126,23 @@ class Chain:
         with self._lock:
             for record in records:
                 self._seq += 1
-                linked = replace(
-                    record, writer_id=self.writer_id, seq=self._seq, prev_hash=self._prev, hash=None
-                )
-                digest = compute_hash(linked, self.key)
-                sealed.append(replace(linked, hash=digest))
+                links = {"writer_id": self.writer_id, "seq": self._seq, "prev_hash": self._prev}
+                digest = _hash_data(record_to_dict(record) | links, self.key)
+                sealed.append(_with_links(record, {**links, "hash": digest}))
                 self._prev = digest
         return sealed
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(AuditRecord))
+
+
+def _with_links(record: AuditRecord, links: dict[str, Any]) -> AuditRecord:
+    """A copy of *record* with its chain fields set. Skips ``__init__`` (and its validation, which
+    a sealed record already passed; the chain fields are ours): a third of the time of `replace`."""
+    new = object.__new__(AuditRecord)
+    for name in _FIELD_NAMES:
+        object.__setattr__(new, name, links[name] if name in links else getattr(record, name))
+    return new
 
 
 @dataclass(slots=True)
