@@ -390,3 +390,21 @@ def test_processes_writing_at_once_each_keep_a_verifiable_chain(
     assert len(records) == 1 + 4 * 60 == len({r.id for r in records})
     assert len(report.writers) == 5 and report.ok, report.to_json()
     assert report.totals()["verified"] == 241
+
+
+def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_write() -> None:
+    """Sealing remembers each record's canonical JSON (and its payloads') for the storage to reuse:
+    they must be byte for byte the fresh encoding, for copied and for writer-owned records."""
+    from llmaudit._codec import dumps, encode_record, forget_encodings, recall, record_to_dict
+
+    records = _records(5)
+    erased = _replace(records[1], response=llmaudit._chain.tombstone({"x": 1}, datetime.now(timezone.utc)))
+    owned_record = _records(1)[0]
+    batch = [records[0], erased, *records[2:], owned_record]
+    sealed = Chain(b"k").seal(batch, owned={id(owned_record)})
+    assert sealed[-1] is owned_record and sealed[0] is not records[0] and records[0].seq is None
+    for record in sealed:
+        assert recall(record) == dumps(record_to_dict(record)) == encode_record(record)
+        assert recall(record.request) == dumps(record.request)
+    forget_encodings()
+    assert recall(sealed[0]) is None

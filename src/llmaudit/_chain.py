@@ -25,12 +25,12 @@ import hashlib
 import hmac
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ._codec import dumps, format_timestamp, record_to_dict
+from ._codec import dumps, format_timestamp, record_to_dict, remember
 from ._record import AuditRecord, new_id
 
 __all__ = [
@@ -99,11 +99,19 @@ def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | No
     return _hash_data(data, key)
 
 
-def _hash_data(data: dict[str, Any], key: bytes | None) -> str:
-    """The hash of a record's dict (`record_to_dict`): payloads by digest, ``hash`` itself left out."""
+def _hash_data(data: dict[str, Any], key: bytes | None, *, memo: bool = False) -> str:
+    """The hash of a record's dict (`record_to_dict`): payloads by digest, ``hash`` itself left out.
+    With *memo*, each payload's canonical JSON is remembered for the storage to reuse."""
     data.pop("hash", None)
     for name in PAYLOAD_FIELDS:
-        data[name] = payload_digest(data[name])
+        value = data[name]
+        if is_tombstone(value):
+            data[name] = value["sha256"]
+            continue
+        encoded = dumps(value)
+        if memo:
+            remember(value, encoded)
+        data[name] = hashlib.sha256(encoded).hexdigest()
     message = dumps(data)
     if key is None:
         return hashlib.sha256(message).hexdigest()
@@ -121,14 +129,25 @@ class Chain:
         self._prev = GENESIS
         self._lock = threading.Lock()
 
-    def seal(self, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    def seal(self, records: Sequence[AuditRecord], owned: Container[int] = ()) -> list[AuditRecord]:
+        """The records with their chain fields set. Records whose ``id()`` is in *owned* were built by
+        the writer and never seen by anyone else: they are completed in place instead of copied."""
         sealed = []
         with self._lock:
-            for record in records:
+            for original in records:
                 self._seq += 1
                 links = {"writer_id": self.writer_id, "seq": self._seq, "prev_hash": self._prev}
-                digest = _hash_data(record_to_dict(record) | links, self.key)
-                sealed.append(_with_links(record, {**links, "hash": digest}))
+                data = record_to_dict(original) | links
+                digest = _hash_data(dict(data), self.key, memo=True)
+                links["hash"] = data["hash"] = digest
+                if id(original) in owned:
+                    for name, value in links.items():
+                        object.__setattr__(original, name, value)
+                    record = original
+                else:
+                    record = _with_links(original, links)
+                remember(record, dumps(data))  # storage writes these very bytes
+                sealed.append(record)
                 self._prev = digest
         return sealed
 

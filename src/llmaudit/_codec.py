@@ -20,12 +20,16 @@ __all__ = [
     "FIELDS",
     "decode_record",
     "dumps",
+    "dumps_known",
     "encode_record",
+    "forget_encodings",
     "format_timestamp",
     "loads",
     "parse_timestamp",
+    "recall",
     "record_from_dict",
     "record_to_dict",
+    "remember",
 ]
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
@@ -63,9 +67,21 @@ def _normalise(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
     return repr(value)
 
 
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
 def format_timestamp(value: datetime) -> str:
-    """``2026-11-24T13:55:16.000123Z``: UTC, always six fractional digits."""
-    return value.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT)
+    """``2026-11-24T13:55:16.000123Z``: UTC, always six fractional digits.
+
+    The writer formats each record's timestamp several times (hash, storage, file name); the last
+    answer is remembered, since ``strftime`` is a noticeable part of a record's cost."""
+    global _last_formatted  # noqa: PLW0603 - a one-entry cache; swapping the tuple is atomic
+    last, text = _last_formatted
+    if value is last:
+        return text
+    text = value.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT)
+    _last_formatted = (value, text)
+    return text
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -108,8 +124,43 @@ def record_from_dict(data: dict[str, Any]) -> AuditRecord:
 
 
 def encode_record(record: AuditRecord) -> bytes:
-    """The canonical JSON bytes of *record*."""
-    return dumps(record_to_dict(record))
+    """The canonical JSON bytes of *record* (remembered ones, see `remember`, are not encoded again)."""
+    known = recall(record)
+    return known if known is not None else dumps(record_to_dict(record))
+
+
+# -- a memo of encodings the writer already has ------------------------------------------------------
+# Sealing a record into the hash chain encodes its payloads and the whole record; storage would
+# encode them again a moment later. The writer remembers those bytes here, keyed by the object, and
+# clears the memo after each batch. An entry answers only for the very object it was made from
+# (records and their payloads are never mutated), so a stale or reused id can never match.
+
+_memo: dict[int, tuple[object, bytes]] = {}
+_MEMO_LIMIT = 20_000
+
+
+def remember(value: object, data: bytes) -> None:
+    """Note that *value* encodes to *data* (canonical JSON)."""
+    if len(_memo) >= _MEMO_LIMIT:
+        _memo.clear()
+    _memo[id(value)] = (value, data)
+
+
+def recall(value: object) -> bytes | None:
+    """The remembered encoding of this very object, if any."""
+    entry = _memo.get(id(value))
+    return entry[1] if entry is not None and entry[0] is value else None
+
+
+def forget_encodings() -> None:
+    """Drop every remembered encoding (the writer calls this after each batch)."""
+    _memo.clear()
+
+
+def dumps_known(value: Any) -> bytes:
+    """`dumps`, or the remembered encoding of this very object."""
+    known = recall(value)
+    return known if known is not None else dumps(value)
 
 
 def decode_record(data: bytes | bytearray | memoryview | str) -> AuditRecord:

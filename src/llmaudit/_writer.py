@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ._chain import Chain
+from ._codec import forget_encodings
 from ._errors import AuditError, StorageError, StorageUnavailableError
 from ._guard import report
 from ._record import AuditRecord
@@ -266,7 +267,9 @@ class Writer:
             with self._count_lock:
                 self._counts[key] += n
 
-    def _build(self, items: Sequence[Pending]) -> list[AuditRecord]:
+    def _build(self, items: Sequence[Pending], owned: set[int] | None = None) -> list[AuditRecord]:
+        """Records from *items*, through the processors; the ``id()`` of each one built here (not
+        handed in by the caller) goes into *owned*."""
         records: list[AuditRecord] = []
         for item in items:
             try:
@@ -283,22 +286,29 @@ class Writer:
                 self._count("dropped")
             else:
                 records.append(record)
+                if owned is not None and record is not item:
+                    owned.add(id(record))
         return records
 
     def _store_now(self, items: Sequence[Pending], *, durable: bool, spill_only: bool = False) -> None:
         self._count("submitted", len(items))
-        records = self._build(items)
+        owned: set[int] = set()
+        records = self._build(items, owned)
         if not records:
             return
         try:
-            records = self.chain.seal(records)
+            records = self.chain.seal(records, owned)
         except Exception as exc:  # noqa: BLE001 - unsealed is better than lost: verify flags them
             report("chain sealing", exc)
         if spill_only or time.monotonic() < self._down_until:
             self._spill(records, durable=durable)
+            forget_encodings()
             return
-        with self._store_lock:
-            self._write_or_spill(records, durable=durable)
+        try:
+            with self._store_lock:
+                self._write_or_spill(records, durable=durable)
+        finally:
+            forget_encodings()
         if self.mode == "sync":
             self._maybe_replay()
 

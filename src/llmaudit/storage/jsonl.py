@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._chain import ChainState
-from .._codec import decode_record, dumps, encode_record, loads
+from .._codec import decode_record, dumps, encode_record, format_timestamp, loads
 from .._errors import ConfigurationError, StorageError
 from .._record import AuditRecord
 from ._base import ProblemHandler, Query, batch_heads, matches, warn_problem
@@ -101,7 +101,7 @@ class JSONLStorage:
     def write(self, records: Sequence[AuditRecord]) -> None:
         by_day: dict[str, list[bytes]] = defaultdict(list)
         for record in records:
-            by_day[record.created_at.strftime("%Y-%m-%d")].append(encode_record(record) + b"\n")
+            by_day[format_timestamp(record.created_at)[:10]].append(encode_record(record) + b"\n")
         try:
             with self._locked():
                 for day, lines in by_day.items():

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
 from .._chain import ChainState
-from .._codec import FIELDS, dumps, loads, record_from_dict
+from .._codec import FIELDS, dumps, dumps_known, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, round_cost
@@ -92,7 +92,7 @@ class JSONText(sa.types.TypeDecorator[Any]):
 
 
 def _json_param(value: Any) -> str | None:
-    return None if value is None else dumps(value).decode()
+    return None if value is None else dumps_known(value).decode()
 
 
 def _json_type() -> sa.types.TypeEngine[Any]:
