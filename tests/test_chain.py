@@ -401,7 +401,9 @@ def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_w
     erased = _replace(records[1], response=llmaudit._chain.tombstone({"x": 1}, datetime.now(timezone.utc)))
     owned_record = _records(1)[0]
     batch = [records[0], erased, *records[2:], owned_record]
-    sealed = Chain(b"k").seal(batch, owned={id(owned_record)})
+    chain = Chain(b"k")
+    chain.remember_records = True
+    sealed = chain.seal(batch, owned={id(owned_record)})
     assert sealed[-1] is owned_record and sealed[0] is not records[0] and records[0].seq is None
     for record in sealed:
         assert recall(record) == dumps(record_to_dict(record)) == encode_record(record)

@@ -61,25 +61,26 @@ _USED_HEADERS = frozenset(
     {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
 )
 
-_WANTED: dict[bytes, bool] = {}  # name -> stored? (a cache: header names repeat from call to call)
+_USED, _STORED = 1, 2
+#: name -> (its text, _USED | _STORED bits); header names repeat from call to call, so this stays small
+_KINDS: dict[bytes, tuple[str, int]] = {}
 
 
-def _wanted(name: bytes) -> bool:
-    wanted = _WANTED.get(name)
-    if wanted is None:
-        text = name.decode("latin-1")
-        wanted = text not in NEVER_STORED_HEADERS and (
-            text in STORED_HEADERS or text.startswith(STORED_HEADER_PREFIXES)
-        )
-        if len(_WANTED) < 4096:
-            _WANTED[name] = wanted
-    return wanted
+def _kind(name: bytes) -> tuple[str, int]:
+    text = name.decode("latin-1")
+    stored = text not in NEVER_STORED_HEADERS and (
+        text in STORED_HEADERS or text.startswith(STORED_HEADER_PREFIXES)
+    )
+    kind = (text, (_USED if name in _USED_HEADERS else 0) | (_STORED if stored else 0))
+    if len(_KINDS) < 4096:
+        _KINDS[name] = kind
+    return kind
 
 
 def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict[str, str]:
     """The headers record building uses, names lower-cased, values decoded as latin-1 (cheaper than
     the branch's own decoding, which sniffs a charset for every value); the allow-listed ones are
-    also put in ``stored[side]``."""
+    also put in ``stored[side]``. Nothing else is decoded."""
     if headers is None:
         return {}
     out = {}
@@ -87,11 +88,15 @@ def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict
     triples = getattr(headers, "_list", None)  # both branches: (raw name, lower-cased name, value)
     if triples is None:
         triples = [(key, key.lower(), value) for key, value in headers.raw]
+    kinds = _KINDS
     for _, name, value in triples:
-        if name in _USED_HEADERS:
-            out[name.decode("latin-1")] = value.decode("latin-1")
-        if _wanted(name):
-            kept[name.decode("latin-1")] = value.decode("latin-1")
+        text, kind = kinds.get(name) or _kind(name)
+        if kind:
+            decoded = value.decode("latin-1")
+            if kind & _USED:
+                out[text] = decoded
+            if kind & _STORED:
+                kept[text] = decoded
     if kept:
         stored[side] = kept
     return out

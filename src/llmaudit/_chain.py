@@ -128,6 +128,9 @@ class Chain:
         self._seq = 0
         self._prev = GENESIS
         self._lock = threading.Lock()
+        #: Remember each sealed record's canonical JSON (worth it when the storage writes whole
+        #: records as JSON, like JSONL; SQL stores take the payloads' JSON, always remembered).
+        self.remember_records = False
 
     def seal(self, records: Sequence[AuditRecord], owned: Container[int] = ()) -> list[AuditRecord]:
         """The records with their chain fields set. Records whose ``id()`` is in *owned* were built by
@@ -146,7 +149,8 @@ class Chain:
                     record = original
                 else:
                     record = _with_links(original, links)
-                remember(record, dumps(data))  # storage writes these very bytes
+                if self.remember_records:  # a JSONL store writes these very bytes
+                    remember(record, dumps(data))
                 sealed.append(record)
                 self._prev = digest
         return sealed

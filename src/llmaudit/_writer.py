@@ -129,6 +129,7 @@ class Writer:
 
     def _init_state(self) -> None:
         self.chain = Chain(self.chain_key)  # a new writer_id: a forked child starts its own chain
+        self.chain.remember_records = bool(getattr(self.storage, "writes_record_json", False))
         self._queue: collections.deque[Pending | _Marker] = collections.deque()
         self._wake = threading.Event()
         self._store_lock = threading.Lock()

@@ -58,6 +58,9 @@ class JSONLStorage:
         StorageError: the directory cannot be created or written.
     """
 
+    #: Each line is a record's canonical JSON: the writer may hand over encodings it already made.
+    writes_record_json = True
+
     def __init__(
         self, directory: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, fsync: str = "never"
     ) -> None:
