@@ -216,6 +216,12 @@ def test_forget_erases_the_text_everywhere_and_the_log_still_verifies(
     elif tamper.kind == "sqlite":
         raw = b"".join(p.read_bytes() for p in tmp_path.glob("audit.db*"))
         assert raw.count(b"question 0 " + SECRET_TEXT.encode()) == 1  # 'keep' s record 0 only
+    else:
+        store = SQLStorage(url)
+        with store._engine.connect() as conn:
+            rows = conn.execute(sa.text(f"SELECT t::text FROM {store.table.name} t")).scalars().all()
+        store.close()
+        assert sum(SECRET_TEXT in row for row in rows) == 3
 
 
 def test_prune_leaves_a_checkpoint_so_the_rest_still_verifies(
@@ -410,3 +416,40 @@ def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_w
         assert recall(record.request) == dumps(record.request)
     forget_encodings()
     assert recall(sealed[0]) is None
+
+
+def test_an_export_of_a_pruned_log_carries_its_checkpoint(tmp_path: Path) -> None:
+    source, copy = f"jsonl://{tmp_path / 'log'}", f"sqlite:///{tmp_path / 'copy.db'}"
+    old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    _write(
+        source,
+        _records(3, start=old) + _records(2, start=datetime(2026, 11, 1, tzinfo=timezone.utc)),
+        tmp_path,
+    )
+    with llmaudit.open(source) as reader:
+        reader.prune(datetime(2026, 6, 1, tzinfo=timezone.utc))
+        assert reader.export(copy) == 2
+    with llmaudit.open(copy) as reader:
+        report = reader.verify()
+    assert report.ok, report.to_json()
+    assert next(iter(report.writers.values())).base_seq == 3
+
+
+def test_forget_reaches_records_still_waiting_in_the_spool(tmp_path: Path) -> None:
+    """Records spilled while the storage was down are replayed and then erased: no copy of the text
+    survives in the spool directory."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spilled = Chain().seal(_records(3, session="spilled"))
+    spool.append(spilled[:2])
+    spool.reject(spilled[2:])  # refused by the storage once, kept for the operator
+    spool.release()
+    with llmaudit.open(url, spool_dir=tmp_path / "spool") as reader:
+        result = reader.forget(session="spilled")
+        report = reader.verify()
+    assert (result.erased, result.spool_replayed) == (2, 2)
+    leftovers = b"".join(p.read_bytes() for p in (tmp_path / "spool").iterdir())
+    assert SECRET_TEXT.encode() not in leftovers
+    assert report.ok and report.totals()["erased"] == 2  # the rejected record never reached the store
+    rejected = b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("rejected-*"))
+    assert b'"erased":true' in rejected

@@ -223,3 +223,23 @@ def test_an_unreachable_database_is_one_line(capsys: pytest.CaptureFixture[str])
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "secret" not in err and err.startswith("llmaudit: error:")
+
+
+@pytest.mark.postgres
+def test_export_jsonl_to_postgresql_and_back_gives_identical_records_that_verify(
+    tmp_path: Path, pg_url: str
+) -> None:
+    source = f"jsonl://{tmp_path / 'source'}"
+    _seed(source, tmp_path)
+    with llmaudit.Auditor(source, spool_dir=str(tmp_path / "spool-b")) as auditor:  # a second writer
+        auditor.submit(AuditRecord(session_key="second-writer", request={"n": 1.0, "big": 2**70}))
+    back = f"jsonl://{tmp_path / 'back'}"
+    assert run("export", "-s", source, "--to", pg_url).exit_code == 0
+    assert run("export", "-s", pg_url, "--to", back).exit_code == 0
+    with llmaudit.open(source) as a, llmaudit.open(pg_url) as b, llmaudit.open(back) as c:
+        original = list(a.records())
+        assert len(original) == 6
+        assert list(b.records()) == original == list(c.records())
+        for reader in (a, b, c):
+            report = reader.verify()
+            assert report.ok and report.totals()["verified"] == 6 and len(report.writers) == 2

@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ._codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
 from ._errors import ConfigurationError
 from ._record import AuditRecord
 from .storage import open_storage
+from .storage._base import ChainStore
 
 __all__ = ["export"]
 
@@ -40,11 +41,15 @@ def export(
     destination: str,
     batch_size: int = 1000,
     progress: Callable[[int], None] | None = None,
+    checkpoints: Mapping[str, tuple[int, str]] | None = None,
 ) -> int:
-    """Copy *records* to *destination*; returns how many were written (or handed to the storage)."""
+    """Copy *records* to *destination*; returns how many were written (or handed to the storage).
+    *checkpoints* (the source's prune checkpoints) go along to a storage, so the copy verifies too."""
     if "://" in destination:
         storage = open_storage(destination)
         try:
+            if checkpoints and isinstance(storage, ChainStore):
+                storage.delete([], checkpoints)
             count = 0
             for batch in _batches(records, batch_size):
                 storage.write(batch)

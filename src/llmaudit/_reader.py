@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from ._chain import PAYLOAD_FIELDS, VerifyReport, chain_key, is_tombstone, tombstone, verify_chain
-from ._codec import format_timestamp
+from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError
 from ._record import AuditRecord, utcnow
 from ._settings import default_spool_dir, default_storage_url
@@ -225,15 +225,34 @@ class Reader:
             queries.append(Query(ids=tuple(ids)))
         for query in queries:
             for record in self.storage.read(query):
-                fields = {
-                    name: tombstone(getattr(record, name), now)
-                    for name in PAYLOAD_FIELDS
-                    if not is_tombstone(getattr(record, name))
-                }
+                fields = _tombstones(record, now)
                 if fields:
                     payloads[record.id] = fields
         erased = store.erase(payloads) if payloads else 0
+        wanted = set(ids or ())
+        self._erase_rejected(
+            lambda r: (
+                r.id in wanted
+                or (session is not None and r.session_key == session)
+                or (user is not None and r.user == user)
+            ),
+            now,
+        )
         return ForgetResult(erased, replayed, in_use)
+
+    def _erase_rejected(self, selected: Callable[[AuditRecord], bool], now: datetime) -> None:
+        """Rejected records kept in the spool for the operator lose their payloads too (the files
+        are rewritten atomically, like JSONL files)."""
+        from .storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
+
+        if not self._spool_dir.is_dir():
+            return
+        for path in self._spool_dir.glob("rejected-*.jsonl"):
+            data = path.read_bytes()
+            ids = {r.id for r in _decode_lines(data) if selected(r)}
+            if ids:
+                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))
+                _replace_file(path, b"".join(lines))
 
     def prune(self, older_than: datetime) -> PruneResult:
         """Delete records created before *older_than*, leaving per writer a checkpoint (the last
@@ -359,7 +378,15 @@ class Reader:
         """
         from . import _export  # noqa: PLC0415
 
-        return _export.export(self.storage.read(_query(filters)), destination, batch_size, progress)
+        checkpoints = None
+        if isinstance(self.storage, ChainStore):
+            checkpoints = {
+                writer: (state.base_seq, state.base_hash)
+                for writer, state in self.storage.chain_states().items()
+                if state.base_seq is not None and state.base_hash is not None
+            }
+        records = self.storage.read(_query(filters))
+        return _export.export(records, destination, batch_size, progress, checkpoints)
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -377,6 +404,23 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<Reader {self.storage.url!r}>"
+
+
+def _tombstones(record: AuditRecord, now: datetime) -> dict[str, Any]:
+    """The payload fields of *record* not erased yet, as tombstones."""
+    return {
+        name: tombstone(getattr(record, name), now)
+        for name in PAYLOAD_FIELDS
+        if not is_tombstone(getattr(record, name))
+    }
+
+
+def _decode_lines(data: bytes) -> Iterator[AuditRecord]:
+    for line in data.splitlines():
+        try:
+            yield decode_record(line)
+        except (ValueError, TypeError):
+            continue
 
 
 def _query(filters: dict[str, Any]) -> Query:

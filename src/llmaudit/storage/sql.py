@@ -359,7 +359,8 @@ class SQLStorage:
                     conn.execute(
                         self.chain.insert().values(writer_id=writer, head_seq=seq, head_hash=digest, **values)
                     )
-        self._compact()
+        if ids:
+            self._compact()
         return removed
 
     def _compact(self) -> None:
