@@ -148,3 +148,18 @@ def test_get(reference: llmaudit.Reader) -> None:
     first = next(reference.records(limit=1))
     assert reference.get(first.id) == first
     assert reference.get("no-such-id") is None
+
+
+def test_long_operations_report_progress(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with llmaudit.open(url) as reader:
+        reader.storage.write(dataset())
+        seen: list[int] = []
+        reader.verify(progress=seen.append)
+        assert sum(seen) == 301 and seen[0] == 1000 or seen == [301]
+        seen.clear()
+        reader.aggregate(session="s-b", progress=seen.append)
+        assert sum(seen) == sum(1 for r in dataset() if r.session_key == "s-b" and not r.is_aggregation)
+        seen.clear()
+        reader.prune(T0, progress=seen.append)  # nothing older than T0: reads everything, deletes nothing
+        assert sum(seen) == 302  # the 301 records and the aggregation just written

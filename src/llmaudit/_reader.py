@@ -182,13 +182,18 @@ class Reader:
         return self.storage
 
     def verify(
-        self, key: str | bytes | None = None, *, on_problem: ProblemHandler | None = None
+        self,
+        key: str | bytes | None = None,
+        *,
+        on_problem: ProblemHandler | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
         """Check every record against its writer's hash chain (key: ``LLMAUDIT_CHAIN_KEY`` by default)."""
         store = self._chain_store("verification")
         secret = chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
         states = store.chain_states()
-        return verify_chain(self.storage.read(Query(), on_problem=on_problem), states, secret)
+        records = _counted(self.storage.read(Query(), on_problem=on_problem), progress)
+        return verify_chain(records, states, secret)
 
     def forget(
         self,
@@ -254,7 +259,7 @@ class Reader:
                 lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))
                 _replace_file(path, b"".join(lines))
 
-    def prune(self, older_than: datetime) -> PruneResult:
+    def prune(self, older_than: datetime, *, progress: Callable[[int], None] | None = None) -> PruneResult:
         """Delete records created before *older_than*, leaving per writer a checkpoint (the last
         deleted ``seq`` and hash) where verification of what remains starts. Only a writer's
         unbroken run of old records from its oldest one is cut, so what remains is contiguous."""
@@ -262,7 +267,7 @@ class Reader:
         old: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         first_kept: dict[str, int] = {}
         unchained: list[str] = []
-        for record in self.storage.read(Query()):
+        for record in _counted(self.storage.read(Query()), progress):
             if record.writer_id is None or record.seq is None or record.hash is None:
                 if record.created_at < older_than:
                     unchained.append(record.id)
@@ -287,7 +292,13 @@ class Reader:
 
     # -- aggregation and export ------------------------------------------------------------------
 
-    def aggregate(self, *, session: str | None = None, day: date | None = None) -> AuditRecord:
+    def aggregate(
+        self,
+        *,
+        session: str | None = None,
+        day: date | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AuditRecord:
         """Write one ``is_aggregation=true`` record summarising a session or a UTC day (calls, tokens,
         cost, models, time span, and the ids it covers, or its session and time range when there are
         more than `MAX_AGGREGATED_IDS`), chained like any record. Totals leave aggregation records out
@@ -309,7 +320,7 @@ class Reader:
         cost: float | None = None
         first = last = None
         users: set[str] = set()
-        for r in self.storage.read(query):
+        for r in _counted(self.storage.read(query), progress):
             calls += 1
             errors += is_error(r)
             inp += r.input_tokens or 0
@@ -404,6 +415,22 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<Reader {self.storage.url!r}>"
+
+
+def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | None) -> Iterator[AuditRecord]:
+    """*records*, telling *progress* every thousand (for progress bars over large logs)."""
+    if progress is None:
+        yield from records
+        return
+    count = 0
+    for record in records:
+        yield record
+        count += 1
+        if count == 1000:
+            progress(count)
+            count = 0
+    if count:
+        progress(count)
 
 
 def _tombstones(record: AuditRecord, now: datetime) -> dict[str, Any]:

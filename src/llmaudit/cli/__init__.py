@@ -15,7 +15,7 @@ from .._settings import data_dir
 from .._version import __version__
 from ._common import parse_age, storage_option, storage_url
 from ._demo import run_demo
-from ._read import COMMANDS
+from ._read import COMMANDS, progress_bar
 
 __all__ = ["main"]
 
@@ -58,8 +58,8 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
     from .. import _reader  # noqa: PLC0415
 
     problems: list[str] = []
-    with _reader.open(storage_url(storage)) as reader:
-        report = reader.verify(key, on_problem=problems.append)
+    with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
+        report = reader.verify(key, on_problem=problems.append, progress=advance)
     if as_json:
         click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
     else:
@@ -114,8 +114,8 @@ def prune(storage: str | None, older_than: str) -> None:
     from .. import _reader  # noqa: PLC0415
 
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
-    with _reader.open(storage_url(storage)) as reader:
-        result = reader.prune(cutoff)
+    with _reader.open(storage_url(storage)) as reader, progress_bar("pruning") as advance:
+        result = reader.prune(cutoff, progress=advance)
     click.echo(
         f"deleted {result.deleted} records older than {cutoff:%Y-%m-%d %H:%M:%S} UTC; "
         f"{result.checkpoints} checkpoints written"

@@ -18,7 +18,7 @@ from .._record import AuditRecord
 from ._common import parse_age, storage_option, storage_url
 from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "progress_bar"]
 
 
 _TAIL_LOOKBACK = timedelta(minutes=10)
@@ -41,7 +41,7 @@ def _record_json(record: AuditRecord) -> dict[str, Any]:
 
 
 @contextmanager
-def _progress(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr for people (hidden when stderr is not a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn  # noqa: PLC0415
 
@@ -169,7 +169,7 @@ def stats(storage: str | None, by: str, since: str | None, session: str | None, 
 @click.option("--session", default=None, help="Only this session.")
 def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
     """Copy records to another storage or a file (idempotent: run it again to resume)."""
-    with _reader.open(storage_url(storage)) as reader, _progress("exporting") as advance:
+    with _reader.open(storage_url(storage)) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {destination}")
 
@@ -185,8 +185,8 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
         when = None if day is None else date.fromisoformat(day)
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--day") from None
-    with _reader.open(storage_url(storage)) as reader:
-        record = reader.aggregate(session=session, day=when)
+    with _reader.open(storage_url(storage)) as reader, progress_bar("aggregating") as advance:
+        record = reader.aggregate(session=session, day=when, progress=advance)
     if as_json:
         _emit_json(_record_json(record))
         return
