@@ -156,7 +156,7 @@ def test_long_operations_report_progress(tmp_path: Path) -> None:
         reader.storage.write(dataset())
         seen: list[int] = []
         reader.verify(progress=seen.append)
-        assert sum(seen) == 301 and seen[0] == 1000 or seen == [301]
+        assert seen == [301]  # fewer than a thousand: one report at the end
         seen.clear()
         reader.aggregate(session="s-b", progress=seen.append)
         assert sum(seen) == sum(1 for r in dataset() if r.session_key == "s-b" and not r.is_aggregation)
