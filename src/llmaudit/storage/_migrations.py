@@ -39,6 +39,10 @@ def _v1_to_v2(conn: Connection, table: sa.Table) -> None:
 def _v2_to_v3(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "headers")
     chain_table(table).create(conn, checkfirst=True)
+    existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
+    for index in table.indexes:  # the covering indexes of the summaries (SQLite only: see sql.py)
+        if index.name not in existing and index.name and index.name.endswith(("_stats", "_sessions")):
+            index.create(conn)
 
 
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.

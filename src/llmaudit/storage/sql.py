@@ -36,7 +36,7 @@ from .._chain import ChainState
 from .._codec import FIELDS, dumps, dumps_known, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
-from .._summary import SessionSummary, StatsRow, round_cost
+from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from . import _migrations
 from ._base import ProblemHandler, Query, batch_heads, warn_problem
 
@@ -53,6 +53,11 @@ _INT_FIELDS = ("schema_version", "status_code", "attempt")
 _BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
 _TEXT_FIELDS = ("url", "error")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
+_SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
+_COVERING = {
+    "stats": ("is_aggregation", "client", "model", "provider", "user", *_SUMMED, "duration_ms", "created_at"),
+    "sessions": ("is_aggregation", "session_key", "created_at", "user", *_SUMMED),
+}
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -139,6 +144,11 @@ def build_table(metadata: sa.MetaData, name: str) -> sa.Table:
     for field in _INDEXED:
         sa.Index(f"ix_{name}_{field}", table.c[field])
     sa.Index(f"ix_{name}_writer_seq", table.c.writer_id, table.c.seq)
+    # SQLite reads whole rows (payloads included) to aggregate; these covering indexes let `stats` by
+    # client/model/provider/user and `sessions` scan ~150 bytes a record instead (1M records: ~12 s
+    # -> under 2 s, see benchmarks/bench_read.py). PostgreSQL aggregates fast enough without them.
+    for index_name, columns in _COVERING.items():
+        sa.Index(f"ix_{name}_{index_name}", *(table.c[c] for c in columns)).ddl_if(dialect="sqlite")
     return table
 
 
@@ -454,11 +464,23 @@ class SQLStorage:
                 )
 
     def summarize(self, by: tuple[str, ...], query: Query) -> Iterator[StatsRow]:
-        """`Reader.stats`: totals in one GROUP BY, latency percentiles with window functions (the
-        nearest rank ceil(p * n) in integer arithmetic), both computed by the database."""
+        """`Reader.stats` in one GROUP BY computed by the database, latency percentiles included:
+        nearest rank, which is PostgreSQL's ``percentile_disc``; on SQLite an aggregate function
+        registered on each connection; elsewhere window functions (ranks in integer arithmetic)."""
         t = self.table
         keys = [self._group_column(name).label(f"g{i}") for i, name in enumerate(by)]
         where = self._where(query)
+        dialect = self._engine.dialect.name
+        extra: list[Any]
+        if dialect == "postgresql":
+            extra = [
+                sa.func.percentile_disc(0.5).within_group(t.c.duration_ms),
+                sa.func.percentile_disc(0.95).within_group(t.c.duration_ms),
+            ]
+        elif dialect == "sqlite":
+            extra = [sa.func.llmaudit_percentiles(t.c.duration_ms)]
+        else:
+            extra = []
         totals = sa.select(
             *keys,
             sa.func.count(),
@@ -466,9 +488,37 @@ class SQLStorage:
             sa.func.sum(t.c.output_tokens),
             sa.func.sum(t.c.cost_usd),
             sa.func.sum(sa.case((_is_error(t), 1), else_=0)),
+            *extra,
         ).where(*where)
         if keys:
             totals = totals.group_by(*keys)
+        with self._translated("summarise"), self._engine.connect() as conn:
+            windowed = self._windowed_percentiles(conn, by, where) if not extra else {}
+            for row in conn.execute(totals):
+                key = tuple(row[: len(by)])
+                count, inp, out, cost, errors = row[len(by) : len(by) + 5]
+                if dialect == "postgresql":
+                    p50, p95 = row[-2], row[-1]
+                elif dialect == "sqlite":
+                    p50, p95 = _split_percentiles(row[-1])
+                else:
+                    p50, p95 = windowed.get(key, (None, None))
+                yield StatsRow(
+                    dict(zip(by, key, strict=True)),
+                    int(count),
+                    int(inp or 0),
+                    int(out or 0),
+                    round_cost(None if cost is None else float(cost)),
+                    None if p50 is None else float(p50),
+                    None if p95 is None else float(p95),
+                    int(errors or 0),
+                )
+
+    def _windowed_percentiles(
+        self, conn: sa.Connection, by: tuple[str, ...], where: list[Any]
+    ) -> dict[tuple[Any, ...], tuple[float | None, float | None]]:
+        t = self.table
+        keys = [self._group_column(name).label(f"g{i}") for i, name in enumerate(by)]
         parts = [self._group_column(name) for name in by]
         ranked = (
             sa.select(
@@ -485,29 +535,15 @@ class SQLStorage:
         picks = sa.select(
             *[ranked.c[f"g{i}"] for i in range(len(by))], ranked.c.duration_ms, rn, p50, p95
         ).where(sa.or_(rn == p50, rn == p95))
-        with self._translated("summarise"), self._engine.connect() as conn:
-            percentiles: dict[tuple[Any, ...], list[float | None]] = defaultdict(lambda: [None, None])
-            for row in conn.execute(picks):
-                key = tuple(row[: len(by)])
-                value, rank, at50, at95 = float(row[len(by)]), row[-3], row[-2], row[-1]
-                if rank == at50:
-                    percentiles[key][0] = value
-                if rank == at95:
-                    percentiles[key][1] = value
-            for row in conn.execute(totals):
-                key = tuple(row[: len(by)])
-                count, inp, out, cost, errors = row[len(by) :]
-                p = percentiles.get(key, [None, None])
-                yield StatsRow(
-                    dict(zip(by, key, strict=True)),
-                    int(count),
-                    int(inp or 0),
-                    int(out or 0),
-                    round_cost(None if cost is None else float(cost)),
-                    p[0],
-                    p[1],
-                    int(errors or 0),
-                )
+        found: dict[tuple[Any, ...], list[float | None]] = defaultdict(lambda: [None, None])
+        for row in conn.execute(picks):
+            key = tuple(row[: len(by)])
+            value, rank, at50, at95 = float(row[len(by)]), row[-3], row[-2], row[-1]
+            if rank == at50:
+                found[key][0] = value
+            if rank == at95:
+                found[key][1] = value
+        return {key: (v[0], v[1]) for key, v in found.items()}
 
     def _group_column(self, name: str) -> Any:
         if name != "day":
@@ -532,6 +568,31 @@ class SQLStorage:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+class _Percentiles:
+    """SQLite aggregate ``llmaudit_percentiles(x)``: the nearest-rank p50 and p95 of the non-null
+    values, as the text ``"p50 p95"`` (``repr`` of each float, so they come back exactly)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> str | None:
+        if not self.values:
+            return None
+        self.values.sort()
+        return f"{nearest_rank(self.values, 0.5)!r} {nearest_rank(self.values, 0.95)!r}"
+
+
+def _split_percentiles(text: str | None) -> tuple[float | None, float | None]:
+    if not text:
+        return None, None
+    low, high = text.split()
+    return float(low), float(high)
 
 
 def _is_error(t: sa.Table) -> Any:
@@ -567,5 +628,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA secure_delete=ON")  # erased and pruned text is zeroed, not left in free pages
+        dbapi_connection.create_aggregate("llmaudit_percentiles", 1, _Percentiles)
     finally:
         cursor.close()
