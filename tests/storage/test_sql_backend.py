@@ -63,12 +63,17 @@ def test_sqlite_file_is_private_and_in_wal_mode(sqlite_store: SQLStorage, tmp_pa
 
 
 def test_filter_columns_are_indexed(sqlite_store: SQLStorage) -> None:
-    """session_key, client, model and created_at (and user, parent_id, writer/seq) have indexes."""
+    """Every filter column leads an index (session_key and client lead SQLite's covering indexes of
+    sessions and stats), and the covering indexes hold every column those summaries read."""
     indexes = sa.inspect(sqlite_store._engine).get_indexes("llmaudit_records")
-    indexed = {tuple(i["column_names"]) for i in indexes}
-    for column in ("session_key", "client", "model", "created_at", "user", "parent_id"):
-        assert (column,) in indexed
-    assert ("writer_id", "seq") in indexed
+    leading = {i["column_names"][0] for i in indexes}
+    assert {"session_key", "client", "model", "created_at", "user", "parent_id", "writer_id"} <= leading
+    by_name = {i["name"]: i["column_names"] for i in indexes}
+    stats = set(by_name["ix_llmaudit_records_stats"])
+    sessions = set(by_name["ix_llmaudit_records_sessions"])
+    summed = {"input_tokens", "output_tokens", "cost_usd", "status_code", "error", "is_aggregation"}
+    assert summed | {"client", "model", "duration_ms", "created_at"} <= stats
+    assert summed | {"session_key", "user", "created_at"} <= sessions
 
 
 def test_json_payloads_keep_their_exact_text_on_sqlite(sqlite_store: SQLStorage) -> None:

@@ -55,9 +55,24 @@ _TEXT_FIELDS = ("url", "error")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
 _SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
 _COVERING = {
-    "stats": ("is_aggregation", "client", "model", "provider", "user", *_SUMMED, "duration_ms", "created_at"),
-    "sessions": ("is_aggregation", "session_key", "created_at", "user", *_SUMMED),
+    "stats": ("client", "model", "is_aggregation", "provider", "user", *_SUMMED, "duration_ms", "created_at"),
+    "sessions": ("session_key", "is_aggregation", "created_at", "user", *_SUMMED),
 }
+_COVERED_ON_SQLITE = ("client", "session_key")
+
+
+def _not_sqlite(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    compiler: Any = None,
+    checkfirst: bool = False,
+) -> bool:
+    return dialect.name != "sqlite"
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -142,7 +157,9 @@ def build_table(metadata: sa.MetaData, name: str) -> sa.Table:
         mariadb_collate="utf8mb4_bin",
     )
     for field in _INDEXED:
-        sa.Index(f"ix_{name}_{field}", table.c[field])
+        index = sa.Index(f"ix_{name}_{field}", table.c[field])
+        if field in _COVERED_ON_SQLITE:  # there the covering indexes below start with this column
+            index.ddl_if(callable_=_not_sqlite)
     sa.Index(f"ix_{name}_writer_seq", table.c.writer_id, table.c.seq)
     # SQLite reads whole rows (payloads included) to aggregate; these covering indexes let `stats` by
     # client/model/provider/user and `sessions` scan ~150 bytes a record instead (1M records: ~12 s
@@ -628,6 +645,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA secure_delete=ON")  # erased and pruned text is zeroed, not left in free pages
+        cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB: index upkeep on a large log stays in memory
         dbapi_connection.create_aggregate("llmaudit_percentiles", 1, _Percentiles)
     finally:
         cursor.close()
