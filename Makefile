@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_writer.py
 	$(BIN)/python benchmarks/bench_transport.py
 	$(BIN)/python benchmarks/bench_decorator.py
+	$(BIN)/python benchmarks/bench_redact_chain.py
+	$(BIN)/python benchmarks/bench_read.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -216,9 +216,6 @@ class Reader:
         replayed = spool.replay(self.storage).records if spool.pending() else 0
         in_use = len(spool.files())
         spool.release()
-        selected: set[str] = set()
-        if ids:
-            selected.update(ids)
         now = utcnow()
         payloads: dict[str, dict[str, Any]] = {}
         queries = []
