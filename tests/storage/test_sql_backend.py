@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import llmaudit
 from llmaudit._codec import encode_record
 from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
 from llmaudit._record import SCHEMA_VERSION, AuditRecord
@@ -262,5 +263,10 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     assert got[old.id].headers == {}
     assert got[new.id].parent_session_key == "outer"
     assert got[new.id].headers == {"response": {"x-request-id": "req_1"}}
-    assert upgraded.chain_states() == {"w1": (1, "a" * 64, None, None)}
+    states = upgraded.chain_states()
+    assert states["w1"] == (1, "a" * 64, None, None)
+    (legacy,) = [w for w in states if w.startswith("legacy-")]
+    assert got[old.id].writer_id == legacy and got[old.id].seq == 1  # sealed by the upgrade
+    report = llmaudit.open(upgraded).verify()
+    assert report.writers[legacy].ok and report.writers[legacy].verified == 1 and not report.unchained
     upgraded.close()

@@ -10,6 +10,7 @@ llmaudit would misread it. Several processes opening a fresh database at once ar
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -36,9 +37,54 @@ def _v1_to_v2(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "parent_session_key")
 
 
+def _seal_legacy(conn: Connection, table: sa.Table, batch: int = 1000) -> None:
+    """Seal the records written before the hash chain existed into one chain of their own (writer
+    ``legacy-…``, in the order they were made), keyed with ``LLMAUDIT_CHAIN_KEY`` as set when the
+    upgrade runs. From then on `verify` tells them apart from records inserted behind llmaudit's back."""
+    from .._chain import Chain, chain_key  # noqa: PLC0415 - only this migration needs them
+    from .._codec import forget_encodings, record_from_dict  # noqa: PLC0415
+    from .._record import new_id  # noqa: PLC0415
+
+    chain = Chain(chain_key(os.environ.get("LLMAUDIT_CHAIN_KEY")), writer_id=f"legacy-{new_id()}")
+    order = (table.c.created_at, table.c.id)
+    ids = (
+        conn.execute(sa.select(table.c.id).where(table.c.writer_id.is_(None)).order_by(*order))
+        .scalars()
+        .all()
+    )
+    bind = {"writer_id": "w", "seq": "s", "prev_hash": "p", "hash": "h"}
+    update = (
+        table.update()
+        .where(table.c.id == sa.bindparam("record_id"))
+        .values({name: sa.bindparam(key) for name, key in bind.items()})
+    )
+    last = None
+    for start in range(0, len(ids), batch):  # a batch of rows at a time: a large log never sits in memory
+        chunk = ids[start : start + batch]
+        rows = conn.execute(sa.select(table).where(table.c.id.in_(chunk)).order_by(*order)).mappings()
+        records = []
+        for row in rows:
+            try:
+                records.append(record_from_dict(dict(row)))
+            except (ValueError, TypeError):
+                continue  # unreadable: stays unchained, and verify says so
+        sealed = chain.seal(records)
+        forget_encodings()
+        if sealed:
+            params = [
+                {key: getattr(r, name) for name, key in bind.items()} | {"record_id": r.id} for r in sealed
+            ]
+            conn.execute(update, params)
+            last = sealed[-1]
+    if last is not None:
+        head = {"writer_id": last.writer_id, "head_seq": last.seq, "head_hash": last.hash}
+        conn.execute(chain_table(table).insert().values(head))
+
+
 def _v2_to_v3(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "headers")
     chain_table(table).create(conn, checkfirst=True)
+    _seal_legacy(conn, table)
     existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
     for index in table.indexes:  # the covering indexes of the summaries (SQLite only: see sql.py)
         if index.name not in existing and index.name and index.name.endswith(("_stats", "_sessions")):
