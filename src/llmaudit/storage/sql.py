@@ -234,11 +234,18 @@ class SQLStorage:
             _prepare_sqlite_file(url)
         else:
             options["pool_pre_ping"] = True
+        connect_args: dict[str, Any] = {}
         if url.get_driver_name() == "psycopg" and "prepare_threshold" not in url.query:
             # Prepare the insert on first use: unprepared, psycopg re-parses it for every row of the
             # first five batches, each ten times slower (?prepare_threshold=5 restores psycopg's
             # default, e.g. behind a connection pooler without prepared-statement support).
-            options["connect_args"] = {"prepare_threshold": 0}
+            connect_args["prepare_threshold"] = 0
+        if url.get_driver_name() == "psycopg" and "connect_timeout" not in url.query:
+            # libpq waits forever for a server that accepts the connection and never answers: the
+            # writer would hang instead of spilling (?connect_timeout=N overrides)
+            connect_args["connect_timeout"] = 10
+        if connect_args:
+            options["connect_args"] = connect_args
         try:
             engine = sa.create_engine(url, **options)
         except ImportError as exc:
