@@ -6,6 +6,7 @@ ones refused) and restores, which is what the writer sees when a server crashes 
 
 from __future__ import annotations
 
+import faulthandler
 import threading
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
+            faulthandler.dump_traceback(all_threads=True)  # where the writer is stuck, for the report
             pytest.fail("condition not reached in time")
         time.sleep(0.02)
 

@@ -240,10 +240,18 @@ class SQLStorage:
             # first five batches, each ten times slower (?prepare_threshold=5 restores psycopg's
             # default, e.g. behind a connection pooler without prepared-statement support).
             connect_args["prepare_threshold"] = 0
-        if url.get_driver_name() == "psycopg" and "connect_timeout" not in url.query:
-            # libpq waits forever for a server that accepts the connection and never answers: the
-            # writer would hang instead of spilling (?connect_timeout=N overrides)
-            connect_args["connect_timeout"] = 10
+        if url.get_driver_name() == "psycopg":
+            # libpq waits forever for a server that accepts the connection and never answers, and for
+            # a peer that vanished without closing: the writer would hang instead of spilling. Bound
+            # both (each overridable in the URL's query string).
+            defaults = {
+                "connect_timeout": 10,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+            }
+            defaults |= {"keepalives_count": 3, "tcp_user_timeout": 30_000}
+            connect_args.update({k: v for k, v in defaults.items() if k not in url.query})
         if connect_args:
             options["connect_args"] = connect_args
         try:
