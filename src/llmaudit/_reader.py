@@ -89,25 +89,16 @@ class Reader:
         native = getattr(self.storage, "summarize_sessions", None)
         if native is not None:
             return list(native(query, limit))
-        summaries: dict[str, list[Any]] = {}
+        tallies: dict[str, _Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
-            if r.session_key is None:
-                continue
-            s = summaries.get(r.session_key)
-            if s is None:
-                s = summaries[r.session_key] = [r.user, r.created_at, r.created_at, 0, 0, 0, None, 0]
-            if r.user is not None and (s[0] is None or r.user < s[0]):
-                s[0] = r.user
-            s[1], s[2] = min(s[1], r.created_at), max(s[2], r.created_at)
-            s[3] += 1
-            s[4] += r.input_tokens or 0
-            s[5] += r.output_tokens or 0
-            if r.cost_usd is not None:
-                s[6] = (s[6] or 0.0) + r.cost_usd
-            s[7] += is_error(r)
+            if r.session_key is not None:
+                tallies.setdefault(r.session_key, _Tally()).add(r)
         out = [
-            SessionSummary(k, v[0], v[1], v[2], v[3], v[4], v[5], round_cost(v[6]), v[7])
-            for k, v in summaries.items()
+            SessionSummary(
+                key, t.user, t.first, t.last, t.calls, t.input_tokens, t.output_tokens, t.cost, t.errors
+            )
+            for key, t in tallies.items()
+            if t.first is not None and t.last is not None
         ]
         out.sort(key=lambda x: (x.last, x.key), reverse=True)
         return out if limit is None else out[:limit]
@@ -138,34 +129,23 @@ class Reader:
         native = getattr(self.storage, "summarize", None)
         if native is not None:
             return sort_stats(list(native(tuple(by), query)))
-        groups: dict[tuple[Any, ...], list[Any]] = {}
-        durations: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], _Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
             key = tuple(_group_value(r, name) for name in by)
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = [0, 0, 0, None, 0]
-            g[0] += 1
-            g[1] += r.input_tokens or 0
-            g[2] += r.output_tokens or 0
-            if r.cost_usd is not None:
-                g[3] = (g[3] or 0.0) + r.cost_usd
-            g[4] += is_error(r)
-            if r.duration_ms is not None:
-                durations[key].append(r.duration_ms)
+            groups.setdefault(key, _Tally()).add(r)
         rows = []
-        for key, g in groups.items():
-            values = sorted(durations.get(key, ()))
+        for key, t in groups.items():
+            values = sorted(t.durations)
             rows.append(
                 StatsRow(
                     dict(zip(by, key, strict=True)),
-                    g[0],
-                    g[1],
-                    g[2],
-                    round_cost(g[3]),
+                    t.calls,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.cost,
                     nearest_rank(values, 0.5),
                     nearest_rank(values, 0.95),
-                    g[4],
+                    t.errors,
                 )
             )
         return sort_stats(rows)
@@ -312,37 +292,23 @@ class Reader:
         else:
             query = Query(session_key=session, is_aggregation=False)
         ids: list[str] = []
-        models: set[str] = set()
-        calls = errors = inp = out = 0
-        cost: float | None = None
-        first = last = None
-        users: set[str] = set()
+        tally = _Tally()
         for r in _counted(self.storage.read(query), progress):
-            calls += 1
-            errors += is_error(r)
-            inp += r.input_tokens or 0
-            out += r.output_tokens or 0
-            if r.cost_usd is not None:
-                cost = (cost or 0.0) + r.cost_usd
-            if r.model:
-                models.add(r.model)
-            if r.user:
-                users.add(r.user)
-            first = r.created_at if first is None else min(first, r.created_at)
-            last = r.created_at if last is None else max(last, r.created_at)
+            tally.add(r)
             if len(ids) <= MAX_AGGREGATED_IDS:
                 ids.append(r.id)
+        first, last = tally.first, tally.last
         if first is None or last is None:
             raise ConfigurationError(
                 f"nothing to aggregate for {'session ' + str(session) if session else day}"
             )
         summary: dict[str, Any] = {
-            "calls": calls,
-            "errors": errors,
-            "input_tokens": inp,
-            "output_tokens": out,
-            "cost_usd": round_cost(cost),
-            "models": sorted(models),
+            "calls": tally.calls,
+            "errors": tally.errors,
+            "input_tokens": tally.input_tokens,
+            "output_tokens": tally.output_tokens,
+            "cost_usd": tally.cost,
+            "models": sorted(tally.models),
             "first": format_timestamp(first),
             "last": format_timestamp(last),
         }
@@ -352,14 +318,14 @@ class Reader:
             covers["record_ids"] = ids
         record = AuditRecord(
             session_key=session,
-            user=users.pop() if len(users) == 1 else None,
+            user=tally.only_user,
             source="aggregate",
             operation="aggregate.session" if session else "aggregate.day",
             is_aggregation=True,
-            input_tokens=inp,
-            output_tokens=out,
-            total_tokens=inp + out,
-            cost_usd=round_cost(cost),
+            input_tokens=tally.input_tokens,
+            output_tokens=tally.output_tokens,
+            total_tokens=tally.input_tokens + tally.output_tokens,
+            cost_usd=tally.cost,
             request=covers,
             response=summary,
         )
@@ -412,6 +378,61 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<Reader {self.storage.url!r}>"
+
+
+class _Tally:
+    """The running totals of a group of records: what sessions, stats and aggregation all add up."""
+
+    __slots__ = (
+        "_cost",
+        "calls",
+        "durations",
+        "errors",
+        "first",
+        "input_tokens",
+        "last",
+        "models",
+        "output_tokens",
+        "users",
+    )
+
+    def __init__(self) -> None:
+        self.calls = self.errors = self.input_tokens = self.output_tokens = 0
+        self._cost: float | None = None
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.durations: list[float] = []
+        self.models: set[str] = set()
+        self.users: set[str] = set()
+
+    def add(self, r: AuditRecord) -> None:
+        self.calls += 1
+        self.errors += is_error(r)
+        self.input_tokens += r.input_tokens or 0
+        self.output_tokens += r.output_tokens or 0
+        if r.cost_usd is not None:
+            self._cost = (self._cost or 0.0) + r.cost_usd
+        if r.duration_ms is not None:
+            self.durations.append(r.duration_ms)
+        if r.model:
+            self.models.add(r.model)
+        if r.user is not None:
+            self.users.add(r.user)
+        self.first = r.created_at if self.first is None else min(self.first, r.created_at)
+        self.last = r.created_at if self.last is None else max(self.last, r.created_at)
+
+    @property
+    def cost(self) -> float | None:
+        return round_cost(self._cost)
+
+    @property
+    def user(self) -> str | None:
+        """The smallest user (what SQL's MIN gives), so every backend names the same one."""
+        return min(self.users) if self.users else None
+
+    @property
+    def only_user(self) -> str | None:
+        return next(iter(self.users)) if len(self.users) == 1 else None
 
 
 def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | None) -> Iterator[AuditRecord]:
