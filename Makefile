@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit stress bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("llmaudit needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/llmaudit demo
 
-test: lint typecheck unit
+test: lint typecheck unit stress
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples integrations
@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# the long-running reliability proofs (RELIABILITY.md): load, kill -9, restarts, full disk, fuzzing
+stress: $(STAMP)
+	$(BIN)/pytest -m stress tests/stress
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_writer.py

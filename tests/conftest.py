@@ -62,7 +62,7 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for name in (table, f"{table}_meta"):
+            for name in (table, f"{table}_meta", f"{table}_chain"):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()
