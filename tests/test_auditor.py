@@ -172,3 +172,71 @@ def test_an_auditor_closes_only_the_storage_it_opened(tmp_path: Path) -> None:
     finally:
         _registry._registered.pop("tracked")
     assert closed == ["passed-in"]
+
+
+_SIGTERM_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import llmaudit
+    {setup}
+    llmaudit.configure(sys.argv[1], flush_interval_s=3600, batch_size=10**6)
+    for i in range(2000):
+        llmaudit.get_auditor().submit(llmaudit.AuditRecord(session_key="term", metadata={{"i": i}}))
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+    sys.exit(3)  # not reached: SIGTERM ends the process first
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("setup", "expected_code", "expected_records"),
+    [
+        ("", 128 + 15, 2000),  # llmaudit's handler: a normal exit, the queue is flushed
+        ("os.environ['LLMAUDIT_HANDLE_SIGTERM'] = '0'", -15, 0),  # opted out: killed, queue lost
+        ("signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))", 7, 2000),  # the app's own handler
+    ],
+    ids=["default", "opted-out", "application-handler"],
+)
+def test_sigterm_exits_normally_so_the_queue_is_flushed(
+    setup: str, expected_code: int, expected_records: int, tmp_path: Path
+) -> None:
+    """By default SIGTERM kills Python without atexit: llmaudit turns it into SystemExit(143) when
+    nothing else handles it, and leaves an application's own handler (or an opt-out) alone."""
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    child = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_CHILD.format(setup=setup), url], env=env, timeout=120, check=False
+    )
+    assert child.returncode == expected_code
+    with llmaudit.open(url) as reader:
+        assert len(list(reader.records(session="term"))) == expected_records
+
+
+def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_thread() -> None:
+    import signal
+    import threading
+
+    from llmaudit._auditor import _exit_on_sigterm, install_sigterm_handler
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        results: list[bool] = []
+        worker = threading.Thread(target=lambda: results.append(install_sigterm_handler()))
+        worker.start()
+        worker.join()
+        assert results == [False] and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is _exit_on_sigterm
+        assert install_sigterm_handler()  # idempotent
+        with pytest.raises(SystemExit) as exited:
+            _exit_on_sigterm(signal.SIGTERM, None)
+        assert exited.value.code == 143
+
+        def own(signum: int, frame: object) -> None: ...
+
+        signal.signal(signal.SIGTERM, own)
+        assert not install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,6 +9,7 @@ nothing is set). Tests and multi-sink applications create `Auditor` objects of t
 from __future__ import annotations
 
 import atexit
+import signal
 import threading
 import weakref
 from collections.abc import Sequence
@@ -52,6 +53,11 @@ class Auditor:
         processors: more callables ``record -> record | None`` run on the writer thread, in order,
             after redaction and before_write and before the record is sealed into the hash chain.
         shutdown_timeout_s: how long `close` (and interpreter exit) waits for the queue to drain.
+        handle_sigterm: when nothing else handles SIGTERM (the handler is still the default) and this
+            runs on the main thread, SIGTERM raises ``SystemExit(143)`` in the main thread instead of
+            killing the process at once, so that interpreter exit flushes the queue. The process then
+            exits with status 143 (what a shell reports for SIGTERM) rather than by the signal.
+            Default on; ``False`` or ``LLMAUDIT_HANDLE_SIGTERM=0`` leaves SIGTERM alone.
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -72,6 +78,7 @@ class Auditor:
         before_write: Processor | None = None,
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
+        handle_sigterm: bool | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
@@ -82,7 +89,10 @@ class Auditor:
             queue_size=queue_size,
             spool_dir=spool_dir,
             shutdown_timeout_s=shutdown_timeout_s,
+            handle_sigterm=handle_sigterm,
         )
+        if self.settings.handle_sigterm:
+            install_sigterm_handler()
         self._owns_storage = isinstance(storage, str) or storage is None
         if isinstance(storage, str) or storage is None:
             storage = open_storage(self.settings.storage or default_storage_url())
@@ -242,6 +252,32 @@ def shutdown(timeout: float | None = None) -> None:
 def stats() -> WriterStats:
     """The default auditor's counters."""
     return get_auditor().stats()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_sigterm_handler() -> bool:
+    """Make SIGTERM a normal exit (``SystemExit(143)`` in the main thread) so that the atexit flush
+    runs: by default SIGTERM kills Python without running atexit, losing what is still queued.
+
+    Only when SIGTERM still has its default disposition (an application or server that handles it
+    itself exits normally and is left alone) and on the main thread (the only one that may set a
+    handler). Returns whether the handler is in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is _exit_on_sigterm:
+            return True
+        if current is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or an embedded interpreter
+        return False
+    return True
 
 
 @atexit.register

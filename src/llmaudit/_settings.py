@@ -75,6 +75,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mode": _parse_mode,
     "strict": _parse_bool,
     "disabled": _parse_bool,
+    "handle_sigterm": _parse_bool,
     "batch_size": _positive(int),
     "flush_interval_s": _positive(float),
     "queue_size": _positive(int),
@@ -92,6 +93,7 @@ class Settings:
     mode: Mode = "background"
     strict: bool = False
     disabled: bool = False
+    handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see _auditor)
     batch_size: int = DEFAULT_BATCH_SIZE
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     queue_size: int = DEFAULT_QUEUE_SIZE
@@ -125,7 +127,7 @@ def _check(name: str, value: Any, label: str) -> Any:
     try:
         if isinstance(value, str):
             return parser(value)
-        if name in ("strict", "disabled") and isinstance(value, bool):
+        if name in ("strict", "disabled", "handle_sigterm") and isinstance(value, bool):
             return value
         return parser(str(value)) if not isinstance(value, bool) else parser(str(int(value)))
     except ValueError as exc:
