@@ -240,3 +240,38 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
         assert not install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is own
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_fork_waits_for_the_batch_being_written(tmp_path: Path) -> None:
+    """A child forked while the writer is inside ``storage.write`` would inherit the storage mid-write
+    (SQLite's mutexes held: the child hangs for ever). ``fork()`` waits for the batch to end."""
+    import threading
+    import time
+
+    from tests.helpers import ControlledStorage
+
+    storage = ControlledStorage()
+    storage.gate.clear()  # the writer blocks inside write() until the gate opens
+    auditor = llmaudit.Auditor(storage, spool_dir=str(tmp_path / "spool"), flush_interval_s=0.01)
+    auditor.submit(AuditRecord(session_key="in-flight"))
+    deadline = time.monotonic() + 10
+    while not auditor._writer._store_lock.locked():  # the writer has entered write()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    opened_at: list[float] = []
+
+    def open_gate() -> None:
+        time.sleep(0.3)
+        opened_at.append(time.monotonic())
+        storage.gate.set()
+
+    threading.Thread(target=open_gate).start()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only exits
+        os._exit(0)
+    forked_at = time.monotonic()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert opened_at and forked_at >= opened_at[0], "fork() went ahead while a batch was being written"
+    assert auditor.flush(10) and storage.ids()
+    auditor.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import ControlledStorage
 
-from llmaudit import AuditError, Auditor, AuditRecord
+from llmaudit import AuditError, Auditor, AuditRecord, StorageUnavailableError
 from llmaudit._spool import Spool
 
 
@@ -157,6 +157,37 @@ def test_replay_is_idempotent_when_a_file_is_replayed_twice(tmp_path: Path) -> N
     result = spool.replay(storage)
     assert (result.files, result.records) == (2, 10)
     assert sorted(storage.ids()) == sorted(r.id for r in records)
+
+
+def test_a_replay_that_fails_part_way_keeps_only_what_is_left(tmp_path: Path) -> None:
+    """A storage that fails after some batches of a spool file went in: the file is cut down to the
+    rest, so the next replay writes each record once even into a store that is not idempotent."""
+    from llmaudit.storage.memory import MemoryStorage
+
+    class FailsOnce(MemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls, self.lines = 0, []
+
+        def write(self, records):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == 3:
+                raise StorageUnavailableError("down for a moment")
+            self.lines.extend(r.id for r in records)  # what a non-idempotent (JSONL) store would hold
+
+    spool = Spool(tmp_path / "spool")
+    records = [AuditRecord() for _ in range(10)]
+    spool.append(records[:4])
+    spool.append(records[4:])
+    spool.release()
+    storage = FailsOnce()
+    with pytest.raises(StorageUnavailableError):
+        spool.replay(storage, batch_size=3)
+    (path,) = spool.files()
+    assert len(path.read_bytes().splitlines()) == 4  # two batches of three are in the store
+    result = spool.replay(storage, batch_size=3)
+    assert result.records == 4 and not spool.files()
+    assert storage.lines == [r.id for r in records]  # each once, in order
 
 
 def test_a_truncated_spool_line_is_reported_and_the_rest_replayed(tmp_path: Path) -> None:

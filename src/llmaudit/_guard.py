@@ -8,6 +8,7 @@ Only `Exception` is caught: KeyboardInterrupt, SystemExit, GeneratorExit and asy
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,15 @@ __all__ = ["guard", "internal_error_counts", "report"]
 logger = logging.getLogger("llmaudit")
 _counts: Counter[str] = Counter()
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock  # noqa: PLW0603 - a child forked while another thread held it would wait for ever
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def report(site: str, exc: BaseException) -> None:

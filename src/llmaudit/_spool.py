@@ -2,9 +2,10 @@
 
 Each writer appends to its own file ``spool-<pid>-<token>.jsonl`` (mode 0600, directory 0700) and holds
 an exclusive ``flock`` on it while it is open, so that another process never replays a file that is
-still being written. Replay claims each unlocked file with a non-blocking lock, writes its records to
-the storage in batches and deletes the file; because storage writes are idempotent on id, a file
-replayed twice (two processes racing, or a crash between write and delete) never duplicates a record.
+still being written; an append that fails part-way (a full disk) is cut off again. Replay claims each
+unlocked file with a non-blocking lock, writes its records to the storage in batches and deletes the
+file; because storage writes are idempotent on id, a file replayed twice (two processes racing, or a
+crash between write and delete) never duplicates a record.
 Records the backend refuses outright go to ``rejected-<pid>.jsonl``, which is kept for the operator and
 never replayed automatically. Runs on the writer thread (or the caller's, only when the queue is full).
 """
@@ -57,6 +58,21 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _append_whole(fd: int, data: bytes, *, durable: bool) -> None:
+    """Append *data* (and fsync it if *durable*), or nothing: a write cut short by a full disk is cut
+    off again, so that the next append does not glue its first record onto half a line (replay would
+    skip that line, losing a record counted as spilled) and the records counted lost are not replayed."""
+    size = os.fstat(fd).st_size
+    try:
+        _write_all(fd, data)
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
 class Spool:
     """A directory of JSONL files holding records that are waiting for the storage."""
 
@@ -83,9 +99,7 @@ class Spool:
         with self._lock:
             if self._fd is None:
                 self._fd = self._open_own_file()
-            _write_all(self._fd, data)
-            if durable:
-                os.fsync(self._fd)
+            _append_whole(self._fd, data, durable=durable)
 
     def reject(self, records: Sequence[AuditRecord]) -> Path:
         """Keep records the backend refused in ``rejected-<pid>.jsonl`` (fsynced) and return its path."""
@@ -93,8 +107,7 @@ class Spool:
         path = self.directory / f"rejected-{os.getpid()}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            _write_all(fd, b"".join(encode_record(r) + b"\n" for r in records))
-            os.fsync(fd)
+            _append_whole(fd, b"".join(encode_record(r) + b"\n" for r in records), durable=True)
         finally:
             os.close(fd)
         return path
@@ -151,26 +164,59 @@ class Spool:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:  # another process replayed it first
             return None
+        locked = False
         try:
-            if not _lock(fd, blocking=False) or not _same_file(fd, path):
+            locked = _lock(fd, blocking=False)
+            if not locked or not _same_file(fd, path):
                 return None
             batch: list[AuditRecord] = []
-            count = skipped = 0
-            for record in _read_records(fd, path, on_problem):
+            count = skipped = done = 0  # done: the offset up to which records are in the storage
+            for record, end in _read_records(fd, path, on_problem):
                 if record is None:
                     skipped += 1
                     continue
                 batch.append(record)
                 if len(batch) >= batch_size:
-                    storage.write(batch)
-                    count, batch = count + len(batch), []
+                    self._write_or_keep_rest(storage, batch, path, fd, done)
+                    count, batch, done = count + len(batch), [], end
             if batch:
-                storage.write(batch)
+                self._write_or_keep_rest(storage, batch, path, fd, done)
                 count += len(batch)
             path.unlink()
             return count, skipped
         finally:
+            if locked and fcntl is not None:  # unlock first: a forked child may hold a copy of fd
+                fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _write_or_keep_rest(
+        self, storage: Storage, batch: list[AuditRecord], path: Path, fd: int, done: int
+    ) -> None:
+        """Write one batch; when it fails after earlier batches of the file went in, the file is
+        replaced by what is left, so the next replay does not write those again (a JSONL store is
+        not idempotent on id)."""
+        try:
+            storage.write(batch)
+        except BaseException:
+            if done:
+                with contextlib.suppress(OSError):
+                    _keep_from(path, fd, done)
+            raise
+
+
+def _keep_from(path: Path, fd: int, offset: int) -> None:
+    """Atomically replace the spool file *path* (open as *fd*) by its bytes from *offset* on."""
+    rest = bytearray()
+    while chunk := os.pread(fd, 1 << 20, offset + len(rest)):
+        rest += chunk
+    temporary = path.with_name(f".{path.name}.rest")
+    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(out, bytes(rest))
+        os.fsync(out)
+    finally:
+        os.close(out)
+    os.replace(temporary, path)
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -180,13 +226,19 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
-def _read_records(fd: int, path: Path, on_problem: ProblemHandler) -> Iterator[AuditRecord | None]:
+def _read_records(
+    fd: int, path: Path, on_problem: ProblemHandler
+) -> Iterator[tuple[AuditRecord | None, int]]:
+    """Each record (None for an unreadable line) with the file offset where its line ends."""
+    offset = 0
     with os.fdopen(os.dup(fd), "rb") as stream:
+        stream.seek(0)
         for lineno, line in enumerate(stream, 1):
+            offset += len(line)
             if not line.strip():
                 continue
             try:
-                yield decode_record(line)
+                yield decode_record(line), offset
             except ValueError as exc:  # a line cut short by a crash: report it, keep the rest
                 on_problem(f"{path}:{lineno}: skipped unreadable spool line: {exc}")
-                yield None
+                yield None, offset

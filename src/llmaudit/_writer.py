@@ -92,13 +92,36 @@ class _Marker:
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 
 
+#: How long a fork waits for a batch being written (retries included) before it goes ahead anyway.
+FORK_WAIT_S = 5.0
+_held_for_fork: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    """Hold every writer's store lock across ``fork()``: a child must never inherit a storage in the
+    middle of a write (SQLite's process-wide mutexes copied while held hang the child for ever, and
+    a file lock taken by the parent's writer would stay held in the child's copy)."""
+    for writer in list(_live_writers):
+        lock = writer._store_lock
+        if lock.acquire(timeout=FORK_WAIT_S):
+            _held_for_fork.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().release()
+
+
 def _after_fork_in_child() -> None:
+    _held_for_fork.clear()  # the child's writers get new locks below
     for writer in list(_live_writers):
         writer._reset_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class Writer:

@@ -171,8 +171,10 @@ def _create_or_read(engine: Engine, table: sa.Table) -> int:
             if version is None:
                 _create(engine, table)
                 version = current_version(engine, table)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another process created it first
-            if attempt == _ATTEMPTS - 1:
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+            # another process created it first (SQLite says so with an OperationalError)
+            racing = not isinstance(exc, sa.exc.OperationalError) or "already exists" in str(exc)
+            if not racing or attempt == _ATTEMPTS - 1:
                 raise
         else:
             return SCHEMA_VERSION if version is None else version

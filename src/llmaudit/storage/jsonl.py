@@ -4,10 +4,13 @@
 file reaches ``max_bytes``) under that directory; each line is a record's canonical JSON. Every batch
 is appended under an exclusive ``flock`` on ``.llmaudit.lock`` with one ``O_APPEND`` write per file, so
 processes never interleave or split a line; under the same lock each writer's chain head is kept in
-``.chain/<writer_id>.json``. Erasure and pruning rewrite whole files atomically (temporary file, fsync,
-rename), also under the lock. Files are created 0600 in a 0700 directory. Nothing is held
-open between batches, so a forked child needs nothing special. Reading streams day by day and never
-loads the whole log; unreadable lines are reported with file and line and skipped.
+``.chain/<writer_id>.json``. A batch lands whole or not at all: when a write fails part-way (a full
+disk), every file it touched is cut back to its earlier size and the chain heads are put back, so the
+writer's retry or spill never duplicates a record or leaves a cut line. Erasure and pruning rewrite
+whole files atomically (temporary file, fsync, rename), also under the lock. Files are created 0600 in
+a 0700 directory. Nothing is held open between batches, and the lock is released explicitly (not just
+by closing), so a child forked in the middle of a batch never keeps it. Reading streams day by day and
+never loads the whole log; unreadable lines are reported with file and line and skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._chain import ChainState
 from .._codec import decode_record, dumps, encode_record, format_timestamp, loads
-from .._errors import ConfigurationError, StorageError
+from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import AuditRecord
 from ._base import ProblemHandler, Query, batch_heads, matches, warn_problem
 
@@ -102,21 +105,35 @@ class JSONLStorage:
     # -- writing --------------------------------------------------------------------------------
 
     def write(self, records: Sequence[AuditRecord]) -> None:
+        """Append *records* and move their writers' chain heads, all or nothing.
+
+        Raises:
+            StorageUnavailableError: the files cannot be written now (a full disk, an I/O error);
+                nothing of the batch was kept, and the writer retries or spills it.
+        """
         by_day: dict[str, list[bytes]] = defaultdict(list)
         for record in records:
             by_day[format_timestamp(record.created_at)[:10]].append(encode_record(record) + b"\n")
         try:
             with self._locked():
-                for day, lines in by_day.items():
-                    self._append(day, b"".join(lines))
-                for writer, (seq, digest) in batch_heads(records).items():
-                    known = self._chain_state(writer)
-                    if known is None:
-                        self._save_chain_state(writer, ChainState(seq, digest))
-                    elif seq > known.head_seq:
-                        self._save_chain_state(writer, known._replace(head_seq=seq, head_hash=digest))
-        except OSError as exc:
-            raise StorageError(f"cannot append to jsonl storage {self.directory}: {exc}") from exc
+                undo = _Undo()
+                try:
+                    for day, lines in by_day.items():
+                        self._append(day, b"".join(lines), undo)
+                    self._save_heads(records, undo)
+                except BaseException:
+                    undo.rollback()
+                    raise
+        except OSError as exc:  # a file cannot refuse a record: whatever failed may work later
+            raise StorageUnavailableError(f"cannot append to jsonl storage {self.directory}: {exc}") from exc
+
+    def _save_heads(self, records: Sequence[AuditRecord], undo: _Undo) -> None:
+        for writer, (seq, digest) in batch_heads(records).items():
+            known = self._chain_state(writer)
+            if known is None:
+                self._save_chain_state(writer, ChainState(seq, digest), undo)
+            elif seq > known.head_seq:
+                self._save_chain_state(writer, known._replace(head_seq=seq, head_hash=digest), undo)
 
     # -- chain state, erasure, pruning ----------------------------------------------------------
 
@@ -132,12 +149,15 @@ class JSONLStorage:
         except (OSError, ValueError, TypeError):
             return None
 
-    def _save_chain_state(self, writer: str, state: ChainState) -> None:
+    def _save_chain_state(self, writer: str, state: ChainState, undo: _Undo | None = None) -> None:
         if not _SAFE_NAME.match(writer):  # writer ids come from records: never a path
             return
         path = self._chain_path(writer)
         path.parent.mkdir(mode=0o700, exist_ok=True)
+        before = _read_if_any(path) if undo is not None else None
         _replace_file(path, dumps(list(state)) + b"\n")
+        if undo is not None:
+            undo.heads.setdefault(path, before)
 
     def chain_states(self) -> dict[str, ChainState]:
         states = {}
@@ -191,7 +211,11 @@ class JSONLStorage:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # closing releases the lock
+            try:
+                if fcntl is not None:  # unlock first: a child forked meanwhile holds a copy of fd, and
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # closing ours alone would keep the lock for ever
+            finally:
+                os.close(fd)
 
     def _path(self, day: str, index: int) -> Path:
         return self.directory / (f"llmaudit-{day}.jsonl" if index == 0 else f"llmaudit-{day}.{index}.jsonl")
@@ -210,12 +234,13 @@ class JSONLStorage:
         self._index[day] = index
         return path
 
-    def _append(self, day: str, data: bytes) -> None:
+    def _append(self, day: str, data: bytes, undo: _Undo) -> None:
         path = self._current(day)
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             size = os.fstat(fd).st_size
+            undo.sizes.setdefault(path, None if created else size)
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # a writer died mid-line: never glue our first record onto it
             _write_all(fd, data)
@@ -281,6 +306,30 @@ class JSONLStorage:
         """Nothing is held open between batches."""
 
 
+class _Undo:
+    """What a batch has changed so far, to put back when it fails part-way (under the lock)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[Path, int | None] = {}  # data file: its size before (None: the batch made it)
+        self.heads: dict[Path, bytes | None] = {}  # chain file replaced: its content before (None: none)
+
+    def rollback(self) -> None:
+        """Cut the data files back first (that frees the space), then restore the chain files.
+        Best effort: the error that brought us here is on its way to the caller."""
+        for path, size in self.sizes.items():
+            with contextlib.suppress(OSError):
+                if size is None:
+                    path.unlink()
+                else:
+                    os.truncate(path, size)
+        for path, old in self.heads.items():
+            with contextlib.suppress(OSError):
+                if old is None:
+                    path.unlink()
+                else:
+                    _replace_file(path, old)
+
+
 def _changed_lines(
     data: bytes, ids: set[str], change: Callable[[AuditRecord], AuditRecord | None]
 ) -> tuple[list[bytes], int]:
@@ -300,16 +349,28 @@ def _changed_lines(
     return lines, count
 
 
+def _read_if_any(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def _replace_file(path: Path, data: bytes) -> None:
     """Write *data* to a 0600 temporary file beside *path*, fsync it, and rename it over *path*."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # never leave a half-written temporary file behind
+            tmp.unlink()
+        raise
 
 
 def _day_in_range(day: date, query: Query) -> bool:
