@@ -118,8 +118,9 @@ def _unbuffered_body(stream: Any, headers: Mapping[str, str]) -> dict[str, Any]:
     """What an upload can tell without reading it: content type, size if declared, field names."""
     fields = getattr(stream, "fields", None) or ()
     meta: dict[str, Any] = {"content_type": headers.get("content-type", "").split(";")[0] or None}
-    if "content-length" in headers and headers["content-length"].isdigit():
-        meta["bytes"] = int(headers["content-length"])
+    length = _count(headers.get("content-length", ""), 18)
+    if length is not None:
+        meta["bytes"] = length
     names = [getattr(f, "name", None) for f in fields]
     if names:
         meta["fields"] = [n for n in names if isinstance(n, str)]
@@ -136,9 +137,14 @@ def _clip(name: str, value: str | None, notes: list[str]) -> str | None:
     return value[:limit]
 
 
+def _count(value: str, digits: int) -> int | None:
+    """A count from a header: ASCII digits only (``"²".isdigit()`` is true but ``int("²")`` raises) and
+    at most *digits* of them, so it fits its column; else None."""
+    return int(value) if 0 < len(value) <= digits and value.isascii() and value.isdigit() else None
+
+
 def _attempt(headers: Mapping[str, str]) -> int:
-    value = headers.get("x-stainless-retry-count", "0")
-    return int(value) if value.isdigit() else 0
+    return _count(headers.get("x-stainless-retry-count", ""), 9) or 0  # attempt is a 32-bit column
 
 
 def _exchange(

@@ -3,7 +3,8 @@
 One encoding serves storage and hashing: UTF-8 JSON with sorted keys, no whitespace, timestamps as
 UTC ISO-8601 with exactly six fractional digits and a ``Z``. Values outside JSON's domain are
 normalised the same way every time (integers beyond 64 bits become strings, lone surrogates become
-U+FFFD), so encoding never fails and never depends on the machine.
+U+FFFD, containers nested deeper than orjson writes become a marker string), so encoding never fails
+and never depends on the machine.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
+# orjson writes at most 254 levels of nesting (and reads 1024): deeper containers become this marker
+_MAX_DEPTH = 254
+_TOO_DEEP = f"[nested deeper than {_MAX_DEPTH} levels]"
 
 
 def dumps(value: Any) -> bytes:
@@ -51,17 +55,19 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
 
 
-def _normalise(value: Any) -> Any:  # noqa: PLR0911 - one return per JSON type
+def _normalise(value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one return per JSON type
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
         return value if _INT64_MIN <= value <= _UINT64_MAX else str(value)
+    if isinstance(value, (dict, list, tuple)) and depth >= _MAX_DEPTH:
+        return _TOO_DEEP
     if isinstance(value, dict):
-        return {str(_normalise(k)): _normalise(v) for k, v in value.items()}
+        return {str(_normalise(k)): _normalise(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
+        return [_normalise(v, depth + 1) for v in value]
     if isinstance(value, datetime):
         return format_timestamp(value)
     return repr(value)

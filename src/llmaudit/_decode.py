@@ -19,16 +19,35 @@ import orjson
 
 __all__ = ["MAX_DECODED_BYTES", "SSEEvent", "decode_content", "iter_ndjson", "iter_sse", "parse_json"]
 
-# A JSON number of 19+ digits (after a delimiter, so digits inside strings don't count): orjson would
-# turn an integer that long into a float, so such bodies take the exact stdlib parser.
-_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?\d{19}")
+# A JSON number of 19+ digits (at the start or after a delimiter, so digits inside strings don't count):
+# orjson would turn an integer that long into a float, so such bodies take the exact stdlib parser.
+_LONG_NUMBER = re.compile(rb"(?:^|[:\[,])\s*-?\d{19}")
 # Digits to "0", everything else to " ": a run of 19 digits is then a plain substring search (C speed),
 # which rules out almost every body before the regex, several times slower per byte, has to look.
 _DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _DIGIT_RUN = b"0" * 19
+# The parsers' error paths are costly on big bodies: orjson's holds about 12 bytes per byte of input
+# (768 MiB for a 64 MiB body), the stdlib builds everything before the cut (24 s for a cut 64 MiB
+# embeddings list). So orjson only sees what starts like JSON it reads (the stdlib also reads a BOM
+# and UTF-16/32), neither sees a body whose last byte cannot end JSON, and a body orjson found cut
+# short does not go to the stdlib, which cannot read it either.
+_ORJSON_START = re.compile(rb"[ \t\r\n]*[\[{\"\-0-9tfn]")
+_JSON_ENDS = frozenset(b'}]"0123456789elNy\x00')  # \x00: UTF-16/32
 
 #: Decoded bodies are cut here (a decompression bomb must not exhaust the writer's memory).
 MAX_DECODED_BYTES = 64 * 1024 * 1024
+_CUT = f"decoded body cut at {MAX_DECODED_BYTES} bytes"
+#: Output asked of the brotli decoder per call, so a bomb stops within one step of the limit.
+_OUTPUT_STEP = 1024 * 1024
+#: Input fed per call to a brotli decoder without an output limit (brotli < 1.2).
+_BROTLI_SLICE = 64
+#: A zstd block (at most 128 KiB of output) takes at least 4 bytes of input: the worst-case ratio.
+_ZSTD_MAX_RATIO = 32 * 1024
+#: RFC 9659: a "zstd" content coding never needs a larger window (the default, 128 MiB, lets a crafted
+#: frame make the decoder touch a window as large as the decoded body, on top of the body itself).
+_ZSTD_MAX_WINDOW_BYTES = 8 * 1024 * 1024
+#: At least this much zstd input per call (a worst case of 8 MiB output beyond the limit).
+_ZSTD_MIN_SLICE = 256
 
 
 def _zlib(data: bytes, wbits: int) -> tuple[bytes, str | None]:
@@ -38,7 +57,7 @@ def _zlib(data: bytes, wbits: int) -> tuple[bytes, str | None]:
     except zlib.error as exc:
         return b"", str(exc)
     if decoder.unconsumed_tail:
-        return out, f"decoded body cut at {MAX_DECODED_BYTES} bytes"
+        return out, _CUT
     if not decoder.eof:
         return out, "stream truncated"
     return out, None
@@ -63,11 +82,40 @@ def _brotli(data: bytes) -> tuple[bytes, str | None]:
             import brotlicffi as brotli  # noqa: PLC0415
         except ImportError:
             return data, "br body kept encoded: install brotli to decode it"
+    pieces: list[bytes] = []
     try:
-        out: bytes = brotli.decompress(data)
+        finished = _brotli_bounded(brotli.Decompressor(), data, pieces)
     except Exception as exc:  # noqa: BLE001 - brotli.error has no stable public class
         return b"", str(exc) or type(exc).__name__
-    return out[:MAX_DECODED_BYTES], None if len(out) <= MAX_DECODED_BYTES else "decoded body cut"
+    return _joined(pieces, finished)
+
+
+def _brotli_bounded(decoder: Any, data: bytes, pieces: list[bytes]) -> bool:
+    """Decode into *pieces*, stopping once they hold more than MAX_DECODED_BYTES (a bomb must not be
+    inflated whole); whether the stream ended."""
+    try:
+        piece = decoder.process(data, output_buffer_limit=_OUTPUT_STEP)
+    except TypeError:  # brotli / brotlicffi before 1.2: no output limit, so feed the input in slices
+        return _brotli_sliced(decoder, data, pieces)
+    size = len(piece)
+    pieces.append(piece)
+    while piece and size <= MAX_DECODED_BYTES and not decoder.is_finished():
+        piece = decoder.process(b"", output_buffer_limit=_OUTPUT_STEP)  # the rest of the buffered input
+        size += len(piece)
+        pieces.append(piece)
+    return bool(decoder.is_finished())
+
+
+def _brotli_sliced(decoder: Any, data: bytes, pieces: list[bytes]) -> bool:
+    size = 0
+    view = memoryview(data)
+    for start in range(0, len(data), _BROTLI_SLICE):
+        piece = decoder.process(view[start : start + _BROTLI_SLICE])
+        size += len(piece)
+        pieces.append(piece)
+        if size > MAX_DECODED_BYTES:
+            break
+    return bool(decoder.is_finished())
 
 
 def _zstd(data: bytes) -> tuple[bytes, str | None]:
@@ -75,12 +123,34 @@ def _zstd(data: bytes) -> tuple[bytes, str | None]:
         import zstandard  # noqa: PLC0415 - optional, like brotli
     except ImportError:
         return data, "zstd body kept encoded: install zstandard to decode it"
+    decoder = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW_BYTES).decompressobj()
+    pieces: list[bytes] = []
+    size = start = 0
+    view = memoryview(data)
     try:
-        reader = zstandard.ZstdDecompressor().decompressobj()
-        out: bytes = reader.decompress(data)
+        while start < len(data) and size <= MAX_DECODED_BYTES and not decoder.eof:
+            # decompressobj has no output limit: feed only as much input as cannot overshoot it by much
+            step = max(_ZSTD_MIN_SLICE, (MAX_DECODED_BYTES - size) // _ZSTD_MAX_RATIO)
+            piece = decoder.decompress(view[start : start + step])
+            start += step
+            size += len(piece)
+            pieces.append(piece)
     except zstandard.ZstdError as exc:
         return b"", str(exc)
-    return out[:MAX_DECODED_BYTES], None if len(out) <= MAX_DECODED_BYTES else "decoded body cut"
+    return _joined(pieces, bool(decoder.eof))
+
+
+def _joined(pieces: list[bytes], finished: bool) -> tuple[bytes, str | None]:
+    """The decoded pieces as one body, cut at MAX_DECODED_BYTES (only the last piece can cross it, so
+    only that one is copied before the join: the peak stays near twice the limit, like zlib's)."""
+    excess = sum(map(len, pieces)) - MAX_DECODED_BYTES
+    if excess > 0:
+        pieces[-1] = pieces[-1][: len(pieces[-1]) - excess]
+    out = b"".join(pieces)
+    pieces.clear()
+    if excess > 0:
+        return out, _CUT
+    return out, None if finished else "stream truncated"
 
 
 _DECODERS = {"gzip": _gzip, "x-gzip": _gzip, "deflate": _deflate, "br": _brotli, "zstd": _zstd}
@@ -111,15 +181,22 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
     """The body as JSON; else its text with a note. Empty is None."""
     if not body.strip():
         return None, ()
-    if _DIGIT_RUN not in body.translate(_DIGIT_MAP) or not _LONG_NUMBER.search(body):
+    tail = body[-64:].rstrip()
+    exact = not tail or tail[-1] in _JSON_ENDS
+    if (
+        exact
+        and _ORJSON_START.match(body)
+        and (_DIGIT_RUN not in body.translate(_DIGIT_MAP) or not _LONG_NUMBER.search(body))
+    ):
         try:
             return orjson.loads(body), ()
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            exact = exc.pos < len(exc.doc)  # else cut short
+    if exact:
+        try:
+            return json.loads(body), ()  # exact for integers beyond 64 bits, which orjson makes floats
+        except (ValueError, RecursionError):
             pass
-    try:
-        return json.loads(body), ()  # exact for integers beyond 64 bits, which orjson turns into floats
-    except (ValueError, RecursionError):
-        pass
     notes: tuple[str, ...] = ()
     try:
         text = body.decode("utf-8")

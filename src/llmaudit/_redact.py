@@ -55,6 +55,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
+
 from ._codec import dumps
 from ._errors import ConfigurationError
 from ._headers import NEVER_STORED_HEADERS
@@ -622,8 +624,9 @@ class Redactor:
         test: when in doubt it says False and the full walk decides."""
         if self._rules or self._patterns:
             return False
-        try:
-            blob = dumps(
+        try:  # orjson itself, not `dumps`: anything it refuses (nesting deeper than the walk goes, a
+            # cycle, a big int) is for the full walk, which masks what it cannot process
+            blob = orjson.dumps(
                 (
                     record.request,
                     record.response,
@@ -633,7 +636,8 @@ class Redactor:
                     record.url,
                     *record.tags,
                     *record.notes,
-                )
+                ),
+                option=orjson.OPT_NON_STR_KEYS,
             )
         except Exception:  # noqa: BLE001 - let the full walk deal with it (and fall back if it must)
             return False

@@ -33,23 +33,31 @@ class UsageChunkFilter:
     chunking, which is why it is off by default).
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "_tail")
 
     def __init__(self) -> None:
-        self._pending = b""
+        # The unfinished event in pieces, joined once when it ends (re-joining it for every chunk was
+        # quadratic in its length), and its last 3 bytes, where a separator split by a chunk starts.
+        self._pending: list[bytes] = []
+        self._tail = b""
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk
-        cut = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
+        window = self._tail + chunk  # the held bytes hold no separator: only here can one end
+        cut = max(window.rfind(b"\n\n"), window.rfind(b"\r\n\r\n"))
         if cut < 0:
-            self._pending = data
+            self._pending.append(chunk)
+            self._tail = window[-3:]
             return b""
+        data = b"".join([*self._pending, chunk])
+        cut += len(data) - len(window)
         end = cut + (4 if data.startswith(b"\r\n\r\n", cut) else 2)
-        self._pending = data[end:]
+        rest = data[end:]
+        self._pending, self._tail = ([rest] if rest else []), rest[-3:]
         return self._drop_usage_events(data[:end])
 
     def end(self) -> bytes:
-        tail, self._pending = self._pending, b""
+        tail = b"".join(self._pending)
+        self._pending, self._tail = [], b""
         return self._drop_usage_events(tail) if tail else b""
 
     @staticmethod

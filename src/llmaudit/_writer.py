@@ -320,21 +320,27 @@ class Writer:
         records = self._build(items, owned)
         if not records:
             return
-        try:
-            records = self.chain.seal(records, owned)
-        except Exception as exc:  # noqa: BLE001 - unsealed is better than lost: verify flags them
-            report("chain sealing", exc)
         if spill_only or time.monotonic() < self._down_until:
-            self._spill(records, durable=durable)
+            self._spill(self._seal(records, owned), durable=durable)
             forget_encodings()
             return
         try:
+            # Sealed under the store lock, so that records reach the storage in chain order: when
+            # several threads store at once (sync mode) and the process dies, what is missing is the
+            # end of the chain, never a record in the middle that verify would report as deleted.
             with self._store_lock:
-                self._write_or_spill(records, durable=durable)
+                self._write_or_spill(self._seal(records, owned), durable=durable)
         finally:
             forget_encodings()
         if self.mode == "sync":
             self._maybe_replay()
+
+    def _seal(self, records: list[AuditRecord], owned: set[int]) -> list[AuditRecord]:
+        try:
+            return self.chain.seal(records, owned)
+        except Exception as exc:  # noqa: BLE001 - unsealed is better than lost: verify flags them
+            report("chain sealing", exc)
+            return records
 
     def _write_or_spill(self, records: list[AuditRecord], *, durable: bool) -> None:
         delays = self.retry_delays_s if self.mode == "background" else self.retry_delays_s[:1]

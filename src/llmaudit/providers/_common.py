@@ -8,17 +8,33 @@ from typing import Any
 from .._decode import iter_sse, parse_json
 from . import Exchange
 
-__all__ = ["as_int", "body_json", "obj", "request_model", "sse_json"]
+__all__ = ["as_int", "body_json", "items", "obj", "request_model", "scalar", "sse_json"]
+
+
+#: Token counts beyond this are no counts (and two of them must still add up within a BIGINT column).
+_COUNT_LIMIT = 1 << 62
 
 
 def as_int(value: Any) -> int | None:
-    """An integer token count, or None for anything else (bools and strings included)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer token count, or None for anything else (bools, strings and absurd sizes included)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -_COUNT_LIMIT < value < _COUNT_LIMIT:
+        return value
+    return None
 
 
 def obj(value: Any) -> dict[str, Any]:
     """*value* if it is a JSON object, else an empty one (provider JSON is never trusted)."""
     return value if isinstance(value, dict) else {}
+
+
+def items(value: Any) -> list[Any]:
+    """*value* if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def scalar(value: Any) -> Any:
+    """*value* if it can key a dict (a JSON scalar), else None: ids and indexes from provider JSON."""
+    return value if value is None or isinstance(value, (str, int, float)) else None
 
 
 def request_model(exchange: Exchange) -> str | None:

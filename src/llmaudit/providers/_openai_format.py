@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import Exchange, Parsed
-from ._common import as_int, body_json, obj, request_model, sse_json
+from ._common import as_int, body_json, items, obj, request_model, scalar, sse_json
 
 __all__ = ["operation_for", "parse_openai_format", "usage"]
 
@@ -83,7 +83,7 @@ def _assemble_chunks(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
         extra = obj(chunk.get("x_groq"))
         if chunk.get("usage") is not None or extra.get("usage") is not None:
             result["usage"] = chunk.get("usage") or extra.get("usage")
-        for choice in chunk.get("choices") or ():
+        for choice in items(chunk.get("choices")):
             if isinstance(choice, dict):
                 _merge_choice(choices.setdefault(as_int(choice.get("index")) or 0, {}), choice)
     chat = exchange.path.rstrip("/").endswith("/chat/completions")
@@ -93,10 +93,12 @@ def _assemble_chunks(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
 
 
 def _merge_choice(into: dict[str, Any], choice: dict[str, Any]) -> None:
+    """Text arrives as lists of pieces, joined by `_finish_choice` (joining each piece as it comes is
+    quadratic in the length of the stream)."""
     if choice.get("finish_reason") is not None:
         into["finish_reason"] = choice["finish_reason"]
     if isinstance(choice.get("text"), str):
-        into["text"] = into.get("text", "") + choice["text"]
+        into.setdefault("text", []).append(choice["text"])
     delta = choice.get("delta")
     if not isinstance(delta, dict):
         return
@@ -105,35 +107,48 @@ def _merge_choice(into: dict[str, Any], choice: dict[str, Any]) -> None:
             into[key] = delta[key]
     for key in ("content", "refusal", "reasoning_content"):
         if isinstance(delta.get(key), str):
-            into[key] = into.get(key, "") + delta[key]
-    for call in delta.get("tool_calls") or ():
+            into.setdefault(key, []).append(delta[key])
+    for call in items(delta.get("tool_calls")):
         if isinstance(call, dict):
             _merge_tool_call(into.setdefault("tool_calls", {}), call)
 
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], call: dict[str, Any]) -> None:
-    slot = calls.setdefault(as_int(call.get("index")) or 0, {"function": {"name": "", "arguments": ""}})
+    slot = calls.setdefault(as_int(call.get("index")) or 0, {"function": {"name": [], "arguments": []}})
     if call.get("id"):
         slot["id"] = call["id"]
     if call.get("type"):
         slot["type"] = call["type"]
     function = obj(call.get("function"))
     if isinstance(function.get("name"), str):
-        slot["function"]["name"] += function["name"]
+        slot["function"]["name"].append(function["name"])
     if isinstance(function.get("arguments"), str):
-        slot["function"]["arguments"] += function["arguments"]
+        slot["function"]["arguments"].append(function["arguments"])
 
 
 def _finish_choice(index: int, parts: dict[str, Any], chat: bool) -> dict[str, Any]:
     if not chat:
-        return {"index": index, "text": parts.get("text", ""), "finish_reason": parts.get("finish_reason")}
-    message: dict[str, Any] = {"role": parts.get("role", "assistant"), "content": parts.get("content")}
+        text = "".join(parts.get("text", ()))
+        return {"index": index, "text": text, "finish_reason": parts.get("finish_reason")}
+    content = parts.get("content")
+    message: dict[str, Any] = {
+        "role": parts.get("role", "assistant"),
+        "content": None if content is None else "".join(content),
+    }
     for key in ("refusal", "reasoning_content"):
         if key in parts:
-            message[key] = parts[key]
+            message[key] = "".join(parts[key])
     if parts.get("tool_calls"):
-        message["tool_calls"] = [call for _, call in sorted(parts["tool_calls"].items())]
+        message["tool_calls"] = [_finish_call(call) for _, call in sorted(parts["tool_calls"].items())]
     return {"index": index, "message": message, "finish_reason": parts.get("finish_reason")}
+
+
+def _finish_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call["function"]
+    return {
+        **call,
+        "function": {"name": "".join(function["name"]), "arguments": "".join(function["arguments"])},
+    }
 
 
 _FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
@@ -143,8 +158,8 @@ def _assemble_response_events(exchange: Exchange, notes: list[str]) -> dict[str,
     """Responses API events → the final ``response`` object (from response.completed when it came,
     else rebuilt from the deltas of an interrupted stream)."""
     latest: dict[str, Any] = {}
-    text: dict[tuple[Any, Any], str] = {}
-    arguments: dict[Any, str] = {}
+    text: dict[tuple[Any, Any], list[str]] = {}  # deltas joined at the end, like the chat chunks'
+    arguments: dict[Any, list[str]] = {}
     for name, event in sse_json(exchange, notes):
         kind = event.get("type", name)
         if isinstance(event.get("response"), dict):
@@ -152,13 +167,14 @@ def _assemble_response_events(exchange: Exchange, notes: list[str]) -> dict[str,
             if kind in _FINAL_EVENTS:
                 return latest
         elif kind == "response.output_text.delta":
-            slot = (event.get("output_index"), event.get("content_index"))
-            text[slot] = text.get(slot, "") + str(event.get("delta", ""))
+            slot = (scalar(event.get("output_index")), scalar(event.get("content_index")))
+            text.setdefault(slot, []).append(str(event.get("delta", "")))
         elif kind == "response.function_call_arguments.delta":
-            item = event.get("item_id")
-            arguments[item] = arguments.get(item, "") + str(event.get("delta", ""))
+            item = scalar(event.get("item_id"))
+            arguments.setdefault(item, []).append(str(event.get("delta", "")))
     partial = dict(latest)
-    partial["output_text"] = "".join(v for _, v in sorted(text.items(), key=lambda kv: str(kv[0])))
+    ordered = sorted(text.items(), key=lambda kv: str(kv[0]))
+    partial["output_text"] = "".join("".join(pieces) for _, pieces in ordered)
     if arguments:
-        partial["function_call_arguments"] = arguments
+        partial["function_call_arguments"] = {item: "".join(pieces) for item, pieces in arguments.items()}
     return partial

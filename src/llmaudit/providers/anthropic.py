@@ -54,7 +54,8 @@ def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
     """message_start … message_stop → the final ``message`` with its content blocks."""
     message: dict[str, Any] = {"type": "message", "content": []}
     blocks: dict[int, dict[str, Any]] = {}
-    partial_json: dict[int, str] = {}
+    # (block index, field) -> its deltas, joined at the end (joining as they come is quadratic)
+    pieces: dict[tuple[int, str], list[str]] = {}
     for name, event in sse_json(exchange, notes):
         kind = event.get("type", name)
         if kind == "message_start" and isinstance(event.get("message"), dict):
@@ -62,32 +63,40 @@ def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             blocks[as_int(event.get("index")) or 0] = dict(event["content_block"])
         elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
-            _apply_delta(blocks, partial_json, as_int(event.get("index")) or 0, event["delta"])
+            _apply_delta(blocks, pieces, as_int(event.get("index")) or 0, event["delta"])
         elif kind == "message_delta":
             _apply_message_delta(message, event)
         elif kind == "error":
             message["error"] = event.get("error")
             notes.append("the stream ended with an error event")
-    for index, text in partial_json.items():
-        value, problems = parse_json(text.encode())
-        blocks[index]["input"] = value if not problems else text
+    for (index, field), texts in pieces.items():
+        text, block = "".join(texts), blocks[index]
+        if field == "partial_json":
+            value, problems = parse_json(text.encode())
+            block["input"] = value if not problems else text
+        else:
+            block[field] = str(block.get(field, "")) + text
     message["content"] = [block for _, block in sorted(blocks.items())]
     return message
 
 
+#: delta type -> the delta's (and the block's) text field
+_DELTA_FIELDS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+
+
 def _apply_delta(
-    blocks: dict[int, dict[str, Any]], partial: dict[int, str], index: int, delta: dict[str, Any]
+    blocks: dict[int, dict[str, Any]],
+    pieces: dict[tuple[int, str], list[str]],
+    index: int,
+    delta: dict[str, Any],
 ) -> None:
-    block = blocks.setdefault(index, {"type": "text", "text": ""})
+    blocks.setdefault(index, {"type": "text", "text": ""})
     kind = delta.get("type")
-    if kind == "text_delta":
-        block["text"] = block.get("text", "") + str(delta.get("text", ""))
-    elif kind == "input_json_delta":
-        partial[index] = partial.get(index, "") + str(delta.get("partial_json", ""))
-    elif kind == "thinking_delta":
-        block["thinking"] = block.get("thinking", "") + str(delta.get("thinking", ""))
+    field = _DELTA_FIELDS.get(kind) if isinstance(kind, str) else None
+    if field is not None:
+        pieces.setdefault((index, field), []).append(str(delta.get(field, "")))
     elif kind == "signature_delta":
-        block["signature"] = delta.get("signature")
+        blocks[index]["signature"] = delta.get("signature")
 
 
 def _apply_message_delta(message: dict[str, Any], event: dict[str, Any]) -> None:
@@ -96,7 +105,7 @@ def _apply_message_delta(message: dict[str, Any], event: dict[str, Any]) -> None
         if key in delta:
             message[key] = delta[key]
     if isinstance(event.get("usage"), dict):
-        usage = dict(message.get("usage") or {})
+        usage = dict(obj(message.get("usage")))
         usage.update({k: v for k, v in event["usage"].items() if v is not None})
         message["usage"] = usage
 

@@ -43,7 +43,7 @@ def _usage(body: Any) -> tuple[int | None, int | None]:
 def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
     """message-start … message-end → a v2 chat response (text blocks, tool calls, finish, usage)."""
     result: dict[str, Any] = {"message": {"role": "assistant", "content": []}}
-    texts: dict[int, str] = {}
+    texts: dict[int, list[str]] = {}  # deltas joined at the end (joining as they come is quadratic)
     calls: dict[int, dict[str, Any]] = {}
     plan = ""
     for name, event in sse_json(exchange, notes):
@@ -55,7 +55,7 @@ def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
             result["id"] = event.get("id")
         elif kind in ("content-start", "content-delta"):
             content = obj(message.get("content"))
-            texts[index] = texts.get(index, "") + str(content.get("text", ""))
+            texts.setdefault(index, []).append(str(content.get("text", "")))
         elif kind == "tool-plan-delta":
             plan += str(message.get("tool_plan", ""))
         elif kind in ("tool-call-start", "tool-call-delta"):
@@ -63,25 +63,33 @@ def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
         elif kind == "message-end":
             result["finish_reason"] = delta.get("finish_reason")
             result["usage"] = delta.get("usage")
-    result["message"]["content"] = [{"type": "text", "text": t} for _, t in sorted(texts.items())]
+    result["message"]["content"] = [{"type": "text", "text": "".join(t)} for _, t in sorted(texts.items())]
     if plan:
         result["message"]["tool_plan"] = plan
     if calls:
-        result["message"]["tool_calls"] = [c for _, c in sorted(calls.items())]
+        result["message"]["tool_calls"] = [_finish_call(c) for _, c in sorted(calls.items())]
     return result
 
 
 def _merge_call(calls: dict[int, dict[str, Any]], index: int, call: Any) -> None:
     if not isinstance(call, dict):
         return
-    slot = calls.setdefault(index, {"type": "function", "function": {"name": "", "arguments": ""}})
+    slot = calls.setdefault(index, {"type": "function", "function": {"name": [], "arguments": []}})
     if call.get("id"):
         slot["id"] = call["id"]
     function = obj(call.get("function"))
     if isinstance(function.get("name"), str):
-        slot["function"]["name"] += function["name"]
+        slot["function"]["name"].append(function["name"])
     if isinstance(function.get("arguments"), str):
-        slot["function"]["arguments"] += function["arguments"]
+        slot["function"]["arguments"].append(function["arguments"])
+
+
+def _finish_call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call["function"]
+    return {
+        **call,
+        "function": {"name": "".join(function["name"]), "arguments": "".join(function["arguments"])},
+    }
 
 
 COHERE = _Cohere()

@@ -8,7 +8,7 @@ from typing import Any
 
 from .._decode import parse_json
 from . import Exchange, Parsed
-from ._common import as_int, body_json, obj, sse_json
+from ._common import as_int, body_json, items, obj, sse_json
 
 __all__ = ["GEMINI"]
 
@@ -80,12 +80,12 @@ def _assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("usageMetadata", "modelVersion", "responseId"):
             if chunk.get(key) is not None:
                 result[key] = chunk[key]
-        candidate = (chunk.get("candidates") or [{}])[0]
+        candidate = (items(chunk.get("candidates")) or [{}])[0]
         if not isinstance(candidate, dict):
             continue
         finish = candidate.get("finishReason", finish)
         content = obj(candidate.get("content"))
-        for part in content.get("parts") or ():
+        for part in items(content.get("parts")):
             if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"):
                 text += part["text"]
             elif isinstance(part, dict):

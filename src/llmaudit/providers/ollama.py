@@ -7,7 +7,7 @@ from typing import Any
 
 from .._decode import iter_ndjson
 from . import Exchange, Parsed
-from ._common import as_int, body_json, obj, request_model
+from ._common import as_int, body_json, items, obj, request_model
 
 __all__ = ["OLLAMA"]
 
@@ -59,10 +59,10 @@ def _assemble(exchange: Exchange, notes: list[str], operation: str) -> dict[str,
         final = value
         message = obj(value.get("message"))
         text += str(message.get("content", "")) if operation == "chat" else str(value.get("response", ""))
-        tool_calls.extend(message.get("tool_calls") or ())
+        tool_calls.extend(items(message.get("tool_calls")))
     result = dict(final)
     if operation == "chat":
-        message = dict(result.get("message") or {"role": "assistant"})
+        message = dict(obj(result.get("message")) or {"role": "assistant"})
         message["content"] = text
         if tool_calls:
             message["tool_calls"] = tool_calls
