@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.stress.conftest import Figures
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
 
 import llmaudit
@@ -194,7 +195,7 @@ def _fork_children(auditor: Auditor, tmp_path: Path) -> list[int]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_forked_processes_and_threads_write_every_record_once_on_verifiable_chains(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, figures: Figures
 ) -> None:
     """The pre-fork server pattern: one auditor configured in the parent, 4 children forked while the
     parent's own thread keeps recording, 4 threads per child (1 in 10 records through the transport).
@@ -222,9 +223,10 @@ def test_forked_processes_and_threads_write_every_record_once_on_verifiable_chai
     records, writers = _check_store(url, spool, PROCESSES, parent=True)
     if kind == "jsonl":
         assert len(list((tmp_path / "log").glob("llmaudit-*.jsonl"))) > 5  # rotated while racing
-    print(  # the figures for RELIABILITY.md (shown with -s)
-        f"\n{kind}: {records} records from {writers} writers ({PROCESSES} forked processes x {THREADS}"
-        f" threads + the parent) in {time.monotonic() - started:.1f}s"
+    figures.add(
+        "concurrency",
+        f"{kind}: {records} records from {writers} writers ({PROCESSES} forked processes x {THREADS}"
+        f" threads + the parent) in {time.monotonic() - started:.1f}s",
     )
 
 
@@ -236,7 +238,7 @@ _PROGRAM = (
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_independent_processes_and_threads_write_every_record_once_on_verifiable_chains(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, figures: Figures
 ) -> None:
     """4 processes started fresh (not forked: nothing inherited, each its own view of which file is
     current) with 4 threads each append to one store at once; with JSONL the files rotate under them."""
@@ -270,7 +272,8 @@ def test_independent_processes_and_threads_write_every_record_once_on_verifiable
     records, writers = _check_store(url, spool, PROCESSES, parent=False)
     if kind == "jsonl":
         assert len(list((tmp_path / "log").glob("llmaudit-*.jsonl"))) > 5  # rotated while racing
-    print(
-        f"\n{kind}: {records} records from {writers} independent processes x {THREADS} threads"
-        f" in {time.monotonic() - started:.1f}s"
+    figures.add(
+        "concurrency",
+        f"{kind}: {records} records from {writers} independent processes x {THREADS} threads"
+        f" in {time.monotonic() - started:.1f}s",
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.stress.conftest import Figures
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord
@@ -107,7 +108,7 @@ def _check_log(log: Path, expected: list[str], lost: int = 0) -> None:
 
 
 def test_a_full_disk_spills_and_the_writer_replays_every_record_once_when_space_returns(
-    small_disk: Path, tmp_path: Path
+    small_disk: Path, tmp_path: Path, figures: Figures
 ) -> None:
     """The store's disk fills up mid-run: batches cut short by ENOSPC leave nothing behind and spill
     (none lost: written + spilled == submitted); deleting the filler is all it takes for the writer
@@ -137,9 +138,10 @@ def test_a_full_disk_spills_and_the_writer_replays_every_record_once_when_space_
     after = auditor.stats()
     assert (after.written, after.replayed, after.failed) == (full.written + 40, full.spilled, 0)
     _check_log(log, ids)
-    print(  # the figures for RELIABILITY.md (shown with -s)
-        f"\nfull disk ({DISK_SIZE} tmpfs): {len(ids)} records, {full.written} written before the disk"
-        f" filled, {full.spilled} spilled and {after.replayed} replayed once space returned"
+    figures.add(
+        "outage",
+        f"full disk ({DISK_SIZE} tmpfs): {len(ids)} records, {full.written} written before the disk"
+        f" filled, {full.spilled} spilled and {after.replayed} replayed once space returned",
     )
 
 

@@ -35,6 +35,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tests.stress.conftest import Figures
 
 from llmaudit import providers
 from llmaudit._build import build_record
@@ -1143,7 +1144,7 @@ def _reset_rss_peak() -> int | None:
 
 
 @pytest.mark.parametrize("kind", ["gzip", "deflate", "deflate-raw", "br", "zstd"])
-def test_a_decompression_bomb_is_cut_at_the_limit_with_bounded_memory(kind: str) -> None:
+def test_a_decompression_bomb_is_cut_at_the_limit_with_bounded_memory(kind: str, figures: Figures) -> None:
     """256 MiB of zeros in a few hundred bytes (br) to a few hundred KiB (gzip) decodes to exactly
     MAX_DECODED_BYTES with a note; the decoder's peak memory stays near the limit, not the bomb."""
     data = bomb(kind)
@@ -1156,7 +1157,11 @@ def test_a_decompression_bomb_is_cut_at_the_limit_with_bounded_memory(kind: str)
     assert size == MAX_DECODED_BYTES
     assert notes == (f"{encoding} body truncated or corrupt: decoded body cut at {MAX_DECODED_BYTES} bytes",)
     rss = "n/a" if memory.rss is None else f"{memory.rss / MiB:.0f} MiB"
-    print(f"{kind}: {len(data)} bytes -> peak traced {memory.traced / MiB:.0f} MiB, RSS +{rss}")
+    figures.add(
+        "fuzz",
+        f"{kind} bomb of {len(data):,} bytes (256 MiB of zeros): cut at 64 MiB, "
+        f"peak traced {memory.traced / MiB:.0f} MiB, RSS +{rss}",
+    )
     assert memory.traced < PEAK_LIMIT
     if memory.rss is not None:
         # plus what tracemalloc cannot see (decoder state and window) and what malloc keeps after free
