@@ -226,7 +226,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         provider=_clip("provider", parsed.provider, notes),
         operation=_clip("operation", parsed.operation, notes),
         model=_clip("model", parsed.model, notes),
-        method=exchange.method,
+        method=_clip("method", exchange.method, notes),
         url=mask_url(str(raw.request.url)),
         headers=headers,
         request=exchange.request,

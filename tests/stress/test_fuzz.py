@@ -866,6 +866,16 @@ def test_header_counts_that_int_cannot_read_do_not_sink_the_record(value: bytes,
     assert record.request.get("bytes") == size
 
 
+def test_a_method_longer_than_its_column_is_cut_with_a_note() -> None:
+    """HTTP allows any token as a method; one longer than the 16-character column made the record
+    fall back to its minimal form (found by the fuzzing review). It is cut, with a note."""
+    request = httpx.Request("X" * 40, "https://api.openai.com/v1/chat/completions", content=b"{}")
+    raw = RawCapture(request, time.time(), 200, None, (), False, False, None, 1.0, None, None, None, "llm")
+    record = build_record(raw)
+    assert record.method == "X" * 16 and record.operation == "chat.completions"
+    assert any(note.startswith("method cut to 16") for note in record.notes)
+
+
 wild_values = st.recursive(
     st.none()
     | st.booleans()
