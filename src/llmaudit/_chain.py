@@ -30,6 +30,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
+
+from ._codec import CANONICAL_OPTIONS as _CANONICAL
 from ._codec import dumps, format_timestamp, record_to_dict, remember
 from ._record import AuditRecord, new_id
 
@@ -99,9 +102,12 @@ def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | No
     return _hash_data(data, key)
 
 
-def _hash_data(data: dict[str, Any], key: bytes | None, *, memo: bool = False) -> str:
+def _hash_data(
+    data: dict[str, Any], key: bytes | None, *, memo: bool = False, full: dict[str, Any] | None = None
+) -> str:
     """The hash of a record's dict (`record_to_dict`): payloads by digest, ``hash`` itself left out.
-    With *memo*, each payload's canonical JSON is remembered for the storage to reuse."""
+    With *memo*, each payload's canonical JSON is remembered for the storage to reuse; with *full*
+    (a copy of *data*), it is also spliced into *full* as a fragment, for encoding the whole record."""
     data.pop("hash", None)
     for name in PAYLOAD_FIELDS:
         value = data[name]
@@ -111,11 +117,10 @@ def _hash_data(data: dict[str, Any], key: bytes | None, *, memo: bool = False) -
         encoded = dumps(value)
         if memo:
             remember(value, encoded)
+        if full is not None:
+            full[name] = orjson.Fragment(encoded)
         data[name] = hashlib.sha256(encoded).hexdigest()
-    message = dumps(data)
-    if key is None:
-        return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return _digest(dumps(data), key)
 
 
 class Chain:
@@ -136,36 +141,67 @@ class Chain:
         """The records with their chain fields set. Records whose ``id()`` is in *owned* were built by
         the writer and never seen by anyone else: they are completed in place instead of copied."""
         sealed = []
+        writer_id, key, whole = self.writer_id, self.key, self.remember_records
         with self._lock:
             for original in records:
                 self._seq += 1
-                links = {"writer_id": self.writer_id, "seq": self._seq, "prev_hash": self._prev}
-                data = record_to_dict(original) | links
-                digest = _hash_data(dict(data), self.key, memo=True)
-                links["hash"] = data["hash"] = digest
+                seq, prev = self._seq, self._prev
+                data = record_to_dict(original)
+                data["writer_id"], data["seq"], data["prev_hash"] = writer_id, seq, prev
+                # The record as storage writes it: the same dict with each payload's encoding spliced
+                # in (orjson.Fragment), so a JSONL store never encodes a payload twice.
+                full = dict(data) if whole else None
+                digest = _hash_data(data, key, memo=True, full=full)
                 if id(original) in owned:
-                    for name, value in links.items():
+                    for name, value in (("writer_id", writer_id), ("seq", seq), ("prev_hash", prev)):
                         object.__setattr__(original, name, value)
+                    object.__setattr__(original, "hash", digest)
                     record = original
                 else:
-                    record = _with_links(original, links)
-                if self.remember_records:  # a JSONL store writes these very bytes
-                    remember(record, dumps(data))
+                    record = _with_links(original, writer_id, seq, prev, digest)
+                if full is not None:  # a JSONL store writes these very bytes
+                    full["hash"] = digest
+                    remember(record, _encode_spliced(full, record))
                 sealed.append(record)
                 self._prev = digest
         return sealed
 
 
+def _digest(message: bytes, key: bytes | None) -> str:
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _encode_spliced(full: dict[str, Any], record: AuditRecord) -> bytes:
+    """The canonical JSON of a record dict whose payloads are already-encoded fragments (the same
+    bytes as `dumps` of the plain dict); a value orjson refuses elsewhere takes the normalising path."""
+    try:
+        return orjson.dumps(full, option=_CANONICAL)
+    except TypeError:
+        return dumps(record_to_dict(record))
+
+
 _FIELD_NAMES = tuple(f.name for f in fields(AuditRecord))
+_LINKS = {"writer_id": "writer_id", "seq": "seq", "prev_hash": "prev_hash", "hash": "digest"}
 
 
-def _with_links(record: AuditRecord, links: dict[str, Any]) -> AuditRecord:
-    """A copy of *record* with its chain fields set. Skips ``__init__`` (and its validation, which
-    a sealed record already passed; the chain fields are ours): a third of the time of `replace`."""
-    new = object.__new__(AuditRecord)
+def _make_copier() -> Any:
+    """``_with_links(record, writer_id, seq, prev_hash, digest)``: a copy of *record* with its chain
+    fields set, skipping ``__init__`` (whose validation a sealed record already passed; the chain
+    fields are ours). Generated with one line per field through the slots' own descriptors, as
+    dataclasses generate ``__init__``: a loop over the field names costs several times more."""
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": AuditRecord}
+    lines = ["def _with_links(record, writer_id, seq, prev_hash, digest):", "    new = _new(_cls)"]
     for name in _FIELD_NAMES:
-        object.__setattr__(new, name, links[name] if name in links else getattr(record, name))
-    return new
+        namespace[f"_set_{name}"] = AuditRecord.__dict__[name].__set__
+        lines.append(f"    _set_{name}(new, {_LINKS.get(name, f'record.{name}')})")
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built here from the record's field names
+    return namespace["_with_links"]
+
+
+_with_links = _make_copier()
 
 
 @dataclass(slots=True)

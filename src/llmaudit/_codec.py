@@ -18,12 +18,14 @@ import orjson
 from ._record import SCHEMA_VERSION, AuditRecord
 
 __all__ = [
+    "CANONICAL_OPTIONS",
     "FIELDS",
     "decode_record",
     "dumps",
     "dumps_known",
     "encode_record",
     "forget_encodings",
+    "format_day",
     "format_timestamp",
     "loads",
     "parse_timestamp",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditRecord))
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+CANONICAL_OPTIONS = _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 # orjson writes at most 254 levels of nesting (and reads 1024): deeper containers become this marker
@@ -85,9 +87,19 @@ def format_timestamp(value: datetime) -> str:
     last, text = _last_formatted
     if value is last:
         return text
-    text = value.astimezone(timezone.utc).strftime(_TIMESTAMP_FORMAT)
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    if utc.year >= 1000:  # isoformat is several times cheaper than strftime, and gives the same text
+        text = utc.isoformat(timespec="microseconds")[:-6] + "Z"  # without "+00:00"
+    else:  # strftime does not pad years before 1000: keep what earlier versions wrote (and hashed)
+        text = utc.strftime(_TIMESTAMP_FORMAT)
     _last_formatted = (value, text)
     return text
+
+
+def format_day(value: datetime) -> str:
+    """``2026-11-24``: the UTC day of *value*, the first ten characters of `format_timestamp`."""
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    return utc.date().isoformat() if utc.year >= 1000 else format_timestamp(value)[:10]
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .._chain import ChainState
-from .._codec import decode_record, dumps, encode_record, format_timestamp, loads
+from .._codec import decode_record, dumps, encode_record, format_day, loads
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import AuditRecord
 from ._base import ProblemHandler, Query, batch_heads, matches, warn_problem
@@ -113,7 +113,7 @@ class JSONLStorage:
         """
         by_day: dict[str, list[bytes]] = defaultdict(list)
         for record in records:
-            by_day[format_timestamp(record.created_at)[:10]].append(encode_record(record) + b"\n")
+            by_day[format_day(record.created_at)].append(encode_record(record) + b"\n")
         try:
             with self._locked():
                 undo = _Undo()
