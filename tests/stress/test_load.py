@@ -33,6 +33,8 @@ from llmaudit._chain import VerifyReport
 from llmaudit._writer import DEFAULT_FLUSH_INTERVAL_S
 
 ROOT = Path(__file__).resolve().parents[2]
+# read at import: the tests' environment fixture clears every LLMAUDIT_* variable
+_RESTART_POSTGRES = os.environ.get("LLMAUDIT_TEST_RESTART_POSTGRES")
 MiB = 1024 * 1024
 
 
@@ -308,6 +310,11 @@ def _pg_ctl(action: str) -> None:
 def pg_restartable(pg_url: str) -> Iterator[Callable[[str], None]]:
     if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
         pytest.skip("stopping PostgreSQL needs root and pg_ctlcluster (a Debian-packaged cluster)")
+    if not (os.environ.get("CI") or _RESTART_POSTGRES):
+        pytest.skip(
+            "restarts the machine's PostgreSQL server: runs on CI (.ci/run), or with"
+            " LLMAUDIT_TEST_RESTART_POSTGRES=1"
+        )
     try:
         yield _pg_ctl
     finally:
