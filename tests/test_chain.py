@@ -453,3 +453,66 @@ def test_forget_reaches_records_still_waiting_in_the_spool(tmp_path: Path) -> No
     assert report.ok and report.totals()["erased"] == 2  # the rejected record never reached the store
     rejected = b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("rejected-*"))
     assert b'"erased":true' in rejected
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec=None)),  # lone surrogates included
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    request=_json_values,
+    metadata=st.dictionaries(st.text(max_size=5), _json_values, max_size=3),
+    headers=st.dictionaries(
+        st.sampled_from(["request", "response"]), st.dictionaries(st.text(max_size=8), st.text())
+    ),
+    tags=st.lists(st.text(alphabet=st.characters(codec=None), max_size=6), max_size=3),
+    erased=st.booleans(),
+    tokens=st.one_of(st.none(), st.integers(0, 2**40)),
+)
+def test_the_chain_hash_is_the_digest_of_the_canonical_json(
+    request: Any, metadata: dict[str, Any], headers: Any, tags: list[str], erased: bool, tokens: int | None
+) -> None:
+    """The hash (encoded without re-sorting: keys already in order, containers as fragments) is
+    exactly SHA-256 of `dumps` of the record with each payload as its digest, as the module says and
+    as every earlier version computed it; and the JSON remembered for storage is `dumps` of the record."""
+    import hashlib
+
+    from llmaudit._chain import tombstone
+    from llmaudit._codec import dumps, encode_record, forget_encodings, recall, record_to_dict
+
+    response: Any = {"choices": [{"message": {"content": "x"}}]}
+    if erased:
+        response = tombstone(response, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    record = AuditRecord(
+        request=request,
+        response=response,
+        metadata=metadata,
+        headers=headers,
+        tags=tuple(tags),
+        input_tokens=tokens,
+    )
+    chain = Chain(None)
+    chain.remember_records = True
+    (sealed,) = chain.seal([record])
+    expected = record_to_dict(sealed)
+    del expected["hash"]
+    for name in ("request", "response", "metadata"):
+        value = expected[name]
+        is_tomb = (
+            isinstance(value, dict)
+            and value.get("erased") is True
+            and set(value) == {"erased", "sha256", "at"}
+        )
+        expected[name] = value["sha256"] if is_tomb else hashlib.sha256(dumps(value)).hexdigest()
+    assert sealed.hash == hashlib.sha256(dumps(expected)).hexdigest()
+    assert sealed.hash == compute_hash(sealed)
+    assert recall(sealed) == dumps(record_to_dict(sealed)) == encode_record(sealed)
+    forget_encodings()

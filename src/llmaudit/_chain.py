@@ -32,8 +32,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ._codec import CANONICAL_OPTIONS as _CANONICAL
-from ._codec import dumps, format_timestamp, record_to_dict, remember
+from ._codec import dumps, dumps_presorted, format_timestamp, record_to_dict, remember
 from ._record import AuditRecord, new_id
 
 __all__ = [
@@ -105,14 +104,22 @@ def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | No
 def _hash_data(
     data: dict[str, Any], key: bytes | None, *, memo: bool = False, full: dict[str, Any] | None = None
 ) -> str:
-    """The hash of a record's dict (`record_to_dict`): payloads by digest, ``hash`` itself left out.
-    With *memo*, each payload's canonical JSON is remembered for the storage to reuse; with *full*
-    (a copy of *data*), it is also spliced into *full* as a fragment, for encoding the whole record."""
+    """The hash of a record's dict (`record_to_dict`, keys in sorted order): payloads by digest,
+    ``hash`` itself left out. With *memo*, each payload's canonical JSON is remembered for the
+    storage to reuse; *full* (a copy of *data*) gets every container as a canonical fragment, ready
+    for `dumps_presorted` to encode the whole record without encoding a payload twice."""
     data.pop("hash", None)
+    headers = data["headers"]
+    if isinstance(headers, (dict, list)):  # the one container that is not a payload
+        data["headers"] = orjson.Fragment(dumps(headers))
+        if full is not None:
+            full["headers"] = data["headers"]
     for name in PAYLOAD_FIELDS:
         value = data[name]
         if is_tombstone(value):
             data[name] = value["sha256"]
+            if full is not None:
+                full[name] = orjson.Fragment(dumps(value))
             continue
         encoded = dumps(value)
         if memo:
@@ -120,7 +127,7 @@ def _hash_data(
         if full is not None:
             full[name] = orjson.Fragment(encoded)
         data[name] = hashlib.sha256(encoded).hexdigest()
-    return _digest(dumps(data), key)
+    return _digest(dumps_presorted(data), key)
 
 
 class Chain:
@@ -174,11 +181,11 @@ def _digest(message: bytes, key: bytes | None) -> str:
 
 
 def _encode_spliced(full: dict[str, Any], record: AuditRecord) -> bytes:
-    """The canonical JSON of a record dict whose payloads are already-encoded fragments (the same
-    bytes as `dumps` of the plain dict); a value orjson refuses elsewhere takes the normalising path."""
+    """The canonical JSON of a record dict from `_hash_data`'s *full* (sorted keys, containers as
+    fragments): the same bytes as `dumps` of the plain dict."""
     try:
-        return orjson.dumps(full, option=_CANONICAL)
-    except TypeError:
+        return dumps_presorted(full)
+    except Exception:  # noqa: BLE001 - never expected; the plain path is always right
         return dumps(record_to_dict(record))
 
 
