@@ -7,8 +7,17 @@ from dataclasses import FrozenInstanceError
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from llmaudit._codec import decode_record, dumps, encode_record, format_timestamp, parse_timestamp
+from llmaudit._codec import (
+    decode_record,
+    dumps,
+    encode_record,
+    format_day,
+    format_timestamp,
+    parse_timestamp,
+)
 from llmaudit._record import SCHEMA_VERSION, AuditRecord, new_id
 
 
@@ -95,3 +104,18 @@ def test_decode_fills_fields_an_older_schema_did_not_have() -> None:
     assert decode_record(data).notes == ()
     with pytest.raises(ValueError, match="JSON object"):
         decode_record(b"[1, 2]")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset_minutes=st.integers(-14 * 60, 14 * 60),
+)
+def test_timestamps_are_formatted_as_strftime_defines_them(moment: datetime, offset_minutes: int) -> None:
+    """The canonical text of a timestamp (hashed by the chain) is strftime's
+    ``%Y-%m-%dT%H:%M:%S.%fZ`` of its UTC time, however it is computed (isoformat, a cache), and its
+    day is the first ten characters, for any offset and for years before 1000."""
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    expected = aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert format_timestamp(aware) == expected
+    assert format_day(aware) == expected[:10]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import orjson
@@ -98,10 +98,21 @@ def format_timestamp(value: datetime) -> str:
     return text
 
 
+_last_day: tuple[date | None, str] = (None, "")
+
+
 def format_day(value: datetime) -> str:
-    """``2026-11-24``: the UTC day of *value*, the first ten characters of `format_timestamp`."""
+    """``2026-11-24``: the UTC day of *value*, the first ten characters of `format_timestamp`
+    (the records of a batch nearly always share one day: the last answer is remembered)."""
+    global _last_day  # noqa: PLW0603 - a one-entry cache; swapping the tuple is atomic
     utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
-    return utc.date().isoformat() if utc.year >= 1000 else format_timestamp(value)[:10]
+    day = utc.date()
+    last, text = _last_day
+    if day == last:
+        return text
+    text = day.isoformat() if utc.year >= 1000 else format_timestamp(value)[:10]
+    _last_day = (day, text)
+    return text
 
 
 def parse_timestamp(text: str) -> datetime:
