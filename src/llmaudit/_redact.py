@@ -643,19 +643,22 @@ class Redactor:
             return False
         if len(blob) > self._limit:
             return False
+        # `find`, not `in`: `needle in some_bytes` first tries the needle as an integer, and raising
+        # and clearing that TypeError costs as much as the search itself on a short record
         squeezed = blob.translate(_SQUEEZE_TABLE, b" -")
-        if b"base00." in squeezed:  # ";base64," in any case: a data URL
+        find, find_squeezed = blob.find, squeezed.find
+        if find_squeezed(b"base00.") >= 0:  # ";base64," in any case: a data URL
             return False
         if not self._detectors:
             return True
-        return not (
-            b"@" in blob
-            or b"sk-" in blob
-            or b"AIza" in blob
-            or b"AKIA" in blob
-            or b"ASIA" in blob
-            or _THIRTEEN_DIGITS in squeezed
-            or b"bearer" in squeezed
+        return (
+            find(b"@") < 0
+            and find(b"sk-") < 0
+            and find(b"AIza") < 0
+            and find(b"AKIA") < 0
+            and find(b"ASIA") < 0
+            and find_squeezed(_THIRTEEN_DIGITS) < 0
+            and find_squeezed(b"bearer") < 0
         )
 
     def _allowed_headers(self, headers: Any) -> Any:
