@@ -85,6 +85,17 @@ def _submit(auditor: Auditor, ids: list[str], n: int) -> None:
         auditor.submit(record)
 
 
+def _submit_until_the_disk_is_full(
+    auditor: Auditor, ids: list[str], full: Callable[[WriterStats], int]
+) -> None:
+    """Submit small batches until the writer's counter *full* moves (spilled, or failed)."""
+    deadline = time.monotonic() + 60
+    while full(auditor.stats()) == 0:
+        assert time.monotonic() < deadline, "the disk never filled up"
+        _submit(auditor, ids, 20)
+        time.sleep(0.01)
+
+
 def _raw_ids(log: Path) -> Counter[str]:
     """The id of every line in the data files; fails on any line that is not whole JSON."""
     lines = [line for path in sorted(log.glob("llmaudit-*.jsonl")) for line in path.read_bytes().splitlines()]
@@ -117,11 +128,7 @@ def test_a_full_disk_spills_and_the_writer_replays_every_record_once_when_space_
     auditor = _auditor(log, spool)
     filler = _fill(small_disk, leave=ROOM_LEFT)
     ids: list[str] = []
-    deadline = time.monotonic() + 60
-    while auditor.stats().spilled == 0:
-        assert time.monotonic() < deadline, "the disk never filled up"
-        _submit(auditor, ids, 20)
-        time.sleep(0.01)
+    _submit_until_the_disk_is_full(auditor, ids, lambda stats: stats.spilled)
     _submit(auditor, ids, 300)  # and more while the disk stays full
     assert auditor.flush(60)
     full: WriterStats = auditor.stats()
@@ -156,11 +163,7 @@ def test_with_the_spool_on_the_full_disk_too_records_are_counted_lost_and_nothin
     auditor._writer.probe_interval_s = 1.0  # spill straight to the spool for a while after space returns
     filler = _fill(small_disk, leave=ROOM_LEFT)
     ids: list[str] = []
-    deadline = time.monotonic() + 60
-    while auditor.stats().failed == 0:
-        assert time.monotonic() < deadline, "the disk never filled up"
-        _submit(auditor, ids, 20)
-        time.sleep(0.01)
+    _submit_until_the_disk_is_full(auditor, ids, lambda stats: stats.failed)
     assert auditor.flush(60)
     filler.unlink()
     _submit(auditor, ids, 100)

@@ -143,6 +143,23 @@ def assert_each_record_is_its_own_call(records: list[AuditRecord]) -> Counter[st
     return Counter(r.session_key or "" for r in records)
 
 
+def assert_stored_once(
+    run: Run, acked: dict[str, float], *, lossless: bool, exact: bool = False
+) -> Counter[str]:
+    """Every stored record is its own call and stored once, and the chains verify; *lossless*: every
+    acknowledged call is there; *exact*: and nothing else (no call in flight was left running)."""
+    counts = assert_each_record_is_its_own_call(run.stored())
+    missing = set(acked) - set(counts)
+    assert not (lossless and missing), (
+        f"{len(missing)} acknowledged calls missing, e.g. {sorted(missing)[:5]}"
+    )
+    assert not (exact and set(counts) - set(acked)), "a stray record is in storage"
+    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1][:5]
+    report = run.verify()
+    assert report.ok, report.to_json()
+    return counts
+
+
 # -- load ---------------------------------------------------------------------------------------
 
 
@@ -166,10 +183,7 @@ def test_load_records_every_call_once_with_flat_memory(
     acked = run.acked()
     calls = sum(len(v) for v in audited["latency_ms"].values())
     assert len(acked) == calls == stats["submitted"]
-    counts = assert_each_record_is_its_own_call(run.stored())
-    assert set(counts) == set(acked), "a call is missing from storage, or a stray record is there"
-    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1][:5]
-    assert run.verify().ok
+    assert_stored_once(run, acked, lossless=True, exact=True)
 
     after_warm_up = [rss for at, rss in audited["rss"] if at >= warm_up]
     growth = max(after_warm_up) - after_warm_up[0]
@@ -223,12 +237,7 @@ def test_sigkill_in_sync_mode_loses_no_acknowledged_call(
     run, _ = _kill_mid_load(llm_server, tmp_path, storage, "sync", signal.SIGKILL, "kill9sync")
     assert run.process.returncode == -signal.SIGKILL
     acked = run.acked()
-    counts = assert_each_record_is_its_own_call(run.stored())
-    missing = set(acked) - set(counts)
-    assert not missing, f"{len(missing)} acknowledged calls missing, e.g. {sorted(missing)[:5]}"
-    assert max(counts.values()) == 1
-    report = run.verify()
-    assert report.ok, report.to_json()
+    counts = assert_stored_once(run, acked, lossless=True)
     figures.add(
         "crash",
         f"kill -9, sync mode, {kind}: {len(acked)} acknowledged, {len(counts)} stored "
@@ -246,8 +255,7 @@ def test_sigkill_in_background_mode_loses_at_most_the_last_flush_interval(
         llm_server, tmp_path, storage, "background", signal.SIGKILL, "kill9bg", acks=1500
     )
     acked = run.acked()
-    counts = assert_each_record_is_its_own_call(run.stored())
-    assert max(counts.values()) == 1
+    counts = assert_stored_once(run, acked, lossless=False)
     lost = {key: killed_at - at for key, at in acked.items() if key not in counts}
     oldest = max(lost.values(), default=0.0)
     rate = len(acked) / (max(acked.values()) - min(acked.values()))  # calls per second
@@ -263,7 +271,6 @@ def test_sigkill_in_background_mode_loses_at_most_the_last_flush_interval(
     run_time = max(acked.values()) - min(acked.values())
     assert run_time > DEFAULT_FLUSH_INTERVAL_S + 2.0 + 1.0
     assert oldest <= DEFAULT_FLUSH_INTERVAL_S + 2.0, sorted(lost.items(), key=lambda kv: -kv[1])[:3]
-    assert run.verify().ok
 
 
 def test_sigterm_loses_nothing(llm_server: str, tmp_path: Path, figures: Figures) -> None:
@@ -273,12 +280,8 @@ def test_sigterm_loses_nothing(llm_server: str, tmp_path: Path, figures: Figures
     run, _ = _kill_mid_load(llm_server, tmp_path, storage, "background", signal.SIGTERM, "term")
     assert run.process.returncode == 128 + signal.SIGTERM, run.output()
     acked = run.acked()
-    counts = assert_each_record_is_its_own_call(run.stored())
-    missing = set(acked) - set(counts)
-    assert not missing, f"{len(missing)} acknowledged calls lost on SIGTERM, e.g. {sorted(missing)[:5]}"
-    assert max(counts.values()) == 1
+    counts = assert_stored_once(run, acked, lossless=True)
     assert not any(run.spool.glob("*")), "records were left in the spool"
-    assert run.verify().ok
     figures.add(
         "crash",
         f"SIGTERM, background mode: {len(acked)} acknowledged, all stored once "
@@ -344,12 +347,8 @@ def test_postgres_stopped_and_restarted_under_load_loses_and_duplicates_nothing(
     assert stats["spilled"] > 0, "the outage did not make the writer spill: the test proved nothing"
     assert stats["replayed"] == stats["spilled"], stats
     acked = run.acked()
-    counts = assert_each_record_is_its_own_call(run.stored())
-    assert set(counts) == set(acked)
-    assert max(counts.values()) == 1
+    assert_stored_once(run, acked, lossless=True, exact=True)
     assert not any(run.spool.glob("*")), "records were left in the spool"
-    verified = run.verify()
-    assert verified.ok, verified.to_json()
     figures.add(
         "outage",
         f"PostgreSQL stopped and restarted under load ({down:.1f} s down): {stats['spilled']} records "
