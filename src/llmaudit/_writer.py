@@ -279,6 +279,19 @@ class Writer:
                 batch = []
         self._store_batch(batch)
         self._maybe_replay()
+        self._maintain()
+
+    def _maintain(self) -> None:
+        """Let the storage do its housekeeping (SQLite's checkpoint) now that the queue is empty,
+        after every waiting ``flush()`` has been answered."""
+        maintain = getattr(self.storage, "maintain", None)
+        if maintain is None or self._queue or time.monotonic() < self._down_until:
+            return
+        try:
+            with self._store_lock:
+                maintain()
+        except Exception as exc:  # noqa: BLE001 - housekeeping never costs a record; the next try may work
+            logger.debug("llmaudit: storage maintenance failed: %s", exc)
 
     def _store_batch(self, items: list[Pending]) -> None:
         if items:

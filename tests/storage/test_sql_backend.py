@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -270,3 +271,49 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     report = llmaudit.open(upgraded).verify()
     assert report.writers[legacy].ok and report.writers[legacy].verified == 1 and not report.unchained
     upgraded.close()
+
+
+def test_sqlite_checkpoints_in_maintain_not_in_the_commit(sqlite_store: SQLStorage, tmp_path: Path) -> None:
+    """A commit leaves the rows in the write-ahead log; `maintain()` (the writer's idle time) moves
+    them into the database file, then waits `CHECKPOINT_INTERVAL_S` before the next checkpoint."""
+    path = tmp_path / "sub" / "audit.db"
+    sqlite_store.write([AuditRecord(session_key="first-marker-7c1f")])
+    assert b"first-marker-7c1f" in (tmp_path / "sub" / "audit.db-wal").read_bytes()
+    assert b"first-marker-7c1f" not in path.read_bytes()
+    sqlite_store.maintain()
+    assert b"first-marker-7c1f" in path.read_bytes()
+
+    sqlite_store.write([AuditRecord(session_key="second-marker-90ab")])
+    sqlite_store.maintain()  # still inside the interval set by the first checkpoint
+    assert b"second-marker-90ab" not in path.read_bytes()
+    sqlite_store._next_checkpoint = 0.0
+    sqlite_store.maintain()
+    assert b"second-marker-90ab" in path.read_bytes()
+    assert [r.session_key for r in sqlite_store.read()] == ["first-marker-7c1f", "second-marker-90ab"]
+
+
+def test_the_background_writer_checkpoints_sqlite_once_its_queue_is_empty(tmp_path: Path) -> None:
+    """After a flush the records are committed (in the log), and the writer's idle time moves them
+    into the database file without anyone asking."""
+    auditor = llmaudit.Auditor(f"sqlite:///{tmp_path / 'a.db'}", spool_dir=tmp_path / "spool")
+    try:
+        auditor.submit(AuditRecord(session_key="idle-marker-55e2"))
+        assert auditor.flush(10)
+        deadline = time.monotonic() + 10
+        while b"idle-marker-55e2" not in (tmp_path / "a.db").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b"idle-marker-55e2" in (tmp_path / "a.db").read_bytes()
+    finally:
+        auditor.close()
+
+
+def test_memory_and_jsonl_storages_need_no_maintenance(tmp_path: Path) -> None:
+    """The writer only calls ``maintain`` where a storage has it (plug-ins need not)."""
+    auditor = llmaudit.Auditor(f"jsonl://{tmp_path / 'log'}", spool_dir=tmp_path / "spool")
+    try:
+        assert not hasattr(auditor.storage, "maintain")
+        auditor.submit(AuditRecord(session_key="k"))
+        assert auditor.flush(10)
+        assert auditor.stats().written == 1
+    finally:
+        auditor.close()

@@ -74,6 +74,9 @@ class Storage(Protocol):
     def close(self) -> None:
         """Release connections and file handles; idempotent."""
 
+    # Optional: ``maintain()``, called by the background writer (under its store lock) when its queue
+    # is empty, for housekeeping that should not delay a write or a flush (SQLite's checkpoint).
+
 
 @runtime_checkable
 class ChainStore(Protocol):
