@@ -24,8 +24,8 @@ __all__ = ["MAX_DECODED_BYTES", "SSEEvent", "decode_content", "iter_ndjson", "it
 _LONG_NUMBER = re.compile(rb"(?:^|[:\[,])\s*-?\d{19}")
 # Digits to "0", everything else to " ": a run of 19 digits is then a plain substring search (C speed),
 # which rules out almost every body before the regex, several times slower per byte, has to look.
-_DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_DIGIT_RUN = b"0" * 19
+DIGIT_MAP = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+DIGIT_RUN = b"0" * 19
 # The parsers' error paths are costly on big bodies: orjson's holds about 12 bytes per byte of input
 # (768 MiB for a 64 MiB body), the stdlib builds everything before the cut (24 s for a cut 64 MiB
 # embeddings list). So orjson only sees what starts like JSON it reads (the stdlib also reads a BOM
@@ -188,7 +188,7 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
         and _ORJSON_START.match(body)
         # `find`, not `in`, on bytes: `in` first tries its needle as an integer (a raised and
         # cleared TypeError per call), which costs more than this search on a stream's small events
-        and (body.translate(_DIGIT_MAP).find(_DIGIT_RUN) < 0 or not _LONG_NUMBER.search(body))
+        and (body.translate(DIGIT_MAP).find(DIGIT_RUN) < 0 or not _LONG_NUMBER.search(body))
     ):
         try:
             return orjson.loads(body), ()

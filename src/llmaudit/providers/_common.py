@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._decode import iter_sse, parse_json
+import orjson
+
+from .._decode import DIGIT_MAP, DIGIT_RUN, iter_sse, parse_json
 from . import Exchange
 
 __all__ = ["as_int", "body_json", "items", "obj", "request_model", "scalar", "sse_json"]
@@ -48,6 +50,10 @@ def body_json(exchange: Exchange) -> tuple[Any, tuple[str, ...]]:
 
 def sse_json(exchange: Exchange, notes: list[str]) -> Iterator[tuple[str | None, dict[str, Any]]]:
     """(event name, JSON object) for every SSE event; ``[DONE]`` skipped, bad data noted."""
+    fast = _plain_sse_json(exchange.response_body)
+    if fast is not None:
+        yield from fast
+        return
     for event in iter_sse(exchange.response_body):
         if event.data.strip() == "[DONE]":
             continue
@@ -56,3 +62,46 @@ def sse_json(exchange: Exchange, notes: list[str]) -> Iterator[tuple[str | None,
             notes.append(f"stream event {event.event or 'message'} is not a JSON object: {event.data[:80]!r}")
             continue
         yield event.event, value
+
+
+def _plain_sse_json(body: bytes) -> list[tuple[str | None, dict[str, Any]]] | None:
+    """`sse_json`'s result for the way providers actually frame their streams, found with a few bytes
+    operations per event instead of the general line parser: events of one ``data: `` line holding a
+    JSON object, each optionally named by one ``event: `` line before it, separated by ``\n\n``.
+    None for anything else (comments, ids, CR line ends, multi-line data, an event that is not a JSON
+    object, a number that needs exact parsing, invalid UTF-8), which the general parser then reads,
+    noting what it finds. Same results, about ten times fewer Python steps per event."""
+    if body.find(b"\r") >= 0 or body.translate(DIGIT_MAP).find(DIGIT_RUN) >= 0:
+        return None  # CR line ends, or a 19-digit run that may be an integer orjson cannot keep exact
+    events: list[tuple[str | None, dict[str, Any]]] = []
+    loads, append = orjson.loads, events.append
+    try:
+        for block in body.split(b"\n\n"):
+            if not block:
+                continue
+            framed = _plain_event(block)
+            if framed is None:
+                return None
+            if framed[1].strip() == b"[DONE]":
+                continue
+            value = loads(framed[1])
+            if type(value) is not dict:
+                return None
+            append((framed[0], value))
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return events
+
+
+def _plain_event(block: bytes) -> tuple[str | None, bytes] | None:
+    """(name, data) of an event block framed as `_plain_sse_json` expects, else None."""
+    end = block.find(b"\n")
+    if block.startswith(b"data: "):
+        return (None, block[6:]) if end < 0 else None
+    if (
+        block.startswith(b"event: ")
+        and block.startswith(b"data: ", end + 1)
+        and block.find(b"\n", end + 1) < 0
+    ):
+        return block[7:end].decode(), block[end + 7 :]
+    return None

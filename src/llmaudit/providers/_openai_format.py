@@ -72,17 +72,25 @@ def parse_openai_format(
     )
 
 
+_CHUNK_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
+_DELTA_TEXTS = frozenset({"content", "refusal", "reasoning_content"})
+
+
 def _assemble_chunks(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
     """``chat.completion.chunk`` events → one ``chat.completion`` (text, tool calls, finish, usage)."""
     result: dict[str, Any] = {}
     choices: dict[int, dict[str, Any]] = {}
     for _, chunk in sse_json(exchange, notes):
-        for key in ("id", "created", "model", "system_fingerprint", "service_tier"):
-            if chunk.get(key) is not None:
-                result[key] = chunk[key]
-        extra = obj(chunk.get("x_groq"))
-        if chunk.get("usage") is not None or extra.get("usage") is not None:
-            result["usage"] = chunk.get("usage") or extra.get("usage")
+        for key in _CHUNK_FIELDS:
+            value = chunk.get(key)
+            if value is not None:
+                result[key] = value
+        found = chunk.get("usage")
+        if not found:
+            extra = chunk.get("x_groq")  # Groq puts the usage of a stream in its last chunk's x_groq
+            found = extra.get("usage") if isinstance(extra, dict) else None
+        if found is not None:
+            result["usage"] = found
         for choice in items(chunk.get("choices")):
             if isinstance(choice, dict):
                 _merge_choice(choices.setdefault(as_int(choice.get("index")) or 0, {}), choice)
@@ -95,22 +103,26 @@ def _assemble_chunks(exchange: Exchange, notes: list[str]) -> dict[str, Any]:
 def _merge_choice(into: dict[str, Any], choice: dict[str, Any]) -> None:
     """Text arrives as lists of pieces, joined by `_finish_choice` (joining each piece as it comes is
     quadratic in the length of the stream)."""
-    if choice.get("finish_reason") is not None:
-        into["finish_reason"] = choice["finish_reason"]
-    if isinstance(choice.get("text"), str):
-        into.setdefault("text", []).append(choice["text"])
+    finish = choice.get("finish_reason")
+    if finish is not None:
+        into["finish_reason"] = finish
+    text = choice.get("text")
+    if isinstance(text, str):
+        into.setdefault("text", []).append(text)
     delta = choice.get("delta")
     if not isinstance(delta, dict):
         return
-    for key in ("role",):
-        if delta.get(key):
-            into[key] = delta[key]
-    for key in ("content", "refusal", "reasoning_content"):
-        if isinstance(delta.get(key), str):
-            into.setdefault(key, []).append(delta[key])
-    for call in items(delta.get("tool_calls")):
-        if isinstance(call, dict):
-            _merge_tool_call(into.setdefault("tool_calls", {}), call)
+    for key, value in delta.items():  # usually one key: cheaper than asking for each one we know
+        if key in _DELTA_TEXTS:
+            if isinstance(value, str):
+                into.setdefault(key, []).append(value)
+        elif key == "role":
+            if value:
+                into["role"] = value
+        elif key == "tool_calls":
+            for call in items(value):
+                if isinstance(call, dict):
+                    _merge_tool_call(into.setdefault("tool_calls", {}), call)
 
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], call: dict[str, Any]) -> None:
