@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
+from typing import Any
 
 import brotli
 import pytest
@@ -61,6 +63,49 @@ def test_parse_json_handles_big_integers_text_and_invalid_utf8() -> None:
     assert (text, notes) == ("<html>502</html>", ("body is not JSON (text/html, 16 bytes)",))
     assert parse_json(b"\xff\xfe")[1][1] == "body is not valid UTF-8"
     assert parse_json(b"  ") == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("value", "pad"),
+    [
+        ({"n": 2**64}, 1),  # just beyond what orjson keeps exact
+        ({"n": -(2**63) - 1}, 1),
+        ({"n": int("9" * 40), "f": 1.5}, 1),
+        ({"n": 2**70, "items": list(range(5000))}, 1),  # too many values to look at: the text decides
+        ({"f": 1e19, "n": 2**64 - 1}, 1),  # a large float and the largest exact integer
+        ({"f": 1e19, "n": 12}, 1),
+        ({"e": [0.25] * 3000}, 1),
+        ({"content": "1234567890" * 4000}, 0),  # long digit runs inside a string only
+    ],
+)
+def test_parse_json_reads_large_bodies_exactly(value: Any, pad: int) -> None:
+    """Bodies over 16 KiB take orjson first and check its floats (or, with too many values, the
+    text) for integers it rounded: the result is always what the exact stdlib parser gives."""
+    body = json.dumps({**value, "pad": "x" * 20_000 * pad}).encode()
+    assert len(body) > 16 * 1024
+    parsed, notes = parse_json(body)
+    assert notes == ()
+    assert parsed == json.loads(body)
+    assert [type(v) for v in parsed.values()] == [type(v) for v in json.loads(body).values()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+        max_leaves=30,
+    )
+)
+def test_parse_json_of_any_large_body_equals_the_stdlib(value: Any) -> None:
+    body = json.dumps([value, "x" * 17_000]).encode()
+    parsed, notes = parse_json(body)
+    assert notes == ()
+    assert repr(parsed) == repr(json.loads(body))
 
 
 def test_sse_follows_the_whatwg_rules() -> None:

@@ -183,17 +183,19 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
         return None, ()
     tail = body[-64:].rstrip()
     exact = not tail or tail[-1] in _JSON_ENDS
-    if (
-        exact
-        and _ORJSON_START.match(body)
-        # `find`, not `in`, on bytes: `in` first tries its needle as an integer (a raised and
-        # cleared TypeError per call), which costs more than this search on a stream's small events
-        and (body.translate(DIGIT_MAP).find(DIGIT_RUN) < 0 or not _LONG_NUMBER.search(body))
-    ):
-        try:
-            return orjson.loads(body), ()
-        except orjson.JSONDecodeError as exc:
-            exact = exc.pos < len(exc.doc)  # else cut short
+    if exact and _ORJSON_START.match(body):
+        large = len(body) > _SCAN_FIRST_BELOW
+        if large or not _may_hold_long_integer(body):
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                exact = exc.pos < len(exc.doc)  # else cut short
+            else:
+                # orjson keeps every integer that fits 64 bits and makes the others floats: a body
+                # with no float that large read exactly (asked of the values when there are few,
+                # which costs far less than scanning a large body's text)
+                if not large or _no_large_float(value, len(body) >> 7) or not _may_hold_long_integer(body):
+                    return value, ()
     if exact:
         try:
             return json.loads(body), ()  # exact for integers beyond 64 bits, which orjson makes floats
@@ -206,6 +208,39 @@ def parse_json(body: bytes, content_type: str | None = None) -> tuple[Any, tuple
         text, notes = body.decode("utf-8", "replace"), ("body is not valid UTF-8",)
     kind = (content_type or "").split(";")[0].strip() or "unknown type"
     return text, (f"body is not JSON ({kind}, {len(body)} bytes)", *notes)
+
+
+#: Bodies up to this size are scanned for long numbers before orjson reads them; larger ones after,
+#: and only when their values cannot rule the numbers out.
+_SCAN_FIRST_BELOW = 16 * 1024
+#: orjson turns integers above 2**64 - 1 or below -2**63 into floats at least this large.
+_LARGE_FLOAT = 9.2e18
+
+
+def _may_hold_long_integer(body: bytes) -> bool:
+    """Whether *body* may hold a JSON integer of 19 digits or more (orjson would make one beyond 64
+    bits a float). `find`, not `in`, on bytes: `in` first tries its needle as an integer (a raised and
+    cleared TypeError per call), which costs more than this search on a stream's small events."""
+    return body.translate(DIGIT_MAP).find(DIGIT_RUN) >= 0 and _LONG_NUMBER.search(body) is not None
+
+
+def _no_large_float(value: Any, budget: int) -> bool:
+    """True when *value* holds no float of `_LARGE_FLOAT` or more in size (so no integer orjson
+    rounded); False when it may, or when it has more than *budget* values to look at."""
+    stack = [value]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float and not -_LARGE_FLOAT < item < _LARGE_FLOAT:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
