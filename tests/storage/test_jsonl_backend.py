@@ -116,6 +116,34 @@ def test_fsync_policy_is_validated_and_batch_works(tmp_path: Path) -> None:
         open_storage(f"jsonl://{tmp_path}/b?colour=red")
 
 
+def test_chain_heads_follow_the_fsync_policy_and_checkpoints_are_always_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With fsync=never a batch costs no fsync, not even for its chain head (a few bytes, replaced
+    atomically by rename); with fsync=batch it does, and a prune checkpoint is synced either way."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def sealed(writer: str, seq: int) -> AuditRecord:
+        return AuditRecord(writer_id=writer, seq=seq, prev_hash="0" * 64, hash=f"{seq:064x}")
+
+    never = JSONLStorage(tmp_path / "never")
+    never.write([sealed("w1", 1), sealed("w1", 2)])
+    assert synced == []
+    assert never.chain_states()["w1"].head_seq == 2
+    never.delete([], {"w1": (1, f"{1:064x}")})  # a prune checkpoint
+    assert len(synced) == 1
+    never.write([sealed("w1", 3)])  # a head beside a checkpoint keeps the checkpoint safe
+    assert len(synced) == 2
+    assert never.chain_states()["w1"] == (3, f"{3:064x}", 1, f"{1:064x}")
+
+    synced.clear()
+    batch = JSONLStorage(tmp_path / "batch", fsync="batch")
+    batch.write([sealed("w2", 1)])
+    assert len(synced) >= 2  # the lines, and the head
+
+
 def test_damaged_lines_are_reported_with_file_and_line_and_skipped(tmp_path: Path) -> None:
     """A corrupt middle line and a truncated last line never stop the others from being read."""
     store = JSONLStorage(tmp_path)

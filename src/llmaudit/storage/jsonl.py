@@ -155,7 +155,11 @@ class JSONLStorage:
         path = self._chain_path(writer)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         before = _read_if_any(path) if undo is not None else None
-        _replace_file(path, dumps(list(state)) + b"\n")
+        # A head moved by a batch is as durable as the batch's lines (the fsync policy): an fsync per
+        # batch for a few bytes of head would cost more than the batch's own writes. A prune
+        # checkpoint is always synced: it is rare, and losing it would fail verify on what remains.
+        durable = self.fsync == "batch" or state.base_seq is not None
+        _replace_file(path, dumps(list(state)) + b"\n", durable=durable)
         if undo is not None:
             undo.heads.setdefault(path, before)
 
@@ -356,14 +360,16 @@ def _read_if_any(path: Path) -> bytes | None:
         return None
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write *data* to a 0600 temporary file beside *path*, fsync it, and rename it over *path*."""
+def _replace_file(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write *data* to a 0600 temporary file beside *path*, fsync it (if *durable*), and rename it
+    over *path*: readers see the old content or the new, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
