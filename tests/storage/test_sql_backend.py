@@ -8,13 +8,14 @@ import os
 import stat
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import llmaudit
-from llmaudit._codec import encode_record
+from llmaudit._codec import FIELDS, dumps, encode_record
 from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
 from llmaudit._record import SCHEMA_VERSION, AuditRecord
 from llmaudit.storage import Query, _migrations, open_storage
@@ -317,3 +318,39 @@ def test_memory_and_jsonl_storages_need_no_maintenance(tmp_path: Path) -> None:
         assert auditor.stats().written == 1
     finally:
         auditor.close()
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        datetime(2026, 11, 24, 13, 55, 16, 123, tzinfo=timezone.utc),
+        datetime(2026, 11, 24, 13, 55, 16, tzinfo=timezone.utc),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc),
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(0))),
+        datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+)
+def test_sqlite_rows_hold_what_sqlalchemy_itself_would_bind(
+    sqlite_store: SQLStorage, created: datetime
+) -> None:
+    """The insert's own parameter building (timestamps cut from the canonical one, empty containers
+    as constants) gives exactly the column values of SQLAlchemy's bind processing and `dumps`."""
+    dialect = sqlite_store._engine.dialect
+    records = [
+        AuditRecord(created_at=created),
+        AuditRecord(
+            created_at=created, tags=("a", "b"), metadata={"k": [1]}, notes=("n",), headers={"x": {}}
+        ),
+    ]
+    for record in records:
+        params = dict(zip(FIELDS, sqlite_store._to_params(record), strict=True))
+        for name in FIELDS:
+            value = getattr(record, name)
+            if name in ("tags", "metadata", "headers", "request", "response", "notes"):
+                expected = None if value is None else dumps(value).decode()
+            elif isinstance(value, bool):
+                expected = value
+            else:
+                process = sqlite_store.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                expected = value if process is None else process(value)
+            assert params[name] == expected, name

@@ -20,6 +20,7 @@ retries and spills), refused data becomes `StorageError`; both name the URL with
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import re
 import time
@@ -34,7 +35,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
 from .._chain import ChainState
-from .._codec import FIELDS, dumps, dumps_known, loads, record_from_dict
+from .._codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
@@ -117,7 +118,25 @@ class JSONText(sa.types.TypeDecorator[Any]):
 
 
 def _json_param(value: Any) -> str | None:
-    return None if value is None else dumps_known(value).decode()
+    if value is None:
+        return None
+    if not value and type(value) in (tuple, dict):  # no tags, no notes, no metadata: most records
+        return "[]" if type(value) is tuple else "{}"
+    return dumps_known(value).decode()
+
+
+def _sqlite_timestamp(process: Any) -> Any:
+    """SQLAlchemy's SQLite DATETIME text (``2026-11-24 13:55:16.000123``), cut from the canonical
+    timestamp the chain has just formatted for the same record (`format_timestamp` remembers it)
+    instead of being formatted again field by field; anything unusual goes to SQLAlchemy's own."""
+
+    def to_text(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is timezone.utc and value.year >= 1000:
+            text = format_timestamp(value)
+            return f"{text[:10]} {text[11:26]}"
+        return process(value)
+
+    return to_text
 
 
 def _json_type() -> sa.types.TypeEngine[Any]:
@@ -339,12 +358,15 @@ class SQLStorage:
                 converters.append((index, _json_param))
             elif name not in _BOOL_FIELDS:  # every driver here takes Python booleans as they are
                 fn = self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                if fn is not None and name == "created_at" and dialect.name == "sqlite":
+                    fn = _sqlite_timestamp(fn)
                 if fn is not None:
                     converters.append((index, fn))
         positional = compiled.positional
+        fields_of = operator.attrgetter(*names)
 
         def to_params(record: AuditRecord) -> Any:
-            values = [getattr(record, name) for name in names]
+            values = list(fields_of(record))
             for index, fn in converters:
                 values[index] = fn(values[index])
             return tuple(values) if positional else dict(zip(names, values, strict=True))
