@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import uuid
 from dataclasses import FrozenInstanceError
 from datetime import datetime, timedelta, timezone
@@ -119,3 +121,32 @@ def test_timestamps_are_formatted_as_strftime_defines_them(moment: datetime, off
     expected = aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert format_timestamp(aware) == expected
     assert format_day(aware) == expected[:10]
+
+
+def test_the_generated_init_keeps_the_dataclass_contract() -> None:
+    """`AuditRecord.__init__` is generated for speed: same keyword-only parameters and defaults as
+    the dataclass declares, a fresh object from each default factory, every field set, and the same
+    checks."""
+    declared = {f.name: f for f in dataclasses.fields(AuditRecord)}
+    params = inspect.signature(AuditRecord).parameters
+    assert list(params) == list(declared)
+    for name, param in params.items():
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY
+        if declared[name].default is not dataclasses.MISSING:
+            assert param.default == declared[name].default, name
+    first, second = AuditRecord(), AuditRecord()
+    assert first.id != second.id
+    assert first.metadata == {} and first.metadata is not second.metadata
+    assert first.headers == {} and first.headers is not second.headers
+    assert first.created_at.tzinfo is timezone.utc
+    values = {name: getattr(first, name) for name in declared}
+    assert dataclasses.replace(first) == first == AuditRecord(**values)
+    with pytest.raises(TypeError):
+        AuditRecord(colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        AuditRecord("positional")  # type: ignore[misc]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        AuditRecord(created_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="model"):
+        AuditRecord(model="m" * 300)
+    assert AuditRecord(tags=["a"], notes=["n"]).tags == ("a",)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._context import AuditContext
+from ._frozen import fast_init
 
 if TYPE_CHECKING:
     from ._record import AuditRecord
@@ -18,6 +19,7 @@ __all__ = ["MAX_CAPTURE_BYTES", "RawCapture"]
 MAX_CAPTURE_BYTES = 32 * 1024 * 1024
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RawCapture:
     """One HTTP exchange as seen by the transport (the request is the branch's own Request object)."""

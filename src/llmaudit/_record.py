@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ._frozen import fast_init
+
 __all__ = [
     "SCHEMA_VERSION",
     "SOURCES",
@@ -109,6 +111,7 @@ def new_id() -> str:
     return format_id(new_id_value())
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
     """One audited call (or one aggregation of calls); see DESIGN.md for the meaning of each field.

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._decode import parse_json
+from .._frozen import fast_init
 
 __all__ = ["Exchange", "Parsed", "Provider", "match", "parse", "register_provider"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """One HTTP exchange, content-decoded, as the writer sees it."""
@@ -34,6 +36,7 @@ class Exchange:
     is_stream: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Parsed:
     """What a provider makes of an exchange."""
