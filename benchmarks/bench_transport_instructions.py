@@ -9,12 +9,16 @@ few and with more calls, without llmaudit and with AuditTransport, each run endi
 ``auditor.flush()`` so that the writer thread's work (build, redaction, chain, storage) is counted,
 and prints the difference per call: the cost of one more call, start-up and imports left out. It
 counts every thread's instructions, not time: I/O waits (SQLite's fsync at a checkpoint) and the
-GIL hand-overs between the caller and the writer are not in it. Needs valgrind; takes a few minutes.
+GIL hand-overs between the caller and the writer are not in it. The objects left by start-up are
+frozen out of garbage collection first (`gc.freeze`), else one full collection more or less in a run
+moves the result by millions of instructions per call. Needs valgrind; takes a few minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import re
 import shutil
 import subprocess
@@ -36,7 +40,10 @@ def run(variant: str, calls: int, size_kb: int, stream: bool, storage: str) -> N
     """The run under valgrind: a warm-up, then *calls* calls and a flush."""
     directory = tempfile.mkdtemp(prefix="llmaudit-bench-")
     url = f"sqlite:///{directory}/a.db" if storage == "sqlite" else f"jsonl://{directory}/log"
-    auditor = llmaudit.Auditor(url, spool_dir=f"{directory}/spool")
+    # The writer wakes on a timer too: under valgrind's slowness it would cut the calls into batches
+    # by wall-clock time. With a long interval each run writes one batch, at its flush, as a block of
+    # bench_transport.py does.
+    auditor = llmaudit.Auditor(url, spool_dir=f"{directory}/spool", flush_interval_s=3600)
     transport: httpx2.BaseTransport = httpx2.MockTransport(handler)
     if variant == "llmaudit":
         transport = llmaudit.transports.httpx2.AuditTransport(transport, auditor=auditor)
@@ -45,6 +52,11 @@ def run(variant: str, calls: int, size_kb: int, stream: bool, storage: str) -> N
     for _ in range(3):
         call(client, content, stream)
     auditor.flush(60)
+    # Start-up leaves ~10^6 objects behind; a full collection walks them all (hundreds of millions of
+    # instructions), and whether one falls inside the run of more calls or not would swamp the
+    # difference. Frozen, they are left out of every collection; the calls' own garbage still counts.
+    gc.collect()
+    gc.freeze()
     for _ in range(calls):
         call(client, content, stream)
     auditor.flush(60)
@@ -54,7 +66,8 @@ def run(variant: str, calls: int, size_kb: int, stream: bool, storage: str) -> N
 def count(variant: str, calls: int, size_kb: int, stream: bool, storage: str) -> int:
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
     command += ["--run", variant, str(calls), str(size_kb), "stream" if stream else "plain", storage]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict and set layouts in every run
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     match = re.search(r"Collected : (\d+)", result.stderr)
     if result.returncode or match is None:
         raise SystemExit(f"valgrind run failed:\n{result.stderr[-3000:]}")
