@@ -10,24 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmaudit._decode import iter_sse, parse_json
 from llmaudit.providers import Exchange
-from llmaudit.providers._common import _plain_sse_json, sse_json
+from llmaudit.providers._common import _general_sse_json, _plain_sse_json, sse_json
 
 
 def _general(body: bytes) -> tuple[list[tuple[str | None, Any]], list[str]]:
     """What the general parser makes of *body* (the reference the fast path must match)."""
     notes: list[str] = []
-    out = []
-    for event in iter_sse(body):
-        if event.data.strip() == "[DONE]":
-            continue
-        value, problems = parse_json(event.data.encode())
-        if problems or not isinstance(value, dict):
-            notes.append(f"stream event {event.event or 'message'} is not a JSON object: {event.data[:80]!r}")
-            continue
-        out.append((event.event, value))
-    return out, notes
+    return list(_general_sse_json(body, notes)), notes
 
 
 def _read(body: bytes) -> tuple[list[tuple[str | None, Any]], list[str]]:

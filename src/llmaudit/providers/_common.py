@@ -53,8 +53,13 @@ def sse_json(exchange: Exchange, notes: list[str]) -> Iterator[tuple[str | None,
     fast = _plain_sse_json(exchange.response_body)
     if fast is not None:
         yield from fast
-        return
-    for event in iter_sse(exchange.response_body):
+    else:
+        yield from _general_sse_json(exchange.response_body, notes)
+
+
+def _general_sse_json(body: bytes, notes: list[str]) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """`sse_json` for any stream: the WHATWG framing, each event through `parse_json`."""
+    for event in iter_sse(body):
         if event.data.strip() == "[DONE]":
             continue
         value, problems = parse_json(event.data.encode())
