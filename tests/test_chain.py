@@ -398,24 +398,63 @@ def test_processes_writing_at_once_each_keep_a_verifiable_chain(
     assert report.totals()["verified"] == 241
 
 
-def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_write() -> None:
-    """Sealing remembers each record's canonical JSON (and its payloads') for the storage to reuse:
-    they must be byte for byte the fresh encoding, for copied and for writer-owned records."""
+@pytest.mark.parametrize("whole", [True, False], ids=["jsonl", "sql"])
+def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_write(whole: bool) -> None:
+    """Sealing remembers what the storage will encode, for it to reuse: each record's canonical JSON
+    for a store that writes whole records (JSONL), each payload's and the headers' for one that
+    takes them column by column (SQL). They must be byte for byte the fresh encoding, for copied and
+    for writer-owned records, and right-sized copies of orjson's over-allocated buffers."""
     from llmaudit._codec import dumps, encode_record, forget_encodings, recall, record_to_dict
 
     records = _records(5)
     erased = _replace(records[1], response=llmaudit._chain.tombstone({"x": 1}, datetime.now(timezone.utc)))
-    owned_record = _records(1)[0]
+    owned_record = _replace(_records(1)[0], headers={"request": {"user-agent": "OpenAI/Python 3.57.0"}})
     batch = [records[0], erased, *records[2:], owned_record]
     chain = Chain(b"k")
-    chain.remember_records = True
+    chain.remember_records = whole
     sealed = chain.seal(batch, owned={id(owned_record)})
     assert sealed[-1] is owned_record and sealed[0] is not records[0] and records[0].seq is None
     for record in sealed:
-        assert recall(record) == dumps(record_to_dict(record)) == encode_record(record)
-        assert recall(record.request) == dumps(record.request)
+        if whole:
+            kept = recall(record)
+            assert kept == dumps(record_to_dict(record)) == encode_record(record)
+            assert recall(record.request) is None
+        else:
+            assert recall(record) is None
+            kept = recall(record.request)
+            assert kept == dumps(record.request)
+            if record.headers:
+                assert recall(record.headers) == dumps(record.headers)
+        assert kept is not None
     forget_encodings()
     assert recall(sealed[0]) is None
+
+
+def test_a_remembered_encoding_holds_its_size_not_orjsons_buffer() -> None:
+    """orjson hands back its bytes in a buffer many times their length (16 KiB for about 1 KiB) and
+    never shrinks it: what the memo keeps until the batch is written must be the right size."""
+    import tracemalloc
+
+    import orjson
+
+    from llmaudit._codec import forget_encodings, recall, remember
+
+    value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        data = orjson.dumps(value)
+        raw_buffer = tracemalloc.get_traced_memory()[0] - start
+        remember(value, data)
+        del data
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    encoded = recall(value)
+    forget_encodings()
+    assert encoded == orjson.dumps(value)
+    assert raw_buffer > 4 * len(encoded)  # orjson's own buffer: the waste this guards against
+    assert kept < 2 * len(encoded)  # the copy (plus the memo's entry), not the buffer
 
 
 def test_an_export_of_a_pruned_log_carries_its_checkpoint(tmp_path: Path) -> None:
@@ -516,3 +555,23 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
     assert sealed.hash == compute_hash(sealed)
     assert recall(sealed) == dumps(record_to_dict(sealed)) == encode_record(sealed)
     forget_encodings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"erased": True, "sha256": "ab" * 32, "at": "2026-01-01T00:00:00.000000Z"}, True),
+        ({"erased": True, "sha256": "ab" * 32}, False),  # no "at"
+        ({"erased": True, "sha256": "ab" * 32, "at": "x", "more": 1}, False),  # a fourth key
+        ({"erased": True, "sha256": "ab" * 32, "when": "x"}, False),  # three keys, one of them wrong
+        ({"erased": "true", "sha256": "ab" * 32, "at": "x"}, False),  # not the JSON true
+        ({"erased": 1, "sha256": "ab" * 32, "at": "x"}, False),  # 1 == True, but is not True
+        ({"erased": True, "sha256": 5, "at": "x"}, False),  # a digest that is not text
+        ([("erased", True), ("sha256", "x"), ("at", "x")], False),
+        (None, False),
+    ],
+)
+def test_only_an_exact_tombstone_counts_as_one(value: Any, expected: bool) -> None:
+    """A payload that merely looks like a tombstone is hashed as a payload (else editing it to look
+    erased would keep its hash valid)."""
+    assert llmaudit._chain.is_tombstone(value) is expected

@@ -791,3 +791,15 @@ def test_denied_headers_are_removed_whatever_their_case() -> None:
     assert out is not None and out.headers == {"request": {"user-agent": "ua"}, "response": {}}
     with pytest.raises(ConfigurationError):
         Redactor(deny_headers="x-one-string")  # type: ignore[arg-type]
+
+
+def test_header_keys_that_are_not_text_do_not_hide_a_denied_header() -> None:
+    """A hand-made record may carry a key that is not a string beside a denied header: the denied
+    one still goes, the odd key stays, and with nothing denied the headers are left as they were."""
+    headers: dict[str, Any] = {"request": {1: "one", "Cookie": "c", "user-agent": "ua"}}
+    out = Redactor()(AuditRecord(headers=headers))
+    assert out is not None and out.headers == {"request": {1: "one", "user-agent": "ua"}}
+    clean: dict[str, Any] = {"request": {1: "one", "user-agent": "ua"}, "response": "not a dict"}
+    record = AuditRecord(headers=clean)
+    out = Redactor()(record)
+    assert out is not None and out.headers is clean

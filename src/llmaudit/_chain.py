@@ -78,10 +78,14 @@ def tombstone(value: Any, at: datetime) -> dict[str, Any]:
 
 
 def is_tombstone(value: Any) -> bool:
+    # len and membership, not ``value.keys() == {...}``: that builds a set per call, and the writer
+    # asks this of every payload it seals
     return (
         isinstance(value, dict)
-        and value.keys() == {"erased", "sha256", "at"}
-        and value["erased"] is True
+        and len(value) == 3
+        and "sha256" in value
+        and "at" in value
+        and value.get("erased") is True
         and isinstance(value["sha256"], str)
     )
 
@@ -101,19 +105,45 @@ def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | No
     return _hash_data(data, key)
 
 
+#: Encodings this short (``{}``, ``null``, ``[]``, small numbers) keep their digest: most records
+#: carry an empty ``metadata``, and hashing it again is a tenth of a record's sealing.
+_SHORT = 8
+_short_digests: dict[bytes, str] = {}
+_EMPTY_OBJECT = orjson.Fragment(b"{}")
+
+
+def _payload_hash(encoded: bytes) -> str:
+    if len(encoded) > _SHORT:
+        return hashlib.sha256(encoded).hexdigest()
+    digest = _short_digests.get(encoded)
+    if digest is None:
+        digest = hashlib.sha256(encoded).hexdigest()
+        if len(_short_digests) < 1024:
+            _short_digests[encoded] = digest
+    return digest
+
+
 def _hash_data(
     data: dict[str, Any], key: bytes | None, *, memo: bool = False, full: dict[str, Any] | None = None
 ) -> str:
     """The hash of a record's dict (`record_to_dict`, keys in sorted order): payloads by digest,
-    ``hash`` itself left out. With *memo*, each payload's canonical JSON is remembered for the
-    storage to reuse; *full* (a copy of *data*) gets every container as a canonical fragment, ready
-    for `dumps_presorted` to encode the whole record without encoding a payload twice."""
+    ``hash`` itself left out. With *memo*, the canonical JSON of each payload and of the headers is
+    remembered for the storage to reuse; *full* (a copy of *data*) gets every container as a
+    canonical fragment, ready for `dumps_presorted` to encode the whole record without encoding a
+    payload twice."""
     data.pop("hash", None)
     headers = data["headers"]
     if isinstance(headers, (dict, list)):  # the one container that is not a payload
-        data["headers"] = orjson.Fragment(dumps(headers))
+        if not headers and isinstance(headers, dict):
+            fragment = _EMPTY_OBJECT
+        else:
+            encoded = dumps(headers)
+            if memo:
+                remember(headers, encoded)
+            fragment = orjson.Fragment(encoded)
+        data["headers"] = fragment
         if full is not None:
-            full["headers"] = data["headers"]
+            full["headers"] = fragment
     for name in PAYLOAD_FIELDS:
         value = data[name]
         if is_tombstone(value):
@@ -126,7 +156,7 @@ def _hash_data(
             remember(value, encoded)
         if full is not None:
             full[name] = orjson.Fragment(encoded)
-        data[name] = hashlib.sha256(encoded).hexdigest()
+        data[name] = _payload_hash(encoded)
     return _digest(dumps_presorted(data), key)
 
 
@@ -155,14 +185,19 @@ class Chain:
                 seq, prev = self._seq, self._prev
                 data = record_to_dict(original)
                 data["writer_id"], data["seq"], data["prev_hash"] = writer_id, seq, prev
-                # The record as storage writes it: the same dict with each payload's encoding spliced
-                # in (orjson.Fragment), so a JSONL store never encodes a payload twice.
-                full = dict(data) if whole else None
-                digest = _hash_data(data, key, memo=True, full=full)
+                if whole:
+                    # The record as storage writes it: the same dict with each payload's encoding
+                    # spliced in (orjson.Fragment), so a JSONL store never encodes a payload twice.
+                    full = dict(data)
+                    digest = _hash_data(data, key, full=full)
+                else:  # a SQL store takes each payload's JSON: remember those instead
+                    full = None
+                    digest = _hash_data(data, key, memo=True)
                 if id(original) in owned:
-                    for name, value in (("writer_id", writer_id), ("seq", seq), ("prev_hash", prev)):
-                        object.__setattr__(original, name, value)
-                    object.__setattr__(original, "hash", digest)
+                    _set_writer_id(original, writer_id)
+                    _set_seq(original, seq)
+                    _set_prev_hash(original, prev)
+                    _set_hash(original, digest)
                     record = original
                 else:
                     record = _with_links(original, writer_id, seq, prev, digest)
@@ -209,6 +244,10 @@ def _make_copier() -> Any:
 
 
 _with_links = _make_copier()
+_set_writer_id = AuditRecord.__dict__["writer_id"].__set__
+_set_seq = AuditRecord.__dict__["seq"].__set__
+_set_prev_hash = AuditRecord.__dict__["prev_hash"].__set__
+_set_hash = AuditRecord.__dict__["hash"].__set__
 
 
 @dataclass(slots=True)

@@ -492,6 +492,15 @@ def _is_truncation_marker(value: dict[Any, Any]) -> bool:
     return value.get("truncated") is True and isinstance(sha, str) and _HEX64.fullmatch(sha) is not None
 
 
+def _disjoint_lowered(names: frozenset[str], side: dict[Any, Any]) -> bool:
+    """Whether no string key of *side*, lower-cased, is in *names* (``map`` runs at C speed; a key
+    that is not a string sends it to the slower loop that skips such keys)."""
+    try:
+        return names.isdisjoint(map(str.lower, side))
+    except TypeError:
+        return names.isdisjoint(k.lower() for k in side if isinstance(k, str))
+
+
 class Redactor:
     """A writer processor that redacts a record (see the module docstring for what and in which order).
 
@@ -586,14 +595,16 @@ class Redactor:
 
     def __call__(self, record: AuditRecord) -> AuditRecord | None:
         """The redacted record (the same object when nothing changed), passed through ``before_write``."""
+        headers = record.headers
+        if headers:
+            allowed = self._allowed_headers(headers)
+            if allowed is not headers:
+                record = replace(record, headers=allowed)
+        if self._nothing_to_do(record):
+            return record if self._before_write is None else self._before_write(record)
         changes: dict[str, Any] = {}
         counts: dict[str, int] = {}
         failed: list[str] = []
-        headers = self._allowed_headers(record.headers)
-        if headers is not record.headers:
-            record = replace(record, headers=headers)
-        if self._nothing_to_do(record):
-            return record if self._before_write is None else self._before_write(record)
         for name, rules in self._plan:
             self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
         if self._detectors or self._patterns:
@@ -663,11 +674,13 @@ class Redactor:
 
     def _allowed_headers(self, headers: Any) -> Any:
         """*headers* without denied names (the same object when none is there)."""
-        if not isinstance(headers, dict) or not any(
-            isinstance(side, dict)
-            and not self._deny_headers.isdisjoint(k.lower() for k in side if isinstance(k, str))
-            for side in headers.values()
-        ):
+        if not isinstance(headers, dict):
+            return headers
+        deny = self._deny_headers
+        for side in headers.values():
+            if isinstance(side, dict) and side and not _disjoint_lowered(deny, side):
+                break
+        else:
             return headers
         return {
             where: {

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -42,9 +42,15 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
     }
 
 
-def _failing_write(fail_on_call: int, keep: float = 0.5) -> tuple[Callable[[int, bytes], None], list[int]]:
-    """A `_write_all` whose *fail_on_call*-th call (1-based) writes *keep* of its bytes, then hits a
-    full disk; the other calls write normally. Returns it and the list of calls made."""
+def _lines_through(write_all: Callable[[int, bytes], None]) -> Callable[[int, Sequence[bytes]], None]:
+    """A `_write_lines` that writes a batch's lines as one `_write_all` call (one failure point)."""
+    return lambda fd, lines: write_all(fd, b"".join(line + b"\n" for line in lines))
+
+
+def _failing_write(monkeypatch: pytest.MonkeyPatch, fail_on_call: int, keep: float = 0.5) -> list[int]:
+    """Make the *fail_on_call*-th write of the JSONL store (1-based: a batch's lines for one file, or a
+    chain head's temporary file) put *keep* of its bytes down and then hit a full disk; the other
+    writes go through. Returns the list of calls made (their sizes)."""
     real = jsonl._write_all
     calls: list[int] = []
 
@@ -55,7 +61,9 @@ def _failing_write(fail_on_call: int, keep: float = 0.5) -> tuple[Callable[[int,
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    return write_all, calls
+    monkeypatch.setattr(jsonl, "_write_all", write_all)
+    monkeypatch.setattr(jsonl, "_write_lines", _lines_through(write_all))
+    return calls
 
 
 def _line_ids(store: JSONLStorage) -> list[str]:
@@ -80,8 +88,7 @@ def test_a_batch_cut_short_by_a_full_disk_leaves_no_line_of_it_behind(
     store.write(first)
     before = _snapshot(tmp_path)
     batch = _sealed(chain, 10, start=DAY + timedelta(seconds=3))
-    failing, calls = _failing_write(fail_on_call=1, keep=0.55)
-    monkeypatch.setattr(jsonl, "_write_all", failing)
+    calls = _failing_write(monkeypatch, fail_on_call=1, keep=0.55)
     with pytest.raises(StorageUnavailableError, match="No space left"):
         store.write(batch)
     assert calls  # the partial write really happened
@@ -101,8 +108,7 @@ def test_a_full_disk_while_saving_the_chain_head_takes_the_appended_lines_back(
     store.write(_sealed(chain, 2))
     before = _snapshot(tmp_path)
     batch = _sealed(chain, 5, start=DAY + timedelta(seconds=2))
-    failing, calls = _failing_write(fail_on_call=2)  # 1: the data file, 2: the chain head's temporary
-    monkeypatch.setattr(jsonl, "_write_all", failing)
+    calls = _failing_write(monkeypatch, fail_on_call=2)  # 1: the data file, 2: the chain head's temporary
     with pytest.raises(StorageUnavailableError):
         store.write(batch)
     assert len(calls) == 2
@@ -123,8 +129,7 @@ def test_a_batch_over_two_days_is_undone_in_both_files_and_a_file_it_created_goe
     before = _snapshot(tmp_path)
     batch = _sealed(chain, 20, start=BEFORE_MIDNIGHT + timedelta(seconds=1))  # crosses midnight UTC
     assert len({r.created_at.date() for r in batch}) == 2
-    failing, _ = _failing_write(fail_on_call=2, keep=0.3)
-    monkeypatch.setattr(jsonl, "_write_all", failing)
+    _failing_write(monkeypatch, fail_on_call=2, keep=0.3)
     with pytest.raises(StorageUnavailableError):
         store.write(batch)
     assert _snapshot(tmp_path) == before
@@ -139,8 +144,7 @@ def test_a_batch_that_made_the_file_rotate_is_undone_and_the_next_one_reuses_the
     store.write(_sealed(chain, 2))
     before = _snapshot(tmp_path)
     batch = _sealed(chain, 3, start=DAY + timedelta(seconds=2))
-    failing, _ = _failing_write(fail_on_call=1)
-    monkeypatch.setattr(jsonl, "_write_all", failing)
+    _failing_write(monkeypatch, fail_on_call=1)
     with pytest.raises(StorageUnavailableError):
         store.write(batch)
     assert _snapshot(tmp_path) == before
@@ -165,6 +169,7 @@ def test_a_full_disk_makes_the_writer_spill_and_replay_not_reject(
         real(fd, data)
 
     monkeypatch.setattr(jsonl, "_write_all", write_all)
+    monkeypatch.setattr(jsonl, "_write_lines", _lines_through(write_all))
     auditor = llmaudit.Auditor(
         f"jsonl://{tmp_path / 'log'}", spool_dir=str(tmp_path / "spool"), batch_size=10
     )
@@ -207,3 +212,53 @@ def test_a_child_forked_while_the_parent_holds_the_lock_does_not_keep_it(tmp_pat
     assert os.waitstatus_to_exitcode(status[1]) == 0
     store.write([AuditRecord(created_at=DAY, session_key="parent")])
     assert sorted(r.session_key or "" for r in store.read()) == ["child", "parent"]
+
+
+@pytest.mark.parametrize("budget", [1, 7, 100, 4096])
+def test_lines_written_with_writev_survive_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    """``writev`` may put down fewer bytes than asked, even in the middle of a line: the rest follows,
+    every line exactly once with its newline, more than IOV_MAX buffers included."""
+    lines = [f'{{"n":{i},"text":"{"x" * (i % 50)}"}}'.encode() for i in range(700)]  # 1,400 buffers
+    real_writev = os.writev
+    sizes: list[int] = []
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        sizes.append(len(buffers))
+        data = b"".join(buffers)[:budget]
+        return real_writev(fd, [data])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    fd = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        jsonl._write_lines(fd, lines)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "lines").read_bytes() == b"".join(line + b"\n" for line in lines)
+    assert max(sizes) <= 1024
+
+
+def test_a_full_disk_in_the_middle_of_writev_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short ``writev`` followed by ENOSPC: the error reaches `write` (which cuts the file back)."""
+    real_writev = os.writev
+    state = {"calls": 0}
+
+    def filling_writev(fd: int, buffers: list[bytes]) -> int:
+        state["calls"] += 1
+        if state["calls"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_writev(fd, [b"".join(buffers)[:10]])
+
+    monkeypatch.setattr(os, "writev", filling_writev)
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jsonl, "_write_all", full)
+    fd = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        with pytest.raises(OSError, match="No space"):
+            jsonl._write_lines(fd, [b'{"a":1}', b'{"b":2}'])
+    finally:
+        os.close(fd)

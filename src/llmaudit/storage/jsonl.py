@@ -53,6 +53,30 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+#: At most this many buffers per ``writev`` (Linux's IOV_MAX is 1024).
+_IOV_MAX = 1024
+_NEWLINE = b"\n"
+
+
+def _write_lines(fd: int, lines: Sequence[bytes]) -> None:
+    """Write each of *lines* followed by a newline, with ``writev``: no copy of the batch is made
+    (joining half a megabyte per batch costs fresh pages from the kernel each time: the allocator
+    maps and unmaps a block that size). A short write goes on from where it stopped."""
+    parts = [_NEWLINE] * (2 * len(lines))
+    parts[::2] = lines
+    start = 0
+    while start < len(parts):
+        chunk = parts[start : start + _IOV_MAX]
+        written = os.writev(fd, chunk)
+        for part in chunk:
+            if written < len(part):
+                _write_all(fd, part[written:])
+                start += 1
+                break
+            written -= len(part)
+            start += 1
+
+
 class JSONLStorage:
     """Append-only JSON Lines files; see the module docstring.
 
@@ -113,13 +137,13 @@ class JSONLStorage:
         """
         by_day: dict[str, list[bytes]] = defaultdict(list)
         for record in records:
-            by_day[format_day(record.created_at)].append(encode_record(record) + b"\n")
+            by_day[format_day(record.created_at)].append(encode_record(record))
         try:
             with self._locked():
                 undo = _Undo()
                 try:
                     for day, lines in by_day.items():
-                        self._append(day, b"".join(lines), undo)
+                        self._append(day, lines, undo)
                     self._save_heads(records, undo)
                 except BaseException:
                     undo.rollback()
@@ -238,7 +262,7 @@ class JSONLStorage:
         self._index[day] = index
         return path
 
-    def _append(self, day: str, data: bytes, undo: _Undo) -> None:
+    def _append(self, day: str, lines: list[bytes], undo: _Undo) -> None:
         path = self._current(day)
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -246,8 +270,8 @@ class JSONLStorage:
             size = os.fstat(fd).st_size
             undo.sizes.setdefault(path, None if created else size)
             if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # a writer died mid-line: never glue our first record onto it
-            _write_all(fd, data)
+                _write_all(fd, b"\n")  # a writer died mid-line: never glue our first record onto it
+            _write_lines(fd, lines)
             if self.fsync == "batch":
                 os.fsync(fd)
         finally:
