@@ -142,3 +142,25 @@ def test_the_generated_init_keeps_the_dataclass_contract() -> None:
     with pytest.raises(ValueError, match="model"):
         AuditRecord(model="m" * 300)
     assert AuditRecord(tags=["a"], notes=["n"]).tags == ("a",)  # type: ignore[arg-type]
+
+
+def test_timestamps_that_share_a_second_or_its_clock_time_keep_their_own_text() -> None:
+    """The second's text is remembered between calls: records of the same second differ only in
+    their microseconds, and the same clock time on another day, or in another zone, is not mistaken
+    for it."""
+    base = datetime(2026, 11, 30, 11, 15, 48, 583399, tzinfo=timezone.utc)
+    moments = [
+        base,
+        base.replace(microsecond=0),
+        base.replace(microsecond=999999),
+        base.replace(day=29),  # same clock time, the day before
+        base,
+        base.replace(year=2025),
+        base.astimezone(timezone(timedelta(hours=5, minutes=30))),  # the same instant elsewhere
+        base.replace(tzinfo=timezone(timedelta(hours=-1))),  # the same clock time an hour later
+        base.replace(year=999),
+        base,
+    ]
+    for moment in moments:
+        expected = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_timestamp(moment) == expected
