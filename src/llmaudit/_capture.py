@@ -4,6 +4,7 @@ copying, no I/O. The writer thread turns it into an `AuditRecord` (`_build.build
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,18 @@ class RawCapture:
     request_stream: Any = None  # the request's original body stream (multipart field names live there)
 
     def to_record(self) -> AuditRecord | None:
-        from ._build import build_record  # noqa: PLC0415 - parsing is loaded on the writer thread only
+        build = _builder or _load_builder()
+        return build(self)
 
-        return build_record(self)
+
+_builder: Callable[[RawCapture], AuditRecord] | None = None
+
+
+def _load_builder() -> Callable[[RawCapture], AuditRecord]:
+    """`_build.build_record`, imported on the writer thread at its first record (parsing is not
+    loaded on the hot path), then kept: an import statement per record costs a microsecond."""
+    global _builder  # noqa: PLW0603 - set once; a race sets the same function twice
+    from ._build import build_record  # noqa: PLC0415
+
+    _builder = build_record
+    return build_record

@@ -60,6 +60,26 @@ def _lookup(provider_id: str, model: str) -> Any:
     return found
 
 
+#: id(ModelPrice) -> (that object, its flat (input, output) rates per million tokens as floats, or None
+#: when tiered); the object is kept so that its id cannot be reused by another
+_rates: dict[int, tuple[Any, tuple[float, float] | None]] = {}
+
+
+def _flat_rates(prices: Any) -> tuple[float, float] | None:
+    """*prices*' flat input and output rates as floats (None for tiered prices), computed once per
+    price object: the package hands back the same objects for as long as a price holds."""
+    known = _rates.get(id(prices))
+    if known is not None and known[0] is prices:
+        return known[1]
+    rates = (prices.input_mtok, prices.output_mtok)
+    flat = None
+    if all(rate is None or isinstance(rate, Decimal) for rate in rates):
+        flat = (float(rates[0] or 0), float(rates[1] or 0))
+    if len(_rates) < _CACHE_LIMIT:
+        _rates[id(prices)] = (prices, flat)
+    return flat
+
+
 def cost_usd(
     provider: str | None,
     model: str | None,
@@ -79,10 +99,10 @@ def cost_usd(
     try:
         found_provider, found_model = found
         prices = found_model.get_prices(at or datetime.now(timezone.utc))
-        rates = (prices.input_mtok, prices.output_mtok)
-        if all(rate is None or isinstance(rate, Decimal) for rate in rates):
+        flat = _flat_rates(prices)
+        if flat is not None:
             # flat per-token prices (most models): the package's own calculation costs ~250 µs
-            in_rate, out_rate = (float(rate or 0) for rate in rates)
+            in_rate, out_rate = flat
             return round((input_tokens * in_rate + (output_tokens or 0) * out_rate) / 1e6, 12)
         from genai_prices import Usage  # noqa: PLC0415
 
