@@ -7,6 +7,7 @@ import hmac
 import re
 from dataclasses import replace
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -803,3 +804,59 @@ def test_header_keys_that_are_not_text_do_not_hide_a_denied_header() -> None:
     record = AuditRecord(headers=clean)
     out = Redactor()(record)
     assert out is not None and out.headers is clean
+
+
+_PIECES = [
+    OPENAI,
+    ANTHROPIC,
+    GOOGLE,
+    AWS,
+    AWS_SESSION,
+    EMAIL,
+    VISA,
+    "4111-1111-1111-1111",
+    "Bearer abcdefghijklmnop",
+    "BEARER   x1234567890",
+    "data:image/png;BASE64,iVBORw0KGgoAAAANSUhEUg",
+    "sk-",
+    "AIz",
+    "AKI",
+    "@",
+    "bear",
+    "base64",
+    "1234567",
+    " ",
+    "-",
+    "lorem ipsum ",
+    "ÄÖü ",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=6).map("".join), min_size=7, max_size=7),
+    detectors=st.sampled_from([True, False, ("email",), ("openai_key", "aws_key", "card")]),
+)
+def test_the_fast_path_skips_only_records_the_full_walk_would_leave_alone(
+    texts: list[str], detectors: bool | tuple[str, ...]
+) -> None:
+    """`_nothing_to_do` decides on the record's JSON bytes whether the full walk can be skipped: it
+    must never skip a record the walk would change (a key, an address, a card, a token or a data URL
+    anywhere: messages, URL, error, tags, notes, metadata, headers)."""
+    request, response, url, error, tag, note, meta = texts
+    record = AuditRecord(
+        request={"model": "m", "messages": [{"role": "user", "content": request}]},
+        response={"choices": [{"message": {"content": response}}]},
+        url="https://api.example.com/v1?q=" + url,
+        error=error,
+        tags=(tag,),
+        notes=(note,),
+        metadata={"k": meta},
+        headers={"response": {"x-request-id": meta}},
+    )
+    redactor = Redactor(detectors=detectors if isinstance(detectors, bool) else list(detectors))
+    fast = redactor(record)
+    with mock.patch.object(Redactor, "_nothing_to_do", return_value=False):
+        walked = redactor(record)
+    assert fast is not None and walked is not None
+    assert encode_record(fast) == encode_record(walked)

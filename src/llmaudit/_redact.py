@@ -449,6 +449,11 @@ _SQUEEZE_TABLE = bytes(
     48 if 48 <= b <= 57 else b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 46 for b in range(256)
 )
 _THIRTEEN_DIGITS = b"0" * _CARD_MIN_DIGITS
+#: The fast path's needles (see `Redactor._nothing_to_do`): key prefixes in the raw JSON, and in the
+#: squeezed JSON a data URL (";base64," in any case) or a bearer token.
+_OPENAI_KEY_START = re.compile(rb"sk-")
+_OTHER_KEY_STARTS = re.compile(rb"A(?:Iza|KIA|SIA)")
+_SQUEEZED_MARKERS = re.compile(rb"base00\.|bearer")
 _BEARER_MIN_LENGTH: Final = len("bearer x1234567")
 
 
@@ -657,19 +662,16 @@ class Redactor:
         # `find`, not `in`: `needle in some_bytes` first tries the needle as an integer, and raising
         # and clearing that TypeError costs as much as the search itself on a short record
         squeezed = blob.translate(_SQUEEZE_TABLE, b" -")
-        find, find_squeezed = blob.find, squeezed.find
-        if find_squeezed(b"base00.") >= 0:  # ";base64," in any case: a data URL
-            return False
         if not self._detectors:
-            return True
+            return squeezed.find(b"base00.") < 0  # ";base64," in any case: a data URL
+        # Needles of several bytes through `re`, which skips to their first byte at C speed: on prose
+        # it is two to three times faster than `bytes.find`, and one pattern covers three needles.
         return (
-            find(b"@") < 0
-            and find(b"sk-") < 0
-            and find(b"AIza") < 0
-            and find(b"AKIA") < 0
-            and find(b"ASIA") < 0
-            and find_squeezed(_THIRTEEN_DIGITS) < 0
-            and find_squeezed(b"bearer") < 0
+            blob.find(b"@") < 0
+            and _OPENAI_KEY_START.search(blob) is None
+            and _OTHER_KEY_STARTS.search(blob) is None
+            and squeezed.find(_THIRTEEN_DIGITS) < 0
+            and _SQUEEZED_MARKERS.search(squeezed) is None
         )
 
     def _allowed_headers(self, headers: Any) -> Any:
