@@ -42,6 +42,8 @@ SECRET_QUERY_PARAMETERS = frozenset(
         "password",
     }
 )
+#: The context of a call made outside every session (immutable, so one serves every record).
+_NO_CONTEXT = AuditContext()
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/ndjson")
 
 
@@ -213,7 +215,7 @@ def _build(raw: RawCapture) -> AuditRecord:
     exchange, is_stream = _exchange(raw, notes, headers)
     parsed = providers.parse(exchange)
     notes.extend(parsed.notes)
-    ctx = raw.context or AuditContext()
+    ctx = raw.context or _NO_CONTEXT
     created_at = datetime.fromtimestamp(raw.started_at, timezone.utc)
     return AuditRecord(
         created_at=created_at,
@@ -251,7 +253,7 @@ def _build(raw: RawCapture) -> AuditRecord:
 
 
 def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
-    ctx = raw.context or AuditContext()
+    ctx = raw.context or _NO_CONTEXT
     try:
         url = mask_url(str(raw.request.url))
     except Exception:  # noqa: BLE001
