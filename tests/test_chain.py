@@ -575,3 +575,27 @@ def test_only_an_exact_tombstone_counts_as_one(value: Any, expected: bool) -> No
     """A payload that merely looks like a tombstone is hashed as a payload (else editing it to look
     erased would keep its hash valid)."""
     assert llmaudit._chain.is_tombstone(value) is expected
+
+
+def test_exact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
+    """`exact` (used for the memo and for a request body rewritten by stream_usage) returns equal
+    bytes held in an allocation of their own length, where orjson's output holds many times that."""
+    import tracemalloc
+
+    import orjson
+
+    from llmaudit._codec import exact
+
+    value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        raw = orjson.dumps(value)
+        raw_size = tracemalloc.get_traced_memory()[0] - start
+        copy = exact(raw)
+        copy_size = tracemalloc.get_traced_memory()[0] - start - raw_size
+    finally:
+        tracemalloc.stop()
+    assert copy == raw and copy is not raw
+    assert raw_size > 4 * len(raw)
+    assert len(copy) <= copy_size < len(copy) + 128  # the bytes object header, no spare buffer

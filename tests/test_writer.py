@@ -68,6 +68,20 @@ def test_records_are_written_within_the_flush_interval_without_flush(tmp_path: P
         wait_for(lambda: len(storage.ids()) == 1, timeout=5)
 
 
+def test_every_full_batch_wakes_the_writer_without_flush_or_interval(tmp_path: Path) -> None:
+    """With the interval out of the way, a full queue alone wakes the writer, batch after batch:
+    submit skips waking it while a wake-up is pending, and must never skip the next one."""
+    storage = ControlledStorage()
+    with make(tmp_path, storage, batch_size=10, flush_interval_s=3600) as auditor:
+        for round_ in range(1, 6):
+            for _ in range(10 if round_ % 2 else 25):  # exactly one batch, or two and a half
+                auditor.submit(AuditRecord())
+            expected = sum(10 if r % 2 else 20 for r in range(1, round_ + 1))  # the half waits
+            wait_for(lambda expected=expected: len(storage.ids()) >= expected, timeout=10)
+        assert auditor.flush(10)
+        assert len(storage.ids()) == 10 * 3 + 25 * 2
+
+
 def test_flush_reports_a_timeout_when_storage_is_stuck(tmp_path: Path) -> None:
     """flush(timeout) never hangs the caller: it returns False when the deadline passes."""
     storage = ControlledStorage()

@@ -26,6 +26,7 @@ __all__ = [
     "dumps_known",
     "dumps_presorted",
     "encode_record",
+    "exact",
     "forget_encodings",
     "format_day",
     "format_timestamp",
@@ -203,16 +204,21 @@ _memo: dict[int, tuple[object, bytes]] = {}
 _MEMO_LIMIT = 20_000
 
 
+def exact(data: bytes) -> bytes:
+    """A right-sized copy of *data*: orjson returns its bytes in a buffer of the next power of two
+    (16 KiB for a 1 KiB record) and never shrinks it, which matters for bytes kept a while."""
+    return b"".join((data, b""))  # a join of two always copies, exactly sized
+
+
 def remember(value: object, data: bytes) -> None:
     """Note that *value* encodes to *data* (canonical JSON).
 
-    A right-sized copy is kept: orjson returns its bytes in a buffer of the next power of two (16 KiB
-    for a 1 KiB record) and never shrinks it, so a batch of remembered encodings would hold about
-    ten times its size until the batch is written. Copying 1 KiB costs far less than what that
-    costs in fresh pages from the kernel, batch after batch, as the allocator trims its heap."""
+    A right-sized copy (`exact`) is kept: a batch of orjson's buffers would hold about ten times
+    its size until the batch is written. Copying 1 KiB costs far less than what that costs in
+    fresh pages from the kernel, batch after batch, as the allocator trims its heap."""
     if len(_memo) >= _MEMO_LIMIT:
         _memo.clear()
-    _memo[id(value)] = (value, b"".join((data, b"")))  # a join of two always copies, exactly sized
+    _memo[id(value)] = (value, exact(data))
 
 
 def recall(value: object) -> bytes | None:

@@ -25,6 +25,7 @@ import orjson
 from . import providers
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._capture import RawCapture
+from ._codec import exact
 from ._context import capturing, snapshot
 from ._errors import ConfigurationError
 from ._guard import guard
@@ -150,7 +151,7 @@ def _ask_for_stream_usage(call: _Call) -> None:
         request.method,
         request.url,
         headers=headers,
-        content=orjson.dumps(body),
+        content=exact(orjson.dumps(body)),  # kept until the record is written: not orjson's buffer
         extensions=request.extensions,
     )
     call.usage_filter = UsageChunkFilter()

@@ -182,7 +182,10 @@ class Writer:
             self._queue.append(item)
             if self._thread is None:
                 self._start()
-            if len(self._queue) >= self.batch_size:
+            if len(self._queue) >= self.batch_size and not self._wake.is_set():
+                # set() takes a lock and notifies: once per batch, not once per submit while the
+                # writer thread is still waiting for the GIL (it clears the flag before it drains,
+                # so an item seeing the flag set is always drained by the wake-up already asked for)
                 self._wake.set()
 
     # -- public control -------------------------------------------------------------------------
