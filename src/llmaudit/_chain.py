@@ -113,9 +113,8 @@ _short_digests: dict[bytes, str] = {}
 _EMPTY_OBJECT = orjson.Fragment(b"{}")
 
 
-def _payload_hash(encoded: bytes) -> str:
-    if len(encoded) > _SHORT:
-        return hashlib.sha256(encoded).hexdigest()
+def _short_payload_hash(encoded: bytes) -> str:
+    """The digest of an encoding of at most `_SHORT` bytes, remembered."""
     digest = _short_digests.get(encoded)
     if digest is None:
         digest = hashlib.sha256(encoded).hexdigest()
@@ -160,7 +159,7 @@ def _hash_data(
         if len(encoded) > _SHORT:
             data[name] = sha256(encoded).hexdigest()
         else:
-            data[name] = _payload_hash(encoded)
+            data[name] = _short_payload_hash(encoded)
     message = dumps_presorted(data)
     return sha256(message).hexdigest() if key is None else _digest(message, key)
 
