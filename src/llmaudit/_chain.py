@@ -146,7 +146,7 @@ def _hash_data(
             full["headers"] = fragment
     for name in PAYLOAD_FIELDS:
         value = data[name]
-        if isinstance(value, dict) and len(value) == 3 and is_tombstone(value):  # cheap test first
+        if isinstance(value, dict) and len(value) == 3 and is_tombstone(value):  # no call for most payloads
             data[name] = value["sha256"]
             if full is not None:
                 full[name] = orjson.Fragment(dumps(value))
@@ -160,8 +160,7 @@ def _hash_data(
             data[name] = sha256(encoded).hexdigest()
         else:
             data[name] = _short_payload_hash(encoded)
-    message = dumps_presorted(data)
-    return sha256(message).hexdigest() if key is None else _digest(message, key)
+    return _digest(dumps_presorted(data), key)
 
 
 class Chain:
@@ -215,7 +214,7 @@ class Chain:
 
 def _digest(message: bytes, key: bytes | None) -> str:
     if key is None:
-        return hashlib.sha256(message).hexdigest()
+        return sha256(message).hexdigest()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
