@@ -214,13 +214,106 @@ def test_sigterm_exits_normally_so_the_queue_is_flushed(
         assert len(list(reader.records(session="term"))) == expected_records
 
 
+_SWALLOWED_SIGTERM_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time, weakref
+    import llmaudit
+    llmaudit.configure(sys.argv[1], flush_interval_s=3600, batch_size=10**6)
+    for i in range(2000):
+        llmaudit.get_auditor().submit(llmaudit.AuditRecord(session_key="term", metadata={{"i": i}}))
+
+    class Thing:
+        pass
+
+    def callback(ref):
+        # raise_signal runs the Python handler before it returns, i.e. inside this weakref
+        # callback, where Python prints "Exception ignored" and swallows the SystemExit
+        signal.raise_signal(signal.SIGTERM)
+
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    {after}
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "after",
+    ["time.sleep(30); sys.exit(3)", "time.sleep(0.001)"],
+    ids=["still-running", "exits-by-itself"],
+)
+def test_a_sigterm_that_python_swallowed_is_sent_again(after: str, tmp_path: Path) -> None:
+    """Seen under load: SIGTERM's handler ran inside a WeakSet callback, Python swallowed its
+    SystemExit, and the process went on as if never asked to stop. llmaudit sends SIGTERM again
+    (still-running: exit 143 at once, not after the 30 s sleep); when the process exits by itself
+    meanwhile, the resent signal must not cut the exit flush short."""
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    child = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED_SIGTERM_CHILD.format(after=after), url],
+        env=env,
+        timeout=25,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert "Exception ignored in" in child.stderr and "_SigtermExit: 143" in child.stderr, child.stderr
+    assert child.returncode == (143 if "sleep(30)" in after else 0), child.stderr
+    with llmaudit.open(url) as reader:
+        assert len(list(reader.records(session="term"))) == 2000
+
+
+_SIGTERM_DURING_EXIT_FLUSH_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import llmaudit
+    from llmaudit.storage import jsonl
+    write_lines = jsonl._write_lines
+
+    def slow_write(fd, lines):  # the exit flush is under way: SIGTERM arrives, then the write ends
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # waiting for the flush
+        time.sleep(0.3)
+        write_lines(fd, lines)
+
+    jsonl._write_lines = slow_write
+    llmaudit.configure(sys.argv[1], flush_interval_s=3600, batch_size=10**6)
+    for i in range(2000):
+        llmaudit.get_auditor().submit(llmaudit.AuditRecord(session_key="term", metadata={{"i": i}}))
+    sys.exit(5)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_sigterm_during_the_exit_flush_does_not_cut_it_short(tmp_path: Path) -> None:
+    url = f"jsonl://{tmp_path / 'log'}"
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    child = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_DURING_EXIT_FLUSH_CHILD.format(), url],
+        env=env,
+        timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 5, child.stderr
+    assert "SIGTERM arrived during llmaudit's exit flush" in child.stderr
+    with llmaudit.open(url) as reader:
+        assert len(list(reader.records(session="term"))) == 2000
+        assert reader.verify().ok
+
+
 def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_thread() -> None:
     import signal
     import threading
 
+    from llmaudit import _auditor
     from llmaudit._auditor import _exit_on_sigterm, install_sigterm_handler
 
     previous = signal.getsignal(signal.SIGTERM)
+    previous_hook, previous_wrapped = sys.unraisablehook, _auditor._hook_before_ours
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         results: list[bool] = []
@@ -229,7 +322,10 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
         worker.join()
         assert results == [False] and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         assert install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is _exit_on_sigterm
+        # Python's hook for swallowed exceptions is wrapped (to resend a swallowed SIGTERM), once
+        assert sys.unraisablehook is _auditor._resend_swallowed_sigterm
         assert install_sigterm_handler()  # idempotent
+        assert _auditor._hook_before_ours is not _auditor._resend_swallowed_sigterm
         with pytest.raises(SystemExit) as exited:
             _exit_on_sigterm(signal.SIGTERM, None)
         assert exited.value.code == 143
@@ -240,6 +336,7 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
         assert not install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is own
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook, _auditor._hook_before_ours = previous_hook, previous_wrapped
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
