@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import providers
-from ._capture import RawCapture
+from ._capture import FlatHeaders, RawCapture
 from ._context import AuditContext
 from ._cost import cost_usd
 from ._decode import decode_content, parse_json
@@ -87,7 +87,9 @@ def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict
         return {}
     out = {}
     kept: dict[str, str] = {}
-    triples = getattr(headers, "_list", None)  # both branches: (raw name, lower-cased name, value)
+    # packed by the transport while the capture was queued; else both branches' own
+    # (raw name, lower-cased name, value) triples
+    triples = headers.triples() if type(headers) is FlatHeaders else getattr(headers, "_list", None)
     if triples is None:
         triples = [(key, key.lower(), value) for key, value in headers.raw]
     kinds = _KINDS

@@ -14,10 +14,76 @@ from ._frozen import fast_init
 if TYPE_CHECKING:
     from ._record import AuditRecord
 
-__all__ = ["MAX_CAPTURE_BYTES", "RawCapture"]
+__all__ = ["MAX_CAPTURE_BYTES", "FlatHeaders", "FlatRequest", "RawCapture", "flat_headers", "flat_request"]
 
 #: Response bytes kept per call; the caller still receives everything, the record notes the cut.
 MAX_CAPTURE_BYTES = 32 * 1024 * 1024
+
+
+class FlatHeaders:
+    """A branch's headers packed into one bytes object for the time a capture waits in the queue.
+
+    A queued capture that holds the branch's own ``Headers`` keeps about a hundred small objects alive
+    (a tuple and three bytes per header: the openai SDK sends 17), and keeping them cost the caller
+    more than the transport's own work: measured with the openai SDK over MockTransport, a capture
+    that holds the request and its headers added 20-25 µs per call against one dropped at once, and one
+    holding packed headers 8-12 µs (they are allocated in memory the caller's next call cannot reuse,
+    freed cold by the writer, and walked by the garbage collector meanwhile). Packing is a ``join``
+    (no decoding, no parsing); the writer unpacks them with ``triples()``.
+    """
+
+    __slots__ = ("_blob", "_count")
+
+    def __init__(self, blob: bytes, count: int) -> None:
+        self._blob = blob
+        self._count = count
+
+    def triples(self) -> list[tuple[bytes, bytes, bytes]]:
+        """``(name, lower-cased name, value)`` for each header, as the branches' ``Headers._list``
+        (the name is stored lower-cased only: nothing downstream reads the original case)."""
+        if not self._count:
+            return []
+        out = []
+        for line in self._blob.split(b"\n"):
+            name, _, value = line.partition(b"\0")
+            out.append((name, name, value))
+        return out
+
+
+def flat_headers(headers: Any) -> Any:
+    """*headers* packed (see `FlatHeaders`), or unchanged when it cannot be packed exactly: not a
+    branch's ``Headers``, or a value holding one of the separators (a header value may not contain
+    NUL or a line feed on the wire, but an in-memory transport can be handed anything)."""
+    triples = getattr(headers, "_list", None)
+    if triples is None:
+        return headers
+    count = len(triples)
+    blob = b"\n".join([t[1] + b"\0" + t[2] for t in triples])
+    if blob.count(b"\0") != count or blob.count(b"\n") != max(count - 1, 0):
+        return headers
+    return FlatHeaders(blob, count)
+
+
+class FlatRequest:
+    """What record building reads from a request, without the request object (see `FlatHeaders`)."""
+
+    __slots__ = ("content", "headers", "method", "url")
+
+    def __init__(self, method: str, url: Any, headers: Any, content: bytes) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.content = content
+
+
+def flat_request(request: Any) -> Any:
+    """*request* as a `FlatRequest`, or unchanged when its body was never read (a streaming or
+    multipart upload: record building then reads its metadata from the request itself)."""
+    try:
+        content = request.content
+    except Exception:  # noqa: BLE001 - RequestNotRead: a streaming body
+        return request
+    return FlatRequest(request.method, request.url, flat_headers(request.headers), content)
 
 
 @fast_init

@@ -24,7 +24,7 @@ import orjson
 
 from . import providers
 from ._auditor import Auditor, NullAuditor, get_auditor
-from ._capture import RawCapture
+from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
 from ._errors import ConfigurationError
@@ -115,11 +115,11 @@ class _Call:
         ttft = None if first_chunk_at is None else (first_chunk_at - self.started) * 1000
         self.transport._submit(
             RawCapture(
-                request=self.request,
+                request=flat_request(self.request),
                 started_at=self.started_at,
                 status_code=self.status_code,
-                response_headers=self.headers,
-                chunks=chunks,
+                response_headers=None if self.headers is None else flat_headers(self.headers),
+                chunks=(b"".join(chunks),) if len(chunks) > 1 else chunks,
                 truncated=truncated,
                 incomplete=incomplete,
                 error=_describe(error),
