@@ -35,6 +35,7 @@ stress: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_writer.py
 	$(BIN)/python benchmarks/bench_transport.py
+	$(BIN)/python benchmarks/bench_capture_hold.py
 	$(BIN)/python benchmarks/bench_decorator.py
 	$(BIN)/python benchmarks/bench_redact_chain.py
 	$(BIN)/python benchmarks/bench_read.py

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ._context import AuditContext
@@ -20,6 +21,9 @@ __all__ = ["MAX_CAPTURE_BYTES", "FlatHeaders", "FlatRequest", "RawCapture", "fla
 MAX_CAPTURE_BYTES = 32 * 1024 * 1024
 
 
+_chain = chain.from_iterable
+
+
 class FlatHeaders:
     """A branch's headers packed into one bytes object for the time a capture waits in the queue.
 
@@ -28,8 +32,8 @@ class FlatHeaders:
     more than the transport's own work: measured with the openai SDK over MockTransport, a capture
     that holds the request and its headers added 20-25 µs per call against one dropped at once, and one
     holding packed headers 8-12 µs (they are allocated in memory the caller's next call cannot reuse,
-    freed cold by the writer, and walked by the garbage collector meanwhile). Packing is a ``join``
-    (no decoding, no parsing); the writer unpacks them with ``triples()``.
+    freed cold by the writer, and walked by the garbage collector meanwhile). Packing is one ``join``
+    of the fields (no decoding, no parsing); the writer unpacks them with ``triples()``.
     """
 
     __slots__ = ("_blob", "_count")
@@ -39,27 +43,23 @@ class FlatHeaders:
         self._count = count
 
     def triples(self) -> list[tuple[bytes, bytes, bytes]]:
-        """``(name, lower-cased name, value)`` for each header, as the branches' ``Headers._list``
-        (the name is stored lower-cased only: nothing downstream reads the original case)."""
+        """``(name, lower-cased name, value)`` for each header, as the branches' ``Headers._list``."""
         if not self._count:
             return []
-        out = []
-        for line in self._blob.split(b"\n"):
-            name, _, value = line.partition(b"\0")
-            out.append((name, name, value))
-        return out
+        fields = iter(self._blob.split(b"\0"))
+        return list(zip(fields, fields, fields, strict=True))
 
 
 def flat_headers(headers: Any) -> Any:
     """*headers* packed (see `FlatHeaders`), or unchanged when it cannot be packed exactly: not a
-    branch's ``Headers``, or a value holding one of the separators (a header value may not contain
-    NUL or a line feed on the wire, but an in-memory transport can be handed anything)."""
+    branch's ``Headers``, or a name or value holding the separator (a header may not contain NUL on
+    the wire, but an in-memory transport can be handed anything)."""
     triples = getattr(headers, "_list", None)
     if triples is None:
         return headers
     count = len(triples)
-    blob = b"\n".join([t[1] + b"\0" + t[2] for t in triples])
-    if blob.count(b"\0") != count or blob.count(b"\n") != max(count - 1, 0):
+    blob = b"\0".join(_chain(triples))  # each triple's three fields, at C speed
+    if blob.count(b"\0") != max(3 * count - 1, 0):
         return headers
     return FlatHeaders(blob, count)
 

@@ -27,7 +27,7 @@ def _read(headers: Any) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 
 @given(st.lists(st.tuples(_NAMES | _TOKEN, st.binary(max_size=40)), max_size=20))
 def test_packed_headers_read_as_the_originals_on_both_branches(pairs: list[tuple[str, bytes]]) -> None:
-    """Any names and any byte values (NUL and line feeds included: an in-memory transport can be
+    """Any names and any byte values (NUL included: an in-memory transport can be
     handed anything): what record building reads is the same, packed or not."""
     import httpx
     import httpx2
@@ -36,7 +36,7 @@ def test_packed_headers_read_as_the_originals_on_both_branches(pairs: list[tuple
         original = module.Headers([(name.encode(), value) for name, value in pairs])
         packed = flat_headers(original)
         assert _read(packed) == _read(original)
-        if any(b"\0" in value or b"\n" in value for _, value in pairs):
+        if any(b"\0" in value for _, value in pairs):
             assert packed is original  # cannot be packed exactly: kept as it is
         else:
             assert isinstance(packed, FlatHeaders)
