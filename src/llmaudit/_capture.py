@@ -54,11 +54,12 @@ def flat_headers(headers: Any) -> Any:
     """*headers* packed (see `FlatHeaders`), or unchanged when it cannot be packed exactly: not a
     branch's ``Headers``, or a name or value holding the separator (a header may not contain NUL on
     the wire, but an in-memory transport can be handed anything)."""
-    triples = getattr(headers, "_list", None)
-    if triples is None:
+    try:
+        triples = headers._list
+        count = len(triples)
+        blob = b"\0".join(_chain(triples))  # each triple's three fields, at C speed
+    except Exception:  # noqa: BLE001 - not a branch's Headers (or not bytes): kept as it is
         return headers
-    count = len(triples)
-    blob = b"\0".join(_chain(triples))  # each triple's three fields, at C speed
     if blob.count(b"\0") != max(3 * count - 1, 0):
         return headers
     return FlatHeaders(blob, count)

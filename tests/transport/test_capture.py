@@ -42,6 +42,20 @@ def test_packed_headers_read_as_the_originals_on_both_branches(pairs: list[tuple
             assert isinstance(packed, FlatHeaders)
 
 
+def test_headers_that_are_not_a_branchs_are_kept_as_they_are() -> None:
+    """A custom transport may hand back anything as headers: packing never raises (an exception here
+    would cost the record), it keeps the object, and record building reads it as before."""
+
+    class Odd:
+        _list = (("not", "bytes", "at all"),)
+        raw = ((b"x-request-id", b"req-1"),)
+
+    odd, plain = Odd(), {"x-request-id": "req-1"}
+    assert flat_headers(odd) is odd and flat_headers(plain) is plain
+    assert _read(flat_headers(None)) == ({}, {})
+    assert flat_headers(Odd.raw) is Odd.raw
+
+
 def test_a_read_request_is_packed_and_a_streaming_one_is_kept(hx: ModuleType) -> None:
     request = hx.Request(
         "POST",
