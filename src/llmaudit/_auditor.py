@@ -304,10 +304,10 @@ def _resend_swallowed_sigterm(unraisable: Any) -> None:
     When the swallowed exception is ours, SIGTERM is sent again to the main thread, from a thread,
     once the main thread has left the place that swallowed it.
     """
-    previous = _hook_before_ours if _hook_before_ours is not None else sys.__unraisablehook__
-    previous(unraisable)
     if isinstance(unraisable.exc_value, _SigtermExit) and next(_resends) < _MAX_RESENDS:
         threading.Thread(target=_resend_sigterm, name="llmaudit-sigterm", daemon=True).start()
+    previous = _hook_before_ours if _hook_before_ours is not None else sys.__unraisablehook__
+    previous(unraisable)
 
 
 def _resend_sigterm() -> None:
@@ -350,15 +350,23 @@ def install_sigterm_handler() -> bool:
 
 @atexit.register
 def _close_all_at_exit() -> None:
-    ours = _sigterm_is_ours()
-    if ours:  # first: a SIGTERM from here on must not cut the flush short
-        signal.signal(signal.SIGTERM, _note_sigterm_during_exit)
+    # First: a SIGTERM from here on must not cut the flush short.
+    ours = _sigterm_is_ours() and _set_sigterm(_note_sigterm_during_exit)
     for auditor in list(_live_auditors):
         try:
             auditor.close()
         except Exception as exc:  # noqa: BLE001 - exit must go on; the loss is logged
             report("exit flush", exc)
     if ours:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the rest of the exit: SIGTERM kills again
+        _set_sigterm(signal.SIG_DFL)  # the rest of the exit: SIGTERM kills again
         if _sigterms_during_exit:
             logger.warning("SIGTERM arrived during llmaudit's exit flush and was ignored until it ended")
+
+
+def _set_sigterm(handler: Any) -> bool:
+    """Set SIGTERM's handler if this thread may (the exit flush must run whatever happens here)."""
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not the main thread of the main interpreter
+        return False
+    return True
