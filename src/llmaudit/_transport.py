@@ -119,7 +119,7 @@ class _Call:
                 started_at=self.started_at,
                 status_code=self.status_code,
                 response_headers=None if self.headers is None else flat_headers(self.headers),
-                chunks=(b"".join(chunks),) if len(chunks) > 1 else chunks,
+                chunks=chunks,
                 truncated=truncated,
                 incomplete=incomplete,
                 error=_describe(error),
