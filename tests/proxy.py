@@ -86,7 +86,12 @@ class Proxy:
         except OSError:
             pass
         finally:
+            # shutdown before close: the other direction's thread may be blocked in recv on one of
+            # these sockets, and while it is, close() alone neither wakes it nor sends FIN, so the
+            # database client would wait on a connection that is gone but never ends.
             for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
             with self._lock:
