@@ -39,3 +39,11 @@ class ControlledStorage(MemoryStorage):
 
     def all(self) -> Iterator[AuditRecord]:
         return self.read(Query())
+
+
+def tag_process(record: AuditRecord) -> AuditRecord:
+    """A before_write hook importable by the writer process: tags where the record was built."""
+    import dataclasses
+    import os
+
+    return dataclasses.replace(record, metadata={**record.metadata, "built_in_pid": os.getpid()})

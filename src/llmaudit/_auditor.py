@@ -47,6 +47,11 @@ class Auditor:
         storage: a storage URL (``"sqlite:///audit.db"``, ``"jsonl:///var/log/llm"``, …) or an open
             `Storage`; default ``LLMAUDIT_STORAGE``, else the embedded SQLite store.
         mode: ``"background"`` (default) or ``"sync"``: the record is durable before `submit` returns.
+        writer: ``"thread"`` (default): records are built, redacted, sealed and stored by a thread of
+            this process. ``"process"``: by a child Python process, so that this work does not
+            compete with the application for the interpreter lock (``LLMAUDIT_WRITER``); needs a
+            storage URL, background mode, and processors importable outside ``__main__``. See
+            ``llmaudit._process``.
         strict: raise `AuditError` from `submit` when a record can be neither stored nor spilled.
         batch_size, flush_interval_s, queue_size: writer tuning (``LLMAUDIT_BATCH_SIZE``, …).
         spool_dir: where records wait while the storage is down (default: per storage, in the data dir).
@@ -75,6 +80,7 @@ class Auditor:
         storage: str | Storage | None = None,
         *,
         mode: str | None = None,
+        writer: str | None = None,
         strict: bool | None = None,
         batch_size: int | None = None,
         flush_interval_s: float | None = None,
@@ -89,6 +95,7 @@ class Auditor:
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
             mode=mode,
+            writer=writer,
             strict=strict,
             batch_size=batch_size,
             flush_interval_s=flush_interval_s,
@@ -104,17 +111,19 @@ class Auditor:
             storage = open_storage(self.settings.storage or default_storage_url())
         self.storage: Storage = storage
         spool = Spool(self.settings.spool_dir or default_spool_dir(storage.url))
-        self._writer = Writer(
-            storage,
-            spool,
-            mode=self.settings.mode,
-            strict=self.settings.strict,
-            batch_size=self.settings.batch_size,
-            flush_interval_s=self.settings.flush_interval_s,
-            queue_size=self.settings.queue_size,
-            processors=_pipeline(redactor, before_write, processors),
-            chain_key=chain_key(self.settings.chain_key),
-        )
+        options: dict[str, Any] = {
+            "mode": self.settings.mode,
+            "strict": self.settings.strict,
+            "batch_size": self.settings.batch_size,
+            "flush_interval_s": self.settings.flush_interval_s,
+            "queue_size": self.settings.queue_size,
+            "processors": _pipeline(redactor, before_write, processors),
+            "chain_key": chain_key(self.settings.chain_key),
+        }
+        if self.settings.writer == "process":
+            self._writer: Writer = _process_writer(self, storage, spool, options)
+        else:
+            self._writer = Writer(storage, spool, **options)
         self._closed = False
         _live_auditors.add(self)
         if spool.pending():  # a crashed or stopped process left records: start the writer to replay
@@ -167,6 +176,28 @@ class Auditor:
 
     def __repr__(self) -> str:
         return f"<Auditor storage={self.storage.url!r} mode={self.settings.mode!r}>"
+
+
+def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: dict[str, Any]) -> Writer:
+    from ._process import ProcessWriter, check_processors  # noqa: PLC0415 - only when asked for
+
+    problem = None
+    if not auditor._owns_storage:
+        problem = 'writer="process" needs a storage URL (the child opens its own)'
+    elif storage.url.startswith("memory:"):
+        problem = 'writer="process" cannot share a memory:// store with this process'
+    elif options["mode"] != "background":
+        problem = 'writer="process" works in mode="background" only'
+    try:
+        if problem is not None:
+            raise ConfigurationError(problem)  # noqa: TRY301 - one place closes the storage
+        check_processors(options["processors"])
+    except ConfigurationError:
+        if auditor._owns_storage:
+            storage.close()
+        raise
+    url = auditor.settings.storage or default_storage_url()
+    return ProcessWriter(storage, spool, storage_url=url, **options)
 
 
 def _pipeline(

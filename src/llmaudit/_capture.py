@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._context import AuditContext
 from ._frozen import fast_init
@@ -42,6 +42,9 @@ class FlatHeaders:
         self._blob = blob
         self._count = count
 
+    def __reduce__(self) -> tuple[Any, ...]:  # for the writer process: one bytes object
+        return (FlatHeaders, (self._blob, self._count))
+
     def triples(self) -> list[tuple[bytes, bytes, bytes]]:
         """``(name, lower-cased name, value)`` for each header, as the branches' ``Headers._list``."""
         if not self._count:
@@ -75,6 +78,9 @@ class FlatRequest:
         self.url = url
         self.headers = headers
         self.content = content
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FlatRequest, (self.method, self.url, self.headers, self.content))
 
 
 def flat_request(request: Any) -> Any:
@@ -112,6 +118,61 @@ class RawCapture:
     def to_record(self) -> AuditRecord | None:
         build = _builder or _load_builder()
         return build(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled for the writer process (`_process`): the fields in order, the request's body
+        stream reduced to what record building reads from it (an upload's field and file names)."""
+        return (
+            RawCapture,
+            (
+                self.request,
+                self.started_at,
+                self.status_code,
+                self.response_headers,
+                self.chunks,
+                self.truncated,
+                self.incomplete,
+                self.error,
+                self.duration_ms,
+                self.ttft_ms,
+                self.context,
+                self.client,
+                self.capture,
+                self.notes,
+                self.decoded,
+                _upload_fields(self.request_stream),
+            ),
+        )
+
+
+class UploadFields:
+    """An upload's form fields as record building reads them (``.fields``, each with ``.name`` and
+    ``.filename``), without the files: what a pickled capture keeps of its request stream."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple[UploadField, ...]) -> None:
+        self.fields = fields
+
+
+class UploadField(NamedTuple):
+    name: str | None
+    filename: str | None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _upload_fields(stream: Any) -> UploadFields | None:
+    fields = getattr(stream, "fields", None)
+    if not fields:
+        return None
+    return UploadFields(
+        tuple(
+            UploadField(_text(getattr(f, "name", None)), _text(getattr(f, "filename", None))) for f in fields
+        )
+    )
 
 
 _builder: Callable[[RawCapture], AuditRecord] | None = None

@@ -529,6 +529,7 @@ class Redactor:
     """
 
     __slots__ = (
+        "_args",
         "_before_write",
         "_deny_headers",
         "_detectors",
@@ -583,6 +584,20 @@ class Redactor:
         self._before_write = before_write
         self._failures = 0
         self._lock = threading.Lock()
+        # what rebuilds an equal Redactor in the writer process (compiled finders do not pickle);
+        # the resolved key, so that keyed hashes match the ones made in this process
+        self._args: dict[str, Any] = {
+            "rules": self._rules,
+            "detectors": names,
+            "max_value_bytes": max_value_bytes,
+            "hash_key": self._key,
+            "before_write": before_write,
+            "deny_headers": tuple(sorted(self._deny_headers)),
+            "patterns": None if patterns is None else dict(patterns),
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._args,))
 
     def __repr__(self) -> str:  # never shows the key
         detectors = [name for name, _ in self._detectors]
@@ -907,3 +922,8 @@ class Redactor:
             if not changed:
                 return text
         return text
+
+
+def _rebuild(args: dict[str, Any]) -> Redactor:
+    """Unpickle a `Redactor` (see ``Redactor.__reduce__``)."""
+    return Redactor(**args)

@@ -60,6 +60,12 @@ def _parse_mode(text: str) -> Mode:
     return cast(Mode, text)
 
 
+def _parse_writer(text: str) -> str:
+    if text not in ("thread", "process"):
+        raise ValueError("expected 'thread' or 'process'")
+    return text
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -73,6 +79,7 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "storage": str,
     "mode": _parse_mode,
+    "writer": _parse_writer,
     "strict": _parse_bool,
     "disabled": _parse_bool,
     "handle_sigterm": _parse_bool,
@@ -91,6 +98,7 @@ class Settings:
 
     storage: str | None = None
     mode: Mode = "background"
+    writer: str = "thread"  # "process": build and store in a child process (see _process)
     strict: bool = False
     disabled: bool = False
     handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see _auditor)

@@ -274,6 +274,7 @@ class Writer:
             if isinstance(item, _Marker):
                 self._store_batch(batch)
                 batch = []
+                self._settle()
                 item.done.set()
                 continue
             batch.append(item)
@@ -299,6 +300,10 @@ class Writer:
     def _store_batch(self, items: list[Pending]) -> None:
         if items:
             self._store_now(items, durable=False)
+
+    def _settle(self) -> None:
+        """Return once every batch handed to `_store_batch` is stored or spilled (a flush waits on
+        this; here they are, `_process.ProcessWriter` waits for its writer process)."""
 
     # -- building and storing (any thread) ------------------------------------------------------
 
