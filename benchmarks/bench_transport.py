@@ -6,6 +6,8 @@ Variants, interleaved round by round so machine noise hits them alike:
   * llmaudit  — the same with AuditTransport(MockTransport) writing to an embedded SQLite store; the
                 writer's background work is inside the timed region: each block of calls ends with
                 auditor.flush(), so records are parsed and committed before the clock stops
+  * process   — the same as llmaudit with writer="process": records are built and stored by a child
+                process, off the caller's interpreter lock (flush() still waits for them)
   * otel      — SyncOpenTelemetryTransportHttpx2(MockTransport) with an SDK TracerProvider, a
                 SimpleSpanProcessor and an InMemorySpanExporter
 for 1 KB and 100 KB requests, streaming and not. Reports the median per-call time of each variant and
@@ -74,19 +76,23 @@ def handler(request: httpx2.Request) -> httpx2.Response:
 def make_clients(tmp: str) -> tuple[dict[str, OpenAI], list[llmaudit.Auditor]]:
     auditor = llmaudit.Auditor(f"sqlite:///{tmp}/bench.db", spool_dir=f"{tmp}/spool")
     jsonl = llmaudit.Auditor(f"jsonl://{tmp}/jsonl", spool_dir=f"{tmp}/spool-jsonl")
+    process = llmaudit.Auditor(
+        f"sqlite:///{tmp}/bench-process.db", spool_dir=f"{tmp}/spool-process", writer="process"
+    )
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     transports: dict[str, Any] = {
         "baseline": httpx2.MockTransport(handler),
         "llmaudit": llmaudit.transports.httpx2.AuditTransport(httpx2.MockTransport(handler), auditor=auditor),
         "jsonl": llmaudit.transports.httpx2.AuditTransport(httpx2.MockTransport(handler), auditor=jsonl),
+        "process": llmaudit.transports.httpx2.AuditTransport(httpx2.MockTransport(handler), auditor=process),
         "otel": SyncOpenTelemetryTransportHttpx2(httpx2.MockTransport(handler), tracer_provider=provider),
     }
     clients = {
         name: OpenAI(api_key="sk-bench-FAKE", max_retries=0, http_client=httpx2.Client(transport=transport))
         for name, transport in transports.items()
     }
-    return clients, [auditor, jsonl]
+    return clients, [auditor, jsonl, process]
 
 
 def call(client: OpenAI, content: str, stream: bool) -> None:
@@ -124,7 +130,7 @@ def main() -> None:
         content = "x" * (size_kb * 1024 - 200)
         for stream in (False, True):
             samples: dict[str, list[float]] = {name: [] for name in clients}
-            overheads: dict[str, list[float]] = {"llmaudit": [], "jsonl": [], "otel": []}
+            overheads: dict[str, list[float]] = {"llmaudit": [], "jsonl": [], "process": [], "otel": []}
             for client in clients.values():  # warm-up
                 block(client, content, stream, 5, flush_all)
             for _ in range(args.rounds):
@@ -147,26 +153,28 @@ def main() -> None:
         f"openai {__import__('openai').__version__} on httpx2 {httpx2.__version__}, Python "
         f"{platform.python_version()}, {os.cpu_count()} cores; {args.calls} calls per block, median of "
         f"{args.rounds} interleaved rounds; llmaudit writes to the default embedded SQLite store (and, "
-        "in a second variant, to JSONL files); each block ends with flush(), so the writer's work is "
+        "in a second variant, to JSONL files, and in a third, to SQLite through the writer process); "
+        "each block ends with flush(), so the writer's work is "
         "inside the timed region. "
         "Re-run: `.venv/bin/python benchmarks/bench_transport.py`.",
         "",
         "| request | mode | baseline µs/call | llmaudit SQLite µs/call | overhead | llmaudit JSONL µs/call "
-        "| overhead | OpenTelemetry µs/call | overhead |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        '| overhead | SQLite, writer="process" µs/call | overhead | OpenTelemetry µs/call | overhead |',
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size_kb, stream, medians, over in rows:
         lines.append(
             f"| {size_kb} KB | {'stream' if stream else 'non-stream'} | {medians['baseline']:,.0f} | "
             f"{medians['llmaudit']:,.0f} | {over['llmaudit']:+.1%} | {medians['jsonl']:,.0f} | "
-            f"{over['jsonl']:+.1%} | {medians['otel']:,.0f} | "
+            f"{over['jsonl']:+.1%} | {medians['process']:,.0f} | {over['process']:+.1%} | "
+            f"{medians['otel']:,.0f} | "
             f"{over['otel']:+.1%} |"
         )
     lines.append("")
     lines.append(
         "Records written by llmaudit during the run: "
         + ", ".join(f"{s.written} (failed: {s.failed})" for s in stats)
-        + " (SQLite, JSONL)."
+        + ' (SQLite, JSONL, SQLite with writer="process").'
     )
     text = "\n".join(lines)
     print(text)
