@@ -2,17 +2,20 @@
 
 With the default thread writer, building, redacting, sealing and storing a record runs in the caller's
 process and so competes with the caller for the GIL: on a CPU-bound program every microsecond of it is
-added to the caller's time. `ProcessWriter` keeps the hot path as it is (``submit`` is the thread
-writer's ``deque.append``); its writer thread only pickles the queued captures and hands them, a few
-dozen at a time, through a pipe to a child Python process, which builds, redacts, seals and stores them
-with an ordinary `Writer` of its own (its own hash chain, the same spool directory) and answers each
-batch with its counters. ``flush()`` waits for that answer.
+added to the caller's time. With `ProcessWriter` a child Python process does that work, with an
+ordinary `Writer` of its own (its own hash chain, the same spool directory), and answers each batch
+with its counters; ``flush()`` waits for the answers.
+
+``submit`` still queues with a ``deque.append``. Every `DEFAULT_SHIP_SIZE` captures the caller's
+thread hands the queued ones on itself: a pickle of their raw bytes and headers (no parsing) and one
+non-blocking pipe write (`ProcessWriter.submit` says why the writer thread cannot do it in time).
+What does not fit in the pipe, and everything at a flush, is sent by the writer thread.
 
 The child is ``sys.executable`` started fresh (never ``fork``: the caller's threads and locks stay
-where they are), on the first batch, from the writer thread. It ignores SIGINT and SIGTERM (a Ctrl-C or
-a service stop reaches the whole process group; the parent's exit flush goes through the child, which
-then exits when its pipe closes) and exits by itself when the parent dies. Processors travel by pickle,
-so they must be importable: one defined in ``__main__`` is refused at configure time.
+where they are) when the writer thread starts. It ignores SIGINT and SIGTERM (a Ctrl-C or a service
+stop reaches the whole process group; the parent's exit flush goes through the child, which then exits
+when its pipe closes) and exits by itself when the parent dies. Processors travel by pickle, so they
+must be importable: one defined in ``__main__`` is refused at configure time.
 
 If the child cannot start or dies, the parent says so once (WARNING) and goes on as a thread writer: the
 batches the child had not yet confirmed are built and stored in the parent, so no record is lost. A
