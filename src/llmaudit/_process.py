@@ -183,17 +183,16 @@ class Frames:
         self.push(wait=True)
 
     def receive(self, timeout: float | None) -> list[bytes]:
-        """The messages that have arrived, waiting up to *timeout* seconds for the first (None: for
-        ever). Raises EOFError once the writer is gone and every message has been taken."""
+        """The whole messages that have arrived, waiting up to *timeout* seconds for data (None: for
+        ever); empty when none arrived whole in time. Raises EOFError once the writer is gone and
+        every message has been taken."""
         frames = self._take()
-        if frames or self.ended:
-            if not frames:
-                raise EOFError
+        if frames:
             return frames
-        if timeout != 0:
-            ready, _, _ = select.select([self.fd], [], [], timeout)
-            if not ready:
-                return []
+        if self.ended:
+            raise EOFError
+        if timeout != 0 and not select.select([self.fd], [], [], timeout)[0]:
+            return []
         try:
             data = os.read(self.fd, PIPE_BYTES)
         except BlockingIOError:
@@ -202,26 +201,7 @@ class Frames:
             self.ended = True
             raise EOFError
         self._buffer += data
-        while len(self._buffer) >= _HEADER.size and len(self._buffer) < self._needed():
-            more = self._read_more()  # the rest of a message that did not arrive in one read
-            if not more:
-                break
-        return self._take()
-
-    def _needed(self) -> int:
-        return _HEADER.size + int(_HEADER.unpack_from(self._buffer)[0])
-
-    def _read_more(self) -> bool:
-        select.select([self.fd], [], [], POLL_S)
-        try:
-            data = os.read(self.fd, PIPE_BYTES)
-        except BlockingIOError:
-            return True
-        if not data:
-            self.ended = True
-            return False
-        self._buffer += data
-        return True
+        return self._take()  # a message cut in two by the read waits here for the next one
 
     def _take(self) -> list[bytes]:
         frames: list[bytes] = []
