@@ -185,6 +185,38 @@ def test_a_killed_child_loses_nothing(
     assert {c.split()[1] for c in contents} == {str(n) for n in range(120)}  # every call, at least once
 
 
+def test_between_flushes_the_writer_thread_leaves_handing_on_to_a_caller_that_keeps_up(
+    hx: ModuleType, tmp_path: Path
+) -> None:
+    """A timer round of the writer thread must not take the send lock while the caller's thread is
+    handing on: waiting for the interpreter lock behind a busy caller, it held it for 100-200 ms,
+    and the caller's captures piled up for the flush."""
+    spool = str(tmp_path / "spool")
+    auditor = Auditor(f"sqlite:///{tmp_path}/t.db", spool_dir=spool, writer="process", flush_interval_s=3600)
+    writer = auditor._writer
+    assert isinstance(writer, ProcessWriter)
+    client = _client(hx, auditor)
+    writer.start()
+    _wait(lambda: writer._outbox is not None)
+    for n in range(37):
+        _chat(client, n)
+    assert writer._hand_ons == 1 and len(writer._queue) == 5  # 32 handed on by the caller, 5 left
+    done = threading.Event()
+    with writer._send_lock:  # as if the caller were handing on at this moment
+        rounds = threading.Thread(target=lambda: (writer._drain(), done.set()))
+        rounds.start()
+        assert done.wait(10), "the timer round waited for the send lock"
+    rounds.join()
+    assert len(writer._queue) == 5  # left for the caller's next hand-on
+    writer._drain()  # no hand-on since the last look: the caller has gone quiet, the trickle goes now
+    assert len(writer._queue) == 0 and writer._seq == 2
+    assert auditor.flush(30)
+    stats = auditor.stats()
+    auditor.close()
+    assert (stats.submitted, stats.written, stats.failed) == (37, 37, 0)
+    assert len(list(llmaudit.open(f"sqlite:///{tmp_path}/t.db").records())) == 37
+
+
 def test_a_child_that_cannot_start_leaves_the_work_to_this_process(
     hx: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -278,6 +278,8 @@ class ProcessWriter(Writer):
         self._broken: str | None = None  # the caller's thread found the child gone
         self._deferred: collections.deque[Pending] = collections.deque()  # left to the writer thread
         self.fallback_reason: str | None = None  # set once the parent writes by itself
+        self._hand_ons = 0  # batches the caller's thread handed on (`_caller_keeps_up`)
+        self._hand_ons_seen = 0
 
     # -- the caller's thread ---------------------------------------------------------------------
 
@@ -315,6 +317,7 @@ class ProcessWriter(Writer):
             queue.popleft()
         if batch:
             self._ship(batch, wait=False)
+            self._hand_ons += 1
 
     # -- what the writer thread does differently ----------------------------------------------
 
@@ -322,14 +325,38 @@ class ProcessWriter(Writer):
         self._start_child()  # at once, so that the caller's thread can hand on from the start
         super()._run()
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> None:
+        """Send what the caller's thread left: deferred captures, those before a flush marker, and
+        a trickle too small to ship, and no more than is queued now.
+
+        Otherwise this thread stays out of the way: while the caller's thread is busy, this one can
+        wait 100-200 ms for the interpreter lock (measured with several auditors in one process),
+        and if it held the send lock meanwhile, the caller could not hand on and every capture of
+        that stretch waited for it: a flush took 15-25 ms instead of 2-3. What arrives while it
+        sends, the caller hands on; a flush sets the wake-up again, so its marker is not left
+        behind."""
+        if self._caller_keeps_up():
+            return
         with self._send_lock:
             if self._broken is not None and self.fallback_reason is None:
                 self._fall_back(self._broken)
             deferred = self._deferred
             if deferred:
                 self._store_batch([deferred.popleft() for _ in range(len(deferred))])
-            super()._drain()
+            super()._drain(None if self._stopping else len(self._queue))
+
+    def _caller_keeps_up(self) -> bool:
+        """True when this thread has nothing to do that the caller's thread will not do: no flush
+        marker, nothing deferred, no child gone, not stopping, and the queue is empty or the caller
+        handed on since this thread last looked (what is left then goes with the caller's next
+        batch, or at this thread's next round if the caller has gone quiet)."""
+        seen, self._hand_ons_seen = self._hand_ons_seen, self._hand_ons
+        if self._stopping or self._deferred or self._broken is not None or self.fallback_reason is not None:
+            return False
+        queued = list(self._queue)  # one C call: another thread's append cannot interleave
+        if any(type(item) is _Marker for item in queued):
+            return False
+        return not queued or seen != self._hand_ons
 
     def _store_batch(self, items: list[Pending]) -> None:
         if not items:

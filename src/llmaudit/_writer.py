@@ -267,9 +267,13 @@ class Writer:
                 items.append(item)
         return items
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> None:
+        """Store what is queued, answering each flush marker in turn; with *limit*, take at most that
+        many entries (markers included) and leave what arrives meanwhile for the next round."""
         batch: list[Pending] = []
-        while self._queue:
+        left = -1 if limit is None else limit
+        while self._queue and left:
+            left -= 1
             item = self._queue.popleft()
             if isinstance(item, _Marker):
                 self._store_batch(batch)
