@@ -6,6 +6,7 @@ stores, and read back with the public reader; the child is a real ``sys.executab
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -13,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -185,6 +187,24 @@ def test_a_killed_child_loses_nothing(
     assert {c.split()[1] for c in contents} == {str(n) for n in range(120)}  # every call, at least once
 
 
+@contextlib.contextmanager
+def _no_timer_rounds(auditor: Auditor) -> Iterator[ProcessWriter]:
+    """Start the writer process, let the writer thread finish its first round, and keep it asleep
+    (it waits on an event nobody sets) until the block ends: the test runs the rounds itself."""
+    writer = auditor._writer
+    assert isinstance(writer, ProcessWriter)
+    writer.start()
+    _wait(lambda: writer._outbox is not None)
+    assert auditor.flush(30)
+    quiet = threading.Event()
+    wake, writer._wake = writer._wake, quiet
+    try:
+        yield writer
+    finally:
+        writer._wake = wake
+        quiet.set()
+
+
 def test_between_flushes_the_writer_thread_leaves_handing_on_to_a_caller_that_keeps_up(
     hx: ModuleType, tmp_path: Path
 ) -> None:
@@ -193,28 +213,64 @@ def test_between_flushes_the_writer_thread_leaves_handing_on_to_a_caller_that_ke
     and the caller's captures piled up for the flush."""
     spool = str(tmp_path / "spool")
     auditor = Auditor(f"sqlite:///{tmp_path}/t.db", spool_dir=spool, writer="process", flush_interval_s=3600)
-    writer = auditor._writer
-    assert isinstance(writer, ProcessWriter)
     client = _client(hx, auditor)
-    writer.start()
-    _wait(lambda: writer._outbox is not None)
-    for n in range(37):
-        _chat(client, n)
-    assert writer._hand_ons == 1 and len(writer._queue) == 5  # 32 handed on by the caller, 5 left
-    done = threading.Event()
-    with writer._send_lock:  # as if the caller were handing on at this moment
-        rounds = threading.Thread(target=lambda: (writer._drain(), done.set()))
-        rounds.start()
-        assert done.wait(10), "the timer round waited for the send lock"
-    rounds.join()
-    assert len(writer._queue) == 5  # left for the caller's next hand-on
-    writer._drain()  # no hand-on since the last look: the caller has gone quiet, the trickle goes now
-    assert len(writer._queue) == 0 and writer._seq == 2
+    with _no_timer_rounds(auditor) as writer:
+        for n in range(37):
+            _chat(client, n)
+        assert writer._hand_ons == 1 and len(writer._queue) == 5  # 32 handed on by the caller, 5 left
+        done = threading.Event()
+        with writer._send_lock:  # as if the caller were handing on at this moment
+            rounds = threading.Thread(target=lambda: (writer._drain(), done.set()))
+            rounds.start()
+            assert done.wait(10), "the timer round waited for the send lock"
+        rounds.join()
+        assert len(writer._queue) == 5  # left for the caller's next hand-on
+        seq = writer._seq
+        writer._drain()  # no hand-on since the last look: the caller has gone quiet, the trickle goes
+        assert len(writer._queue) == 0 and writer._seq == seq + 1
     assert auditor.flush(30)
     stats = auditor.stats()
     auditor.close()
     assert (stats.submitted, stats.written, stats.failed) == (37, 37, 0)
     assert len(list(llmaudit.open(f"sqlite:///{tmp_path}/t.db").records())) == 37
+
+
+def _big_chat(client: Any, size: int) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * size}]}
+    assert client.post("https://api.openai.com/v1/chat/completions", json=body).content == COMPLETION
+
+
+def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
+    hx: ModuleType, tmp_path: Path
+) -> None:
+    """32 captures of 100 KB would be 3 MB, more than the pipe takes: the child would wait for all of
+    them and a flush for the largest batch. Batches shrink to about `SHIP_BYTES`, and a batch the
+    pipe could not take goes out over the following calls."""
+    spool = str(tmp_path / "spool")
+    auditor = Auditor(f"sqlite:///{tmp_path}/b.db", spool_dir=spool, writer="process", flush_interval_s=3600)
+    client = _client(hx, auditor)
+    with _no_timer_rounds(auditor) as writer:
+        outbox = writer._outbox
+        assert outbox is not None
+        for _ in range(32):  # the first batch, at the default size
+            _big_chat(client, 100_000)
+        assert writer._hand_ons == 1 and 1 <= writer._ship_at <= 3
+        for _ in range(6):
+            _big_chat(client, 100_000)
+        assert writer._hand_ons >= 3  # handed on every few calls, not after 32
+        writer._ship_at = 1
+        _big_chat(client, 3 * PIPE_BYTES)  # one batch three times the pipe's size
+        writer._ship_at = 10_000  # no new batch from here: only what is left of that one goes on
+        assert outbox.unsent > 0
+        deadline = time.monotonic() + 20
+        while outbox.unsent:  # each call writes what the child has read meanwhile
+            assert time.monotonic() < deadline, "the rest of the batch was not sent by the following calls"
+            _chat(client, 0)
+            time.sleep(0.01)
+    assert auditor.flush(30)
+    stats = auditor.stats()
+    auditor.close()
+    assert (stats.written, stats.failed) == (stats.submitted, 0) and stats.submitted > 39
 
 
 def test_a_child_that_cannot_start_leaves_the_work_to_this_process(

@@ -62,6 +62,10 @@ DEFAULT_SHIP_SIZE = 32
 START_TIMEOUT_S = 60.0
 #: How often a waiting parent checks that the child is alive, and an idle child replays its spool.
 POLL_S = 0.5
+#: Bytes per hand-on that make the caller's thread hand on before `DEFAULT_SHIP_SIZE` captures: with
+#: 100 KB bodies, 32 captures would be 3 MB, more than the pipe takes, and the child would sit idle
+#: until they had all arrived (and a flush would wait for the largest batches).
+SHIP_BYTES = 256 * 1024
 #: Batches in flight before the writer thread reads the child's answers (else only at flush).
 ANSWERS_EVERY = 8
 
@@ -278,6 +282,7 @@ class ProcessWriter(Writer):
         self._broken: str | None = None  # the caller's thread found the child gone
         self._deferred: collections.deque[Pending] = collections.deque()  # left to the writer thread
         self.fallback_reason: str | None = None  # set once the parent writes by itself
+        self._ship_at = self.ship_size  # captures per hand-on, fewer when they are large (`_ship`)
         self._hand_ons = 0  # batches the caller's thread handed on (`_caller_keeps_up`)
         self._hand_ons_seen = 0
 
@@ -292,24 +297,33 @@ class ProcessWriter(Writer):
         did the whole block's work while the caller waited. Handing on costs the caller a pickle of
         the captures' bytes (no parsing) and one non-blocking pipe write per `ship_size` calls; when
         the pipe is full or the writer thread is sending, the captures stay queued for it instead.
+        A batch larger than the pipe (large bodies) goes out over the following calls, each writing
+        what the child has made room for.
         """
         super().submit(item)
+        outbox = self._outbox
         if (
-            len(self._queue) >= self.ship_size
-            and self._outbox is not None
-            and self._outbox.unsent < PIPE_BYTES
+            outbox is not None
+            and (outbox.unsent or len(self._queue) >= self._ship_at)
             and self._send_lock.acquire(blocking=False)
         ):
             try:
-                self._hand_on()
+                self._hand_on(outbox)
             except Exception as exc:  # noqa: BLE001 - the captures are queued or in flight either way
                 report("process writer hand-off", exc)
             finally:
                 self._send_lock.release()
 
-    def _hand_on(self) -> None:
+    def _hand_on(self, outbox: Frames) -> None:
+        if outbox.unsent >= PIPE_BYTES or len(self._queue) < self._ship_at:
+            try:
+                outbox.push(wait=False)  # the rest of a batch larger than what the pipe took
+            except OSError as exc:
+                self._gone(f"the writer process is gone ({type(exc).__name__})")
+            self._hand_ons += 1
+            return
         queue, batch = self._queue, list[Pending]()
-        while queue and len(batch) < self.ship_size:
+        while queue and len(batch) < self._ship_at:
             head = queue[0]
             if isinstance(head, _Marker):
                 break  # a flush waits there: the writer thread sends what is before it
@@ -347,16 +361,18 @@ class ProcessWriter(Writer):
 
     def _caller_keeps_up(self) -> bool:
         """True when this thread has nothing to do that the caller's thread will not do: no flush
-        marker, nothing deferred, no child gone, not stopping, and the queue is empty or the caller
-        handed on since this thread last looked (what is left then goes with the caller's next
-        batch, or at this thread's next round if the caller has gone quiet)."""
+        marker, nothing deferred, no child gone, not stopping, and either the caller handed on since
+        this thread last looked (what is left then goes with the caller's next batch, or at this
+        thread's next round if the caller has gone quiet) or nothing is waiting to be sent."""
         seen, self._hand_ons_seen = self._hand_ons_seen, self._hand_ons
         if self._stopping or self._deferred or self._broken is not None or self.fallback_reason is not None:
             return False
         queued = list(self._queue)  # one C call: another thread's append cannot interleave
         if any(type(item) is _Marker for item in queued):
             return False
-        return not queued or seen != self._hand_ons
+        if seen != self._hand_ons:
+            return True
+        return not queued and not (self._outbox is not None and self._outbox.unsent)
 
     def _store_batch(self, items: list[Pending]) -> None:
         if not items:
@@ -476,6 +492,7 @@ class ProcessWriter(Writer):
             items, blob = self._shippable(items)
             if not items:
                 return
+        self._ship_at = max(1, min(self.ship_size, SHIP_BYTES * len(items) // max(len(blob), 1)))
         with self._ship_lock:
             self._seq += 1
             self._unacked.append((self._seq, items))
