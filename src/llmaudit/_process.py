@@ -6,10 +6,12 @@ added to the caller's time. With `ProcessWriter` a child Python process does tha
 ordinary `Writer` of its own (its own hash chain, the same spool directory), and answers each batch
 with its counters; ``flush()`` waits for the answers.
 
-``submit`` still queues with a ``deque.append``. Every `DEFAULT_SHIP_SIZE` captures the caller's
-thread hands the queued ones on itself: a pickle of their raw bytes and headers (no parsing) and one
-non-blocking pipe write (`ProcessWriter.submit` says why the writer thread cannot do it in time).
-What does not fit in the pipe, and everything at a flush, is sent by the writer thread.
+``submit`` still queues with a ``deque.append``. Every `DEFAULT_SHIP_SIZE` captures (fewer when they
+are large: about `SHIP_BYTES`) the caller's thread hands the queued ones on itself: a pickle of their
+raw bytes and headers (no parsing) and one non-blocking pipe write (`ProcessWriter.submit` says why
+the writer thread cannot do it in time); what the pipe cannot take goes out with the next calls. The
+writer thread sends only what the caller leaves: the captures before a flush, a trickle once the
+caller stops, and what the caller could not pickle (`ProcessWriter._drain`).
 
 The child is ``sys.executable`` started fresh (never ``fork``: the caller's threads and locks stay
 where they are) when the writer thread starts. It ignores SIGINT and SIGTERM (a Ctrl-C or a service
@@ -296,9 +298,9 @@ class ProcessWriter(Writer):
         keeps releasing and retaking it), so captures piled up until ``flush()`` and the child then
         did the whole block's work while the caller waited. Handing on costs the caller a pickle of
         the captures' bytes (no parsing) and one non-blocking pipe write per `ship_size` calls; when
-        the pipe is full or the writer thread is sending, the captures stay queued for it instead.
-        A batch larger than the pipe (large bodies) goes out over the following calls, each writing
-        what the child has made room for.
+        the pipe is full or the writer thread is sending, the captures stay queued for a later call
+        (or for the writer thread, once the calls stop). A batch larger than the pipe goes out over
+        the following calls, each writing what the child has made room for.
         """
         super().submit(item)
         outbox = self._outbox
