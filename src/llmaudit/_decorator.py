@@ -6,6 +6,12 @@ path the decorator takes a record id, sets the context (parent id, client, sessi
 call; arguments and results are converted to JSON on the writer thread (`DecoratorCapture.to_record`),
 so a mutable argument changed after the call is recorded as it is then. Exceptions are re-raised
 unchanged; a generator is recorded when it is exhausted, closed, or collected (then ``incomplete``).
+
+In strict mode a record that can be neither stored nor spilled raises `AuditError` where the call
+ends: instead of the return value, at the generator's exhaustion, or instead of an `Exception` the
+body raised (chained to it). It never replaces a cancellation or an interrupt, and a generator
+closed early (``close()``, ``break``, garbage collection) has nobody to raise to: that loss is
+logged and counted.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import wrapt
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
 from ._convert import to_jsonable
+from ._errors import AuditError
 from ._guard import report
 from ._record import AuditRecord, format_id, new_id_value
 from ._session import _check_key, _check_text
@@ -127,8 +134,16 @@ class DecoratorCapture:
         current.reset(self.token)
 
     def finish(
-        self, result: Any = None, error: BaseException | None = None, *, incomplete: bool = False
+        self,
+        result: Any = None,
+        error: BaseException | None = None,
+        *,
+        incomplete: bool = False,
+        closing: bool = False,
     ) -> None:
+        """Submit the record once. In strict mode an unrecordable call raises `AuditError`, unless
+        *closing* (a generator closed or collected: nobody to raise to) or *error* is a cancellation
+        or an interrupt, which must propagate unchanged; the writer has logged and counted the loss."""
         if self.done:
             return
         self.done = True
@@ -138,7 +153,10 @@ class DecoratorCapture:
         self.incomplete = incomplete
         try:
             (self.site.options.auditor or get_auditor()).submit(self)
-        except Exception as exc:  # noqa: BLE001 - never into the caller (strict mode raises from submit)
+        except AuditError:
+            if not closing and (error is None or isinstance(error, Exception)):
+                raise
+        except Exception as exc:  # noqa: BLE001 - never into the caller
             report("decorator capture", exc)
 
     def to_record(self) -> AuditRecord:
@@ -248,7 +266,7 @@ def _coroutine_wrapper(site: _Site) -> Callable[..., Any]:
 
 
 def _collected(call: _Call, count: list[int]) -> None:
-    call.finish({"yielded": count[0]}, incomplete=True)
+    call.finish({"yielded": count[0]}, incomplete=True, closing=True)
 
 
 def _gen_wrapper(site: _Site) -> Callable[..., Any]:
@@ -289,7 +307,7 @@ def _stepped(call: _Call, inner: Generator[Any, Any, Any], count: list[int]) -> 
         return stop.value
     except GeneratorExit:
         inner.close()
-        call.finish({"yielded": count[0]}, incomplete=True)
+        call.finish({"yielded": count[0]}, incomplete=True, closing=True)
         raise
     except BaseException as exc:
         call.finish({"yielded": count[0]}, error=exc, incomplete=True)
@@ -333,7 +351,7 @@ async def _astepped(call: _Call, inner: Any, count: list[int]) -> AsyncIterator[
         call.finish({"yielded": count[0]})
     except GeneratorExit:
         await inner.aclose()
-        call.finish({"yielded": count[0]}, incomplete=True)
+        call.finish({"yielded": count[0]}, incomplete=True, closing=True)
         raise
     except BaseException as exc:
         call.finish({"yielded": count[0]}, error=exc, incomplete=True)

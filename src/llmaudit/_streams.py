@@ -6,17 +6,26 @@ clients check the stream's type. Finalisation happens exactly once, on whichever
 exhaustion (complete), ``close()`` before exhaustion (incomplete), an error or cancellation while
 reading (incomplete, re-raised unchanged), or garbage collection of a stream nobody closed
 (``weakref.finalize``, incomplete). Runs on the caller's thread: only appends and counters here.
+
+In strict mode a record that can be neither stored nor spilled raises `AuditError` from the
+finalisation the caller is in: from the iterator's end when the stream is exhausted, or from
+``close()``/``aclose()`` when the caller closes it early. It takes the place of an `Exception` in
+flight there (a read error, or the caller's own error leaving a ``with`` block; chained to it), but
+never of a cancellation or an interrupt; a stream finalised by garbage collection has nobody to
+raise to (the loss is logged and counted by the writer).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ._capture import MAX_CAPTURE_BYTES
-from ._guard import guard
+from ._errors import AuditError
+from ._guard import report
 
 __all__ = ["AsyncTeeMixin", "Finish", "SyncTeeMixin", "TeeState", "UsageChunkFilter"]
 
@@ -81,6 +90,7 @@ class TeeState:
         "__weakref__",
         "chunks",
         "done",
+        "failure",
         "filter",
         "finish",
         "first_chunk_at",
@@ -98,6 +108,7 @@ class TeeState:
         self.done = False
         self.first_chunk_at: float | None = None
         self.iterated = False  # a second iteration (a client retrying a consumed stream) passes through
+        self.failure: AuditError | None = None  # strict mode: raised where the caller can receive it
 
     def keep(self, chunk: bytes) -> None:
         if self.first_chunk_at is None:
@@ -112,8 +123,25 @@ class TeeState:
         if self.done:
             return
         self.done = True
-        with guard("stream finalisation"):
+        try:
             self.finish(tuple(self.chunks), self.truncated, incomplete, error, self.first_chunk_at)
+        except AuditError as exc:
+            self.failure = exc  # strict mode: see `raise_failure`
+        except Exception as exc:  # noqa: BLE001 - never into the caller: logged and counted
+            report("stream finalisation", exc)
+
+    def raise_failure(self, instead_of: BaseException | None = None, *, closing: bool = False) -> None:
+        """Raise the strict-mode `AuditError` of `end`, once, in place of *instead_of* (the exception
+        in flight) when that is an `Exception`. While the iterator is being closed (``GeneratorExit``)
+        it waits for ``close()``, which the clients call next and which raises it then (*closing*).
+        Over a cancellation or an interrupt it is dropped (the writer logged and counted the loss),
+        so that those always propagate unchanged."""
+        failure = self.failure
+        if failure is None or (isinstance(instead_of, GeneratorExit) and not closing):
+            return
+        self.failure = None
+        if instead_of is None or isinstance(instead_of, (Exception, GeneratorExit)):
+            raise failure
 
 
 def _collected(state: TeeState) -> None:
@@ -145,14 +173,17 @@ class SyncTeeMixin:
                 yield tail
         except BaseException as exc:  # record and re-raise unchanged, cancellation included
             state.end(incomplete=True, error=None if isinstance(exc, GeneratorExit) else exc)
+            state.raise_failure(instead_of=exc)
             raise
         state.end(incomplete=False)
+        state.raise_failure()
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
             self._state.end(incomplete=True)
+        self._state.raise_failure(instead_of=sys.exc_info()[1], closing=True)
 
 
 class AsyncTeeMixin:
@@ -181,11 +212,14 @@ class AsyncTeeMixin:
                 yield tail
         except BaseException as exc:  # CancelledError included: record it as incomplete, re-raise
             state.end(incomplete=True, error=None if isinstance(exc, GeneratorExit) else exc)
+            state.raise_failure(instead_of=exc)
             raise
         state.end(incomplete=False)
+        state.raise_failure()
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
             self._state.end(incomplete=True)
+        self._state.raise_failure(instead_of=sys.exc_info()[1], closing=True)

@@ -27,8 +27,8 @@ from ._auditor import Auditor, NullAuditor, get_auditor
 from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
-from ._errors import ConfigurationError
-from ._guard import guard
+from ._errors import AuditError, ConfigurationError
+from ._guard import guard, report
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
@@ -227,11 +227,19 @@ class _TransportCore:
         auditor.submit(raw)
 
     def _failed(self, call: _Call, exc: BaseException) -> None:
-        with guard("transport error capture"):
+        """Record a call the inner transport failed. In strict mode an unrecordable failure raises
+        `AuditError` instead (chained to *exc*), except over a cancellation or an interrupt, which
+        always propagate unchanged (the loss is logged by the writer)."""
+        try:
             call.finish((), False, True, exc, None)
+        except AuditError:
+            if isinstance(exc, Exception):
+                raise
+        except Exception as internal:  # noqa: BLE001 - never into the caller: logged and counted
+            report("transport error capture", internal)
 
     def _tee(self, call: _Call, request: Any, response: Any, *, is_async: bool) -> None:
-        with guard("transport response capture"):
+        try:
             call.status_code, call.headers = response.status_code, response.headers
             if response.is_closed:  # an in-memory transport (MockTransport, ASGI…) already read it
                 call.finish(_already_read(call, response), False, False, None, None)
@@ -239,6 +247,10 @@ class _TransportCore:
             branch = self._bind(request)
             tee = branch.AsyncTee if is_async else branch.SyncTee
             response.stream = tee(response.stream, call.finish, call.usage_filter)
+        except AuditError:
+            raise  # strict mode: the record of this response can be neither stored nor spilled
+        except Exception as exc:  # noqa: BLE001 - never into the caller: logged and counted
+            report("transport response capture", exc)
 
     def record_sync(self, send: Callable[[Any], Any], request: Any) -> Any:
         """Send *request* with *send*, recording the exchange when it is an LLM call."""

@@ -124,6 +124,11 @@ if hasattr(os, "register_at_fork"):
     )
 
 
+def _stopped(why: str, cause: Exception) -> AuditError:
+    """The `AuditError` that stops a caller in strict mode, saying why (raised ``from`` *cause*)."""
+    return AuditError(f"llmaudit strict mode stopped this call: {why} ({type(cause).__name__}: {cause})")
+
+
 class Writer:
     """Builds, batches and stores records; see the module docstring for the guarantees."""
 
@@ -172,12 +177,13 @@ class Writer:
         """Hand *item* over for storage. Never blocks on I/O unless the queue is full or mode="sync".
 
         Raises:
-            AuditError: only with ``strict=True``, when the record could be neither stored nor spilled.
+            AuditError: only with ``strict=True``, when the record could not be built, or could be
+                neither stored nor spilled, on this thread (``mode="sync"``, or a full queue).
         """
         if self.mode == "sync" or self._stopping:
-            self._store_now([item], durable=True)
+            self._store_now([item], durable=True, strict=self.strict)
         elif len(self._queue) >= self.queue_size:
-            self._store_now([item], durable=False, spill_only=True)
+            self._store_now([item], durable=False, spill_only=True, strict=self.strict)
         else:
             self._queue.append(item)
             if self._thread is None:
@@ -316,9 +322,11 @@ class Writer:
             with self._count_lock:
                 self._counts[key] += n
 
-    def _build(self, items: Sequence[Pending], owned: set[int] | None = None) -> list[AuditRecord]:
+    def _build(
+        self, items: Sequence[Pending], owned: set[int] | None = None, failures: list[Exception] | None = None
+    ) -> list[AuditRecord]:
         """Records from *items*, through the processors; the ``id()`` of each one built here (not
-        handed in by the caller) goes into *owned*."""
+        handed in by the caller) goes into *owned*, and each failure into *failures*."""
         records: list[AuditRecord] = []
         for item in items:
             try:
@@ -330,6 +338,8 @@ class Writer:
             except Exception as exc:  # noqa: BLE001 - one bad capture must not sink its batch
                 self._count("failed")
                 report("record building", exc)
+                if failures is not None:
+                    failures.append(exc)
                 continue
             if record is None:
                 self._count("dropped")
@@ -339,25 +349,35 @@ class Writer:
                     owned.add(id(record))
         return records
 
-    def _store_now(self, items: Sequence[Pending], *, durable: bool, spill_only: bool = False) -> None:
+    def _store_now(
+        self, items: Sequence[Pending], *, durable: bool, spill_only: bool = False, strict: bool = False
+    ) -> None:
+        """Store or spill *items* on this thread. With *strict* (the caller's own record, on the
+        caller's thread), a record that could not be built, or neither stored nor spilled, raises
+        `AuditError` once everything else here is done; the writer thread never passes *strict*."""
         self._count("submitted", len(items))
         owned: set[int] = set()
-        records = self._build(items, owned)
+        failures: list[Exception] = []
+        records = self._build(items, owned, failures)
+        if strict and failures:
+            raise _stopped("its audit record could not be built", failures[0]) from failures[0]
         if not records:
             return
         if spill_only or time.monotonic() < self._down_until:
-            self._spill(self._seal(records, owned), durable=durable)
+            lost = self._spill(self._seal(records, owned), durable=durable)
             forget_encodings()
-            return
-        try:
-            # Sealed under the store lock, so that records reach the storage in chain order: when
-            # several threads store at once (sync mode) and the process dies, what is missing is the
-            # end of the chain, never a record in the middle that verify would report as deleted.
-            with self._store_lock:
-                self._write_or_spill(self._seal(records, owned), durable=durable)
-        finally:
-            forget_encodings()
-        if self.mode == "sync":
+        else:
+            try:
+                # Sealed under the store lock, so that records reach the storage in chain order: when
+                # several threads store at once (sync mode) and the process dies, what is missing is
+                # the end of the chain, never a record in the middle that verify would report deleted.
+                with self._store_lock:
+                    lost = self._write_or_spill(self._seal(records, owned), durable=durable)
+            finally:
+                forget_encodings()
+        if strict and lost is not None:
+            raise _stopped("its audit record could be neither stored nor spilled", lost) from lost
+        if self.mode == "sync" and lost is None:
             self._maybe_replay()
 
     def _seal(self, records: list[AuditRecord], owned: set[int]) -> list[AuditRecord]:
@@ -367,7 +387,8 @@ class Writer:
             report("chain sealing", exc)
             return records
 
-    def _write_or_spill(self, records: list[AuditRecord], *, durable: bool) -> None:
+    def _write_or_spill(self, records: list[AuditRecord], *, durable: bool) -> Exception | None:
+        """Write *records*, retrying, else spill them; returns why some were lost (None: none was)."""
         delays = self.retry_delays_s if self.mode == "background" else self.retry_delays_s[:1]
         for delay in (*delays, None):
             try:
@@ -375,18 +396,17 @@ class Writer:
             except StorageUnavailableError as exc:
                 last: Exception = exc
             except StorageError as exc:
-                self._reject(records, exc)
-                return
+                return self._reject(records, exc)
             except Exception as exc:  # noqa: BLE001 - a third-party backend: treat as transient
                 last = exc
             else:
                 self._count("written", len(records))
                 self._down_until = 0.0
-                return
+                return None
             if delay is not None:
                 time.sleep(delay)
         self._mark_down(last)
-        self._spill(records, durable=durable)
+        return self._spill(records, durable=durable)
 
     def _mark_down(self, exc: Exception) -> None:
         if not self._down_until:
@@ -399,32 +419,31 @@ class Writer:
         self._down_until = time.monotonic() + self.probe_interval_s
         self._next_spool_check = 0.0
 
-    def _reject(self, records: list[AuditRecord], exc: StorageError) -> None:
-        if len(records) > 1:  # isolate the record at fault; the others are fine
-            for record in records:
-                self._write_or_spill([record], durable=False)
-            return
+    def _reject(self, records: list[AuditRecord], exc: StorageError) -> Exception | None:
+        """Keep records the backend refused aside; returns why some were lost (None: none was)."""
+        if len(records) > 1:  # isolate the record at fault; the others are fine (each one is tried)
+            lost = [self._write_or_spill([record], durable=False) for record in records]
+            return next((e for e in lost if e is not None), None)
         try:
             path = self.spool.reject(records)
         except OSError as spool_exc:
-            self._lose(records, spool_exc)
-            return
+            return self._lose(records, spool_exc)
         self._count("rejected", len(records))
         logger.error("llmaudit: storage refused record %s (%s); kept in %s", records[0].id, exc, path)
+        return None
 
-    def _spill(self, records: list[AuditRecord], *, durable: bool) -> None:
+    def _spill(self, records: list[AuditRecord], *, durable: bool) -> Exception | None:
         try:
             self.spool.append(records, durable=durable)
         except OSError as exc:
-            self._lose(records, exc)
-            return
+            return self._lose(records, exc)
         self._count("spilled", len(records))
+        return None
 
-    def _lose(self, records: list[AuditRecord], exc: Exception) -> None:
+    def _lose(self, records: list[AuditRecord], exc: Exception) -> Exception:
         self._count("failed", len(records))
         logger.error("llmaudit: %d records could be neither stored nor spilled: %s", len(records), exc)
-        if self.strict:
-            raise AuditError(f"audit record could be neither stored nor spilled: {exc}") from exc
+        return exc
 
     def _maybe_replay(self) -> None:
         now = time.monotonic()
