@@ -9,6 +9,7 @@ saw; each test below checks one of them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from tests.strict_child import LENIENT
 
+import llmaudit
 from llmaudit import AuditError, Auditor, AuditRecord
 
 CHILD = Path(__file__).with_name("strict_child.py")
@@ -194,3 +196,60 @@ def test_strict_stops_a_call_whose_record_cannot_be_built(
     sync_auditors[False].submit(AuditRecord())
     assert sync_auditors[True].stats().failed == sync_auditors[False].stats().failed == 1
     assert any("record building" in r.getMessage() for r in expect_internal_errors)
+
+
+@pytest.fixture
+def strict_auditor(tmp_path: Path) -> Iterator[Auditor]:
+    auditor = Auditor("memory://strict-start", mode="sync", strict=True, spool_dir=str(tmp_path / "spool"))
+    yield auditor
+    auditor.close()
+
+
+@pytest.mark.parametrize("branch", ["httpx", "httpx2"])
+def test_strict_stops_a_call_that_llmaudit_could_not_start_recording_before_it_is_sent(
+    branch: str,
+    strict_auditor: Auditor,
+    monkeypatch: pytest.MonkeyPatch,
+    expect_internal_errors: list[logging.LogRecord],
+) -> None:
+    """A bug on the hot path (here the endpoint matcher) would let the call go out unrecorded: with
+    strict it is stopped before anything is sent (without strict it goes on, see
+    tests/transport/test_transport.py::test_an_internal_failure_never_reaches_the_caller)."""
+    hx = importlib.import_module(branch)
+    sent: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        sent.append(request)
+        return hx.Response(200, json={})
+
+    def broken(host: str, path: str) -> None:
+        raise RuntimeError("matcher bug")
+
+    monkeypatch.setattr(llmaudit.providers, "match", broken)
+    transport = llmaudit.AuditTransport(hx.MockTransport(handler), auditor=strict_auditor)
+    with hx.Client(transport=transport) as client, pytest.raises(AuditError, match="matcher bug") as raised:
+        client.post("https://api.openai.com/v1/chat/completions", json={})
+    assert "recording could not start" in str(raised.value)
+    assert sent == []
+    assert any("transport request capture" in r.getMessage() for r in expect_internal_errors)
+
+
+def test_strict_stops_an_audited_call_that_could_not_start_recording_before_its_body_runs(
+    strict_auditor: Auditor, expect_internal_errors: list[logging.LogRecord]
+) -> None:
+    """@audited whose session_key callable fails: with strict the body never runs."""
+    ran: list[str] = []
+
+    def bad_key(arguments: Any) -> str:
+        raise KeyError("no such argument")
+
+    @llmaudit.audited(auditor=strict_auditor, session_key=bad_key)
+    def answer(question: str) -> str:
+        ran.append(question)
+        return "42"
+
+    with pytest.raises(AuditError, match="recording could not start"):
+        answer("why?")
+    assert ran == []
+    assert strict_auditor.stats().submitted == 0
+    assert any("decorator call start" in r.getMessage() for r in expect_internal_errors)

@@ -210,8 +210,12 @@ class _Site:
 def _start(site: _Site, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
     try:
         return _Call(site, instance, args, kwargs)
-    except Exception as exc:  # noqa: BLE001 - the call goes on unrecorded; the failure is logged
+    except Exception as exc:  # the call goes on unrecorded; the failure is logged...
         report("decorator call start", exc)
+        if (site.options.auditor or get_auditor()).settings.strict:  # ...unless it must not
+            raise AuditError(
+                f"llmaudit strict mode stopped this call: recording could not start ({_describe(exc)})"
+            ) from exc
         return None
 
 

@@ -28,7 +28,7 @@ from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
 from ._errors import AuditError, ConfigurationError
-from ._guard import guard, report
+from ._guard import report
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
@@ -286,9 +286,15 @@ class _TransportCore:
 
 
 def _start(transport: _TransportCore, request: Any) -> _Call | None:
-    with guard("transport request capture"):
+    try:
         return transport._begin(request)
-    return None  # the guard logged why; the call goes on unrecorded
+    except Exception as exc:  # logged and counted; the call goes on unrecorded...
+        report("transport request capture", exc)
+        if (transport._auditor or get_auditor()).settings.strict:  # ...unless it must not
+            raise AuditError(
+                f"llmaudit strict mode stopped this call: recording could not start ({_describe(exc)})"
+            ) from exc
+    return None
 
 
 class AuditTransport(_TransportCore):
