@@ -230,6 +230,7 @@ _SWALLOWED_SIGTERM_CHILD = textwrap.dedent(
         # callback, where Python prints "Exception ignored" and swallows the SystemExit
         signal.raise_signal(signal.SIGTERM)
 
+    {before}
     thing = Thing()
     ref = weakref.ref(thing, callback)
     del thing
@@ -237,22 +238,49 @@ _SWALLOWED_SIGTERM_CHILD = textwrap.dedent(
     """
 )
 
+# The process exits by itself before the resend: the resend thread goes on only once the exit flush
+# has begun, and the flush waits for it (so the order does not depend on how busy the machine is).
+_RESEND_DURING_THE_EXIT_FLUSH = """
+import threading
+from llmaudit import _auditor
+exit_flush_began = threading.Event()
+resend = _auditor._resend_sigterm
+
+def resend_once_exiting():
+    exit_flush_began.wait(20)
+    resend()
+
+_auditor._resend_sigterm = resend_once_exiting
+auditor = llmaudit.get_auditor()
+close = auditor.close
+
+def close_after_the_resend(timeout=None):
+    exit_flush_began.set()
+    for thread in threading.enumerate():
+        if thread.name == "llmaudit-sigterm":
+            thread.join(20)
+    close(timeout)
+
+auditor.close = close_after_the_resend
+"""
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "after",
-    ["time.sleep(30); sys.exit(3)", "time.sleep(0.001)"],
+    ("before", "after"),
+    [("", "time.sleep(30); sys.exit(3)"), (_RESEND_DURING_THE_EXIT_FLUSH, "pass")],
     ids=["still-running", "exits-by-itself"],
 )
-def test_a_sigterm_that_python_swallowed_is_sent_again(after: str, tmp_path: Path) -> None:
+def test_a_sigterm_that_python_swallowed_is_sent_again(before: str, after: str, tmp_path: Path) -> None:
     """Seen under load: SIGTERM's handler ran inside a WeakSet callback, Python swallowed its
     SystemExit, and the process went on as if never asked to stop. llmaudit sends SIGTERM again
     (still-running: exit 143 at once, not after the 30 s sleep); when the process exits by itself
     meanwhile, the resent signal must not cut the exit flush short."""
     url = f"sqlite:///{tmp_path / 'term.db'}"
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    source = _SWALLOWED_SIGTERM_CHILD.format(before=before.strip(), after=after)
     child = subprocess.run(
-        [sys.executable, "-c", _SWALLOWED_SIGTERM_CHILD.format(after=after), url],
+        [sys.executable, "-c", source, url],
         env=env,
         timeout=25,
         check=False,

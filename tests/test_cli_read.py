@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
-import time
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -121,6 +122,10 @@ def test_tail_prints_the_latest_records_oldest_first(url: str) -> None:
 
 
 def test_tail_follow_prints_new_records_as_they_arrive(url: str, tmp_path: Path) -> None:
+    """A record stored after ``tail -f`` took its first look is printed. When that look happens is not
+    known from outside (starting the process can take seconds on a busy machine, and a record stored
+    before it is not new), so records are stored until one is printed; from then on the process is
+    following, and the next record stored must be printed too."""
     env = {**os.environ, "LLMAUDIT_STORAGE": url}
     process = subprocess.Popen(
         [sys.executable, "-m", "llmaudit.cli", "tail", "-n", "0", "-f", "--interval", "0.1", "--json"],
@@ -128,14 +133,31 @@ def test_tail_follow_prints_new_records_as_they_arrive(url: str, tmp_path: Path)
         text=True,
         env=env,
     )
+    stop = threading.Timer(120, process.kill)  # a missing line fails the test instead of hanging it
+    stop.start()
+    assert process.stdout is not None
     try:
-        time.sleep(1.5)  # let it start and take its first look
         with llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool2")) as auditor:
-            auditor.submit(AuditRecord(session_key="late-arrival", created_at=datetime.now(timezone.utc)))
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert json.loads(line)["session_key"] == "late-arrival"
+
+            def store(key: str) -> None:
+                auditor.submit(AuditRecord(session_key=key, created_at=datetime.now(timezone.utc)))
+                assert auditor.flush(10)
+
+            for n in range(120):  # one record a second until tail prints one (it is started by then)
+                store(f"late-{n}")
+                if select.select([process.stdout], [], [], 1.0)[0]:
+                    break
+            first = json.loads(process.stdout.readline())
+            assert first["session_key"].startswith("late-")
+            store("after-the-first-look")
+            keys = []
+            while not keys or keys[-1] != "after-the-first-look":
+                line = process.stdout.readline()
+                assert line, f"tail ended before printing the record stored while it followed: {keys}"
+                keys.append(json.loads(line)["session_key"])
+            assert all(key.startswith("late-") for key in keys[:-1])
     finally:
+        stop.cancel()
         process.terminate()
         process.communicate(timeout=10)  # also closes the pipe
 

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -258,15 +259,23 @@ def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
         for _ in range(6):
             _big_chat(client, 100_000)
         assert writer._hand_ons >= 3  # handed on every few calls, not after 32
+        child = writer._child
+        assert child is not None
         writer._ship_at = 1
-        _big_chat(client, 3 * PIPE_BYTES)  # one batch three times the pipe's size
+        # The child is stopped while the big batch is handed on, so that the pipe is full by
+        # construction (it read everything meanwhile when this process was the slow one).
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            _big_chat(client, 3 * PIPE_BYTES)  # one batch three times the pipe's size
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
         writer._ship_at = 10_000  # no new batch from here: only what is left of that one goes on
         assert outbox.unsent > 0
-        deadline = time.monotonic() + 20
         while outbox.unsent:  # each call writes what the child has read meanwhile
-            assert time.monotonic() < deadline, "the rest of the batch was not sent by the following calls"
+            # wait for room in the pipe (the child reads), so that the next call writes something
+            room = select.select([], [outbox.fd], [], 60)[1]
+            assert room, "the child read nothing from the pipe for 60 s"
             _chat(client, 0)
-            time.sleep(0.01)
     assert auditor.flush(30)
     stats = auditor.stats()
     auditor.close()
