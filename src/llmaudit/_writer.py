@@ -377,7 +377,7 @@ class Writer:
                 forget_encodings()
         if strict and lost is not None:
             raise _stopped("its audit record could be neither stored nor spilled", lost) from lost
-        if self.mode == "sync" and lost is None:
+        if self.mode == "sync":
             self._maybe_replay()
 
     def _seal(self, records: list[AuditRecord], owned: set[int]) -> list[AuditRecord]:
