@@ -374,28 +374,31 @@ def test_fork_waits_for_the_batch_being_written(tmp_path: Path) -> None:
     import threading
     import time
 
-    from tests.helpers import ControlledStorage
+    from tests.helpers import ControlledStorage, WatchedLock
 
     storage = ControlledStorage()
     storage.gate.clear()  # the writer blocks inside write() until the gate opens
     auditor = llmaudit.Auditor(storage, spool_dir=str(tmp_path / "spool"), flush_interval_s=0.01)
+    store_lock = WatchedLock()
+    auditor._writer._store_lock = store_lock  # type: ignore[assignment]
     auditor.submit(AuditRecord(session_key="in-flight"))
-    deadline = time.monotonic() + 10
-    while not auditor._writer._store_lock.locked():  # the writer has entered write()
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    assert storage.entered.wait(10)  # the writer holds the store lock, inside write()
     opened_at: list[float] = []
 
-    def open_gate() -> None:
-        time.sleep(0.3)
-        opened_at.append(time.monotonic())
-        storage.gate.set()
+    def open_gate() -> None:  # once fork() waits for the store lock, not after a guessed delay
+        try:
+            if store_lock.second_waiting.wait(10):
+                opened_at.append(time.monotonic())
+        finally:
+            storage.gate.set()
 
-    threading.Thread(target=open_gate).start()
+    opener = threading.Thread(target=open_gate)
+    opener.start()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child only exits
         os._exit(0)
     forked_at = time.monotonic()
+    opener.join()
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     assert opened_at and forked_at >= opened_at[0], "fork() went ahead while a batch was being written"
     assert auditor.flush(10) and storage.ids()

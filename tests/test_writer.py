@@ -7,11 +7,10 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from tests.helpers import ControlledStorage
+from tests.helpers import ControlledStorage, WatchedLock
 
 from llmaudit import AuditError, Auditor, AuditRecord, StorageUnavailableError
 from llmaudit._spool import Spool
@@ -353,53 +352,14 @@ def test_submit_after_close_still_stores(tmp_path: Path) -> None:
     assert storage.ids() == [record.id]
 
 
-class _EnteredStorage(ControlledStorage):
-    """Tells when a write has begun (and then waits at the gate)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = threading.Event()
-
-    def write(self, records: Sequence[AuditRecord]) -> None:
-        self.entered.set()
-        super().write(records)
-
-
-class _WatchedLock:
-    """A lock that tells when its second acquirer has arrived (``waiting[2]``), before it blocks."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._arrived = 0
-        self.waiting = {2: threading.Event()}
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        self._arrived += 1
-        if self._arrived in self.waiting:
-            self.waiting[self._arrived].set()
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 def test_sync_mode_threads_reach_the_storage_in_chain_order(tmp_path: Path) -> None:
     """Records are sealed under the store lock: a thread waiting to write has no chain number yet, so
     a process killed mid-write leaves the end of the chain missing, never a hole verify would report
     as a deleted record (seen under kill -9 with 8 threads in sync mode)."""
-    storage = _EnteredStorage()
+    storage = ControlledStorage()
     storage.gate.clear()
     auditor = Auditor(storage, mode="sync", spool_dir=str(tmp_path / "spool"))
-    store_lock = _WatchedLock()
+    store_lock = WatchedLock()
     auditor._writer._store_lock = store_lock  # type: ignore[assignment]
     first = threading.Thread(target=auditor.submit, args=(AuditRecord(session_key="first"),))
     second = threading.Thread(target=auditor.submit, args=(AuditRecord(session_key="second"),))
@@ -407,7 +367,7 @@ def test_sync_mode_threads_reach_the_storage_in_chain_order(tmp_path: Path) -> N
         first.start()
         assert storage.entered.wait(10)  # the first record is sealed and inside write()
         second.start()
-        assert store_lock.waiting[2].wait(10)  # the second thread is built and waiting for the store
+        assert store_lock.second_waiting.wait(10)  # the second thread is built and waiting for the store
         assert auditor._writer.chain._seq == 1, "a record was numbered before it could be written"
     finally:
         storage.gate.set()
