@@ -1,0 +1,303 @@
+"""The catalogue of token formats the redactor recognises, and the text folding it matches on.
+
+Runs on the writer thread (inside the `Redactor`), never on the caller's hot path. Pure functions and
+compiled tables: no I/O, no state.
+
+The rules are adapted from the gitleaks rule set (``config/gitleaks.toml``, gitleaks commit b58d3f1,
+July 2026; https://github.com/gitleaks/gitleaks, MIT licence, copyright (c) 2019 Zachary Rice), with
+a few formats gitleaks lacks taken from trufflehog's detectors (Groq ``gsk_``, Google OAuth
+``GOCSPX-`` / ``ya29.``, xAI, Replicate). Only rules anchored on a distinctive literal (a key prefix
+such as ``ghp_`` or ``xoxb-``, or a key name such as ``aws_secret_access_key``) are taken: gitleaks'
+context-only rules (``generic-api-key``, "a 32-character hex string near the word heroku") flag too
+much ordinary text for an audit log. Changes from gitleaks: a token is matched to the end of its run
+of token characters rather than to an exact length (a longer paste is redacted whole instead of
+leaving a tail), gitleaks' trailing-delimiter groups are replaced by look-arounds, and keywords are
+case-sensitive (every prefix below is case-sensitive in the issuer's format).
+
+Each rule has *keywords*: literals, one of which occurs in every match. `KEYWORDS` (one compiled
+alternation of all of them) is the cheap pre-filter: a text in which it finds nothing is not scanned
+by these rules at all, and a rule runs only when one of its own keywords is present.
+
+Where a rule's regex has a named group, only that group is the secret (the key name before
+``aws_secret_access_key=`` stays readable); otherwise the whole match is.
+
+Folding: keys can be split by zero-width or other format characters (Unicode category Cf) or
+written in full-width or other compatibility forms (``ghp_`` in full-width letters, U+FF47...).
+`fold` removes the format characters and applies NFKC character by character, keeping for each
+folded character the index of the original character it came from, so that a match in the folded
+text redacts the original span.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "CHECKS",
+    "FORMAT_CHARS",
+    "KEYWORDS",
+    "KEYWORDS_BYTES",
+    "PATTERNS",
+    "RULES",
+    "RULE_KEYWORDS",
+    "SecretRule",
+    "fold",
+    "needs_fold",
+]
+
+
+def _mixed(secret: str) -> bool:
+    """Upper- and lower-case letters and a digit or ``/`` / ``+``: a random 40-character AWS secret,
+    not a word, a git SHA-1 (lower-case hex) or a constant name."""
+    return (
+        any(c.isupper() for c in secret)
+        and any(c.islower() for c in secret)
+        and any(c.isdigit() or c in "/+" for c in secret)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRule:
+    """One detector of the catalogue: its ``[REDACTED:<name>]`` name, the literals one of which every
+    match contains, its regex and an optional check of the secret text (a match failing it is kept)."""
+
+    name: str
+    keywords: tuple[str, ...]
+    regex: str
+    check: Callable[[str], bool] | None = None
+
+
+# A token starts where no token character precedes it.
+_B = r"(?<![A-Za-z0-9_])"
+_B64_END = r"(?![A-Za-z0-9/+=])"
+
+RULES: Final[tuple[SecretRule, ...]] = (
+    # gitleaks private-key; also a block whose END line was cut off (the base64 body to its end)
+    SecretRule(
+        "private_key",
+        ("-----BEGIN",),
+        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[\s\S]{0,65536}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\:,-]*)",
+    ),
+    # gitleaks aws-* has the access key id only; the secret by its name (credentials files, env,
+    # STS JSON "SecretAccessKey") or as the first 40-character token after an access key id
+    SecretRule(
+        "aws_secret_key",
+        (
+            "ecret_access_key",
+            "ECRET_ACCESS_KEY",
+            "ecretAccessKey",
+            "ecretaccesskey",
+            "aws_secret",
+            "AWS_SECRET",
+        ),
+        r"(?i:aws_?secret(?:_?access)?_?key|secret_?access_?key)[\s\"'`]{0,3}(?:=|:|=>|:=)[\s\"'`]{0,5}"
+        r"(?P<secret>[A-Za-z0-9/+]{40})" + _B64_END,
+        _mixed,
+    ),
+    SecretRule(
+        "aws_secret_key",
+        ("AKIA", "ASIA"),
+        r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])[\s\S]{0,100}?(?<![A-Za-z0-9/+=])"
+        r"(?P<secret_after_id>[A-Za-z0-9/+]{40})" + _B64_END,
+        _mixed,
+    ),
+    # gitleaks github-pat, github-oauth, github-app-token, github-refresh-token, github-fine-grained-pat
+    SecretRule(
+        "github_token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        _B + r"(?:gh[pousr]_[0-9A-Za-z]{36,}|github_pat_[0-9A-Za-z_]{82,})",
+    ),
+    # gitleaks gitlab-* (pat, deploy, feed, runner, cicd job, trigger, oauth app, mail, agent, ...)
+    SecretRule(
+        "gitlab_token",
+        (
+            "glpat-",
+            "gldt-",
+            "glft-",
+            "glsoat-",
+            "glrt-",
+            "glcbt-",
+            "glptt-",
+            "gloas-",
+            "glimt-",
+            "glagent-",
+            "glffct-",
+            "GR1348941",
+        ),
+        _B + r"(?:gl(?:pat|dt|ft|soat|rt|ffct|imt|oas|agent)-[0-9A-Za-z_.-]{20,}"
+        r"|glcbt-[0-9A-Za-z]{1,5}_[0-9A-Za-z_-]{20,}|glptt-[0-9a-f]{40}|GR1348941[0-9A-Za-z_-]{20,})",
+    ),
+    # gitleaks slack-bot/user/app/legacy/config tokens
+    SecretRule(
+        "slack_token",
+        ("xox", "xapp-"),
+        _B + r"(?:xox[abeoprs](?:\.xox[bp])?-[0-9A-Za-z-]{10,}|xapp-[0-9]-[A-Za-z0-9]+-[0-9]+-[A-Za-z0-9]+)",
+    ),
+    # gitleaks slack-webhook-url, microsoft-teams-webhook; Discord webhooks (trufflehog)
+    SecretRule(
+        "webhook_url",
+        ("hooks.slack.com", "/api/webhooks/", ".webhook.office.com"),
+        r"(?:https?://)?(?:hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{20,}"
+        r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]{20,}"
+        r"|[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{20,}(?:/IncomingWebhook/[A-Za-z0-9/_-]+)?)",
+    ),
+    # gitleaks jwt: header and payload are base64 JSON objects ("eyJ..."), so ".ey" is in every one
+    SecretRule(
+        "jwt",
+        (".ey",),
+        r"(?<![A-Za-z0-9_-])ey[A-Za-z0-9_-]{17,}\.ey[A-Za-z0-9/\\_-]{17,}\.(?:[A-Za-z0-9/\\_-]{10,}={0,2})?",
+    ),
+    SecretRule("groq_key", ("gsk_",), _B + r"gsk_[A-Za-z0-9]{48,}"),  # trufflehog groq
+    # gitleaks huggingface-access-token, huggingface-organization-api-token
+    SecretRule("huggingface_token", ("hf_", "api_org_"), _B + r"(?:hf|api_org)_[A-Za-z]{34,}"),
+    # gitleaks stripe-access-token; webhook signing secrets (trufflehog)
+    SecretRule(
+        "stripe_key",
+        ("sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_", "whsec_"),
+        _B + r"(?:[sr]k_(?:live|test|prod)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9+/=]{24,})",
+    ),
+    # Google OAuth client secrets, access and refresh tokens (trufflehog gcp oauth2)
+    SecretRule(
+        "google_oauth",
+        ("GOCSPX-", "ya29.", "1//0"),
+        r"(?:" + _B + r"GOCSPX-[A-Za-z0-9_-]{28,}|" + _B + r"ya29\.[A-Za-z0-9_-]{20,}"
+        r"|(?<![A-Za-z0-9/])1//0[A-Za-z0-9_-]{30,})",
+    ),
+    SecretRule("npm_token", ("npm_",), _B + r"npm_[A-Za-z0-9]{36,}"),  # gitleaks npm-access-token
+    SecretRule(
+        "sendgrid_key", ("SG.",), _B + r"SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
+    ),  # gitleaks sendgrid
+    SecretRule("twilio_key", ("SK",), _B + r"SK[0-9a-fA-F]{32}(?![0-9A-Za-z])"),  # gitleaks twilio-api-key
+    # gitleaks telegram-bot-api-token without its context keyword: bot id, ':', 35 characters from "AA"
+    SecretRule("telegram_bot_token", (":AA",), r"(?<![0-9])[0-9]{8,10}:AA[0-9A-Za-z_-]{33}(?![0-9A-Za-z_-])"),
+    SecretRule("pypi_token", ("pypi-AgE",), r"pypi-AgE[A-Za-z0-9_-]{50,}"),  # gitleaks pypi-upload-token
+    SecretRule("digitalocean_token", ("_v1_",), _B + r"do[opr]_v1_[a-f0-9]{64}"),  # gitleaks digitalocean-*
+    SecretRule("databricks_token", ("dapi",), _B + r"dapi[a-f0-9]{32}(?:-[0-9])?"),  # gitleaks databricks
+    SecretRule("shopify_token", ("shp",), _B + r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),  # gitleaks shopify-*
+    SecretRule("perplexity_key", ("pplx-",), _B + r"pplx-[A-Za-z0-9]{48,}"),  # gitleaks perplexity-api-key
+    SecretRule("xai_key", ("xai-",), _B + r"xai-[A-Za-z0-9]{70,}"),  # trufflehog xai
+    SecretRule("replicate_token", ("r8_",), _B + r"r8_[A-Za-z0-9]{37,}"),  # trufflehog replicate
+    SecretRule(
+        "age_secret_key", ("AGE-SECRET-KEY-1",), r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"
+    ),
+    SecretRule("vault_token", ("hvs.", "hvb."), _B + r"hv[sb]\.[A-Za-z0-9_-]{90,}"),  # gitleaks vault-*
+    SecretRule("linear_key", ("lin_api_",), _B + r"lin_api_[A-Za-z0-9]{40,}"),  # gitleaks linear-api-key
+    SecretRule("notion_token", ("ntn_",), _B + r"ntn_[0-9]{11}[A-Za-z0-9]{35,}"),  # gitleaks notion-api-token
+    SecretRule("postman_key", ("PMAK-",), _B + r"PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}"),  # gitleaks postman
+    SecretRule("pulumi_token", ("pul-",), _B + r"pul-[a-f0-9]{40}"),  # gitleaks pulumi-api-token
+    SecretRule(
+        "sentry_token", ("sntry",), _B + r"(?:sntryu_[a-f0-9]{64}|sntrys_eyJpYXQiO[A-Za-z0-9+/=_]{50,})"
+    ),  # gitleaks sentry-user-token, sentry-org-token
+    SecretRule("heroku_key", ("HRKU-AA",), _B + r"HRKU-AA[0-9A-Za-z_-]{58}"),  # gitleaks heroku-api-key-v2
+    SecretRule(
+        "doppler_token", ("dp.",), _B + r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9_.-]{40,}"
+    ),  # gitleaks doppler
+    SecretRule(
+        "azure_client_secret",
+        ("Q~",),
+        r"(?<![A-Za-z0-9_~.])[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+    ),  # gitleaks azure-ad-client-secret
+    SecretRule("atlassian_token", ("ATATT3",), _B + r"ATATT3[A-Za-z0-9_=-]{100,}"),  # gitleaks atlassian
+    SecretRule("square_token", ("sq0",), _B + r"sq0(?:atp|csp)-[0-9A-Za-z_-]{22,}"),  # gitleaks square
+    SecretRule("bedrock_key", ("ABSK",), _B + r"ABSK[A-Za-z0-9+/]{100,}={0,2}"),  # gitleaks aws bedrock
+    SecretRule(
+        "onepassword_token", ("ops_eyJ",), _B + r"ops_eyJ[A-Za-z0-9+/]{200,}={0,3}"
+    ),  # gitleaks 1password
+    SecretRule(
+        "mailchimp_key", ("-us",), r"(?<![0-9a-zA-Z])[0-9a-f]{32}-us[0-9]{1,2}(?![0-9A-Za-z])"
+    ),  # gitleaks
+    SecretRule("facebook_token", ("EAA",), _B + r"EAA[MC][A-Za-z0-9]{100,}"),  # gitleaks facebook-page-access
+)
+
+
+def _by_name() -> tuple[
+    dict[str, re.Pattern[str]], dict[str, tuple[str, ...]], dict[str, Callable[[str], bool] | None]
+]:
+    """The rules of each name as one pattern (an alternation), with their keywords and check."""
+    names = dict.fromkeys(rule.name for rule in RULES)
+    patterns, keywords, checks = {}, {}, {}
+    for name in names:
+        rules = [rule for rule in RULES if rule.name == name]
+        if len({rule.check for rule in rules}) != 1:
+            raise AssertionError(f"the rules named {name} must share one check")
+        source = rules[0].regex if len(rules) == 1 else "|".join(f"(?:{rule.regex})" for rule in rules)
+        patterns[name] = re.compile(source)
+        keywords[name] = tuple(dict.fromkeys(k for rule in rules for k in rule.keywords))
+        checks[name] = rules[0].check
+    return patterns, keywords, checks
+
+
+#: Per detector name, in catalogue order: its pattern, its keywords and its check.
+PATTERNS, RULE_KEYWORDS, CHECKS = _by_name()
+
+#: Every keyword of every rule, and the literals of the detectors written in `_redact` itself.
+_OTHER_KEYWORDS: Final = ("sk-", "AIza", "AKIA", "ASIA")
+_ALL_KEYWORDS: Final = sorted(
+    {k for rule in RULES for k in rule.keywords} | set(_OTHER_KEYWORDS), key=lambda k: (-len(k), k)
+)
+#: One alternation of every keyword: whether any rule can match a text, at C speed.
+KEYWORDS: Final = re.compile("|".join(map(re.escape, _ALL_KEYWORDS)))
+KEYWORDS_BYTES: Final = re.compile("|".join(map(re.escape, _ALL_KEYWORDS)).encode("ascii"))
+
+#: The format characters (Unicode category Cf) of Python's Unicode database, as ranges: zero-width
+#: space and joiners, word joiner, BOM, soft hyphen, bidi controls, tag characters... The test suite
+#: checks this list against ``unicodedata`` (computing it here would cost 0.1 s at import).
+_CF_RANGES: Final = (
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
+FORMAT_CHARS: Final = re.compile(
+    "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in _CF_RANGES) + "]"
+)
+
+
+def needs_fold(text: str) -> bool:
+    """Whether folding changes *text* (never for ASCII; for other text two C-speed tests)."""
+    if text.isascii():
+        return False
+    return FORMAT_CHARS.search(text) is not None or not unicodedata.is_normalized("NFKC", text)
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """*text* without format characters and NFKC-normalised character by character, and for each of
+    its characters the index of the original character it came from (plus ``len(text)`` at the end,
+    so that an end offset maps too)."""
+    out: list[str] = []
+    origin: list[int] = []
+    normalize = unicodedata.normalize
+    for i, char in enumerate(text):
+        if char.isascii():
+            out.append(char)
+            origin.append(i)
+            continue
+        if FORMAT_CHARS.match(char):
+            continue
+        folded = normalize("NFKC", char)
+        out.append(folded)
+        origin.extend([i] * len(folded))
+    origin.append(len(text))
+    return "".join(out), origin
