@@ -10,6 +10,7 @@ repository looks like a leaked key to a secret scanner.
 from __future__ import annotations
 
 import random
+import re
 import string
 import sys
 import unicodedata
@@ -22,7 +23,7 @@ from openai import OpenAI
 
 import llmaudit
 from llmaudit import Redactor
-from llmaudit._detectors import _CF_RANGES, FORMAT_CHARS, RULES, fold
+from llmaudit._detectors import _CF_RANGES, FORMAT_CHARS, MIN_RUN, RULES, candidates, fold, needs_fold
 from llmaudit._record import AuditRecord
 
 _ALNUM = string.ascii_letters + string.digits
@@ -148,6 +149,23 @@ def test_every_catalogue_rule_has_a_case() -> None:
     assert {rule.name for rule in RULES} == {name for name, _, _ in CASES}
 
 
+def test_every_rule_match_is_long_enough_for_the_prefilter() -> None:
+    """`candidates` looks for keywords only inside runs of at least MIN_RUN token characters: a rule
+    that could match something shorter would slip past it (the private key block is found by its
+    BEGIN line, the AWS secret by its 40 characters)."""
+    parse = re._parser.parse  # type: ignore[attr-defined]
+    for rule in RULES:
+        if rule.name not in ("private_key", "aws_secret_key"):
+            assert parse(rule.regex).getwidth()[0] >= MIN_RUN, rule.name
+
+
+@pytest.mark.parametrize(
+    ("name", "secret", "around"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
+def test_the_prefilter_names_the_rule_of_each_token(name: str, secret: str, around: str) -> None:
+    assert name in candidates(around.format(secret).encode())
+
+
 @pytest.mark.parametrize(
     ("name", "secret", "around"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 )
@@ -219,6 +237,16 @@ def test_the_format_character_table_matches_unicodedata() -> None:
     assert expected <= listed
     assert {unicodedata.category(chr(c)) for c in listed - expected} <= {"Cn"}
     assert all(FORMAT_CHARS.fullmatch(chr(c)) for c in listed)
+
+
+def test_every_character_that_can_hide_in_a_key_makes_the_text_folded() -> None:
+    """Zero-width and other format characters of the General Punctuation block, the BOM, the soft
+    hyphen, the tag characters and the full-width forms: each one is noticed, in any text."""
+    hiding = [c for c in range(0x2000, 0x2070) if unicodedata.category(chr(c)) == "Cf"]
+    hiding += [0xFEFF, 0x00AD, 0xE0001, *range(0xE0020, 0xE0080), *range(0xFF01, 0xFF5F)]
+    for c in hiding:
+        assert needs_fold(f"caf\u00e9 a{chr(c)}b"), hex(c)
+    assert not needs_fold("Größe über Straße, naïve café \u2014 \u201cquoted\u201d 東京")
 
 
 def test_fold_maps_every_character_back_to_its_origin() -> None:

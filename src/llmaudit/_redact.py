@@ -59,7 +59,16 @@ from typing import Any, Final
 import orjson
 
 from ._codec import dumps
-from ._detectors import CHECKS, FORMAT_CHARS, KEYWORDS, KEYWORDS_BYTES, RULE_KEYWORDS, fold, needs_fold
+from ._detectors import (
+    CHECKS,
+    FORMAT_CHARS,
+    MIN_RUN,
+    RULE_KEYWORDS,
+    candidates,
+    fold,
+    needs_fold,
+    needs_fold_bytes,
+)
 from ._detectors import PATTERNS as _RULE_PATTERNS
 from ._errors import ConfigurationError
 from ._headers import NEVER_STORED_HEADERS
@@ -480,13 +489,14 @@ _SQUEEZE_TABLE = bytes(
     48 if 48 <= b <= 57 else b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 46 for b in range(256)
 )
 _THIRTEEN_DIGITS = b"0" * _CARD_MIN_DIGITS
-#: The fast path's needles (see `Redactor._nothing_to_do`): in the squeezed JSON a data URL
-#: (";base64," in any case) or a bearer token; key prefixes are `KEYWORDS_BYTES`.
+#: The fast path's needles (see `Redactor._nothing_to_do`): key prefixes in the raw JSON (and the
+#: catalogue's `candidates`), and in the squeezed JSON a data URL (";base64," in any case) or a
+#: bearer token.
+_OPENAI_KEY_START = re.compile(rb"sk-")
+_OTHER_KEY_STARTS = re.compile(rb"A(?:Iza|KIA|SIA)")
 _SQUEEZED_MARKERS = re.compile(rb"base00\.|bearer")
-#: Where a card written with dots can be: a dot between two groups of four to six digits (the
-#: squeezed text keeps dots, so this is the fast paths' needle for such cards).
-_DOTTED_CARD = re.compile(r"(?<![0-9])[0-9]{4,6}\.[0-9]{4,6}(?![0-9])")
-_DOTTED_CARD_BYTES = re.compile(rb"(?<![0-9])[0-9]{4,6}\.[0-9]{4,6}(?![0-9])")
+#: A card written with dots, squeezed: a dot between two groups of (at least) four digits.
+_DOTTED_DIGITS = b"0000.0000"
 _BEARER_MIN_LENGTH: Final = len("bearer x1234567")
 
 
@@ -497,7 +507,8 @@ def _squeeze(text: str) -> bytes:
 def _card_finder_spans(text: str) -> list[tuple[int, int]]:
     if len(text) < _CARD_MIN_DIGITS:
         return []
-    if _THIRTEEN_DIGITS not in _squeeze(text) and ("." not in text or _DOTTED_CARD.search(text) is None):
+    squeezed = _squeeze(text)
+    if _THIRTEEN_DIGITS not in squeezed and _DOTTED_DIGITS not in squeezed:
         return []
     return _card_spans(text)
 
@@ -508,15 +519,19 @@ def _may_match(text: str) -> bool:
     with format or compatibility characters is tested in its folded form (see `_detectors.fold`)."""
     if not text.isascii() and needs_fold(text):
         text = unicodedata.normalize("NFKC", FORMAT_CHARS.sub("", text))
-    if "@" in text or KEYWORDS.search(text) is not None:
+    if "@" in text or ("-" in text and "sk-" in text):
+        return True
+    if "A" in text and "I" in text and ("AIza" in text or "AKIA" in text or "ASIA" in text):
         return True
     if len(text) < _CARD_MIN_DIGITS:
         return False
-    squeezed = _squeeze(text)
+    raw = text.encode("utf-8", "surrogatepass")
+    squeezed = raw.translate(_SQUEEZE_TABLE, b" -")
     return (
         _THIRTEEN_DIGITS in squeezed
         or (len(text) >= _BEARER_MIN_LENGTH and b"bearer" in squeezed)
-        or ("." in text and _DOTTED_CARD.search(text) is not None)
+        or _DOTTED_DIGITS in squeezed
+        or (len(text) >= MIN_RUN and bool(candidates(raw)))
     )
 
 
@@ -765,11 +780,13 @@ class Redactor:
         # letters) is for the walk, which matches on its folded form.
         return (
             blob.find(b"@") < 0
-            and KEYWORDS_BYTES.search(blob) is None
+            and _OPENAI_KEY_START.search(blob) is None
+            and _OTHER_KEY_STARTS.search(blob) is None
             and squeezed.find(_THIRTEEN_DIGITS) < 0
             and _SQUEEZED_MARKERS.search(squeezed) is None
-            and _DOTTED_CARD_BYTES.search(blob) is None
-            and (blob.isascii() or not needs_fold(blob.decode("utf-8", "replace")))
+            and squeezed.find(_DOTTED_DIGITS) < 0
+            and not candidates(blob)
+            and not needs_fold_bytes(blob)
         )
 
     def _allowed_headers(self, headers: Any) -> Any:
@@ -1020,8 +1037,14 @@ class Redactor:
         if self._detectors and not text.isascii() and needs_fold(text):
             text = self._scan_folded(text, counts)
             active = self._patterns
+        elif self._detectors and _may_match(text):
+            rules = candidates(text.encode("utf-8", "surrogatepass"))
+            active = (
+                tuple(d for d in self._detectors if d[0] in rules or d[0] not in _RULE_PATTERNS)
+                + self._patterns
+            )
         else:
-            active = (self._detectors if self._detectors and _may_match(text) else ()) + self._patterns
+            active = self._patterns
         if not active:
             return text
         for _ in range(_MAX_SCAN_ROUNDS):
