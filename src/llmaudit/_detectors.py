@@ -32,12 +32,13 @@ text redacts the original span.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "CHECKS",
@@ -256,10 +257,33 @@ _PEM_NEEDLE: Final = b"-----BEGIN"
 _RUN_KEYWORDS: Final = tuple(
     (k.encode(), name) for name, ks in RULE_KEYWORDS.items() for k in ks if name != "private_key"
 )
-#: One alternation of those keywords: whether any occurs in a (short) text of runs, at C speed.
-KEYWORDS_BYTES: Final = re.compile(
-    b"|".join(re.escape(k) for k in sorted({k for k, _ in _RUN_KEYWORDS}, key=lambda k: (-len(k), k)))
-)
+_AWS_NAME_NEEDLES: Final = (b"ecret", b"ECRET")  # in every one of _AWS_NAMES
+_CACHED_RUN_BYTES: Final = 256
+_CACHED_RUNS: Final = 4096
+
+
+def _trie(words: list[bytes]) -> bytes:
+    """A regex matching any of *words*, factored as a trie: `re` tries one alternative per distinct
+    next byte instead of every word at every position."""
+    root: dict[int, Any] = {}
+    for word in words:
+        node = root
+        for byte in word:
+            node = node.setdefault(byte, {})
+        node[-1] = {}
+
+    def emit(node: dict[int, Any]) -> bytes:
+        branches = [re.escape(bytes([b])) + emit(child) for b, child in sorted(node.items()) if b >= 0]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if -1 in node else body
+
+    return emit(root)
+
+
+#: Whether any run keyword occurs in a (short) run.
+KEYWORDS_BYTES: Final = re.compile(_trie(sorted({k for k, _ in _RUN_KEYWORDS})))
 
 
 def _runs(data: bytes) -> list[bytes]:
@@ -276,6 +300,19 @@ def _runs(data: bytes) -> list[bytes]:
     return runs
 
 
+@functools.lru_cache(maxsize=_CACHED_RUNS)
+def _cached_run_rules(run: bytes) -> frozenset[str]:
+    return _run_rules(run)
+
+
+def _run_rules(run: bytes) -> frozenset[str]:
+    """The rules whose keywords occur in *run* (the same runs come back in every record: the URL,
+    model names; short ones are cached)."""
+    if KEYWORDS_BYTES.search(run) is None:
+        return frozenset()
+    return frozenset(name for keyword, name in _RUN_KEYWORDS if run.find(keyword) >= 0)
+
+
 def candidates(data: bytes) -> set[str]:
     """The catalogue rules that may match the UTF-8 text *data*: a superset, decided at C speed.
 
@@ -285,15 +322,14 @@ def candidates(data: bytes) -> set[str]:
     names: set[str] = set()
     if data.find(_PEM_NEEDLE) >= 0:
         names.add("private_key")
-    runs = _runs(data)
-    if not runs:
-        return names
-    joined = b" ".join(runs)
-    if KEYWORDS_BYTES.search(joined) is not None:
-        names.update(name for keyword, name in _RUN_KEYWORDS if joined.find(keyword) >= 0)
+    long_run = False
+    for run in _runs(data):
+        names.update(_cached_run_rules(run) if len(run) <= _CACHED_RUN_BYTES else _run_rules(run))
+        long_run = long_run or len(run) >= _AWS_RUN
     if (
-        "aws_secret_key" not in names
-        and any(len(run) >= _AWS_RUN for run in runs)
+        long_run
+        and "aws_secret_key" not in names
+        and any(data.find(needle) >= 0 for needle in _AWS_NAME_NEEDLES)
         and any(data.find(k) >= 0 for k in _AWS_NAMES)
     ):
         names.add("aws_secret_key")
