@@ -15,11 +15,14 @@ it applies, in this order:
 2. **Large values**: a string longer than ``max_value_bytes`` (UTF-8), and a base64 ``data:`` URL longer
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
    a data URL). Dict keys are never changed.
-3. **Detectors** (`DETECTORS`): built-in patterns for API keys, bearer tokens, e-mail addresses and card
-   numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Detectors also
-   run over the ``headers`` values, ``error``, ``url`` and the elements of ``tags`` and ``notes``, but
-   never over ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those.
-   Only strings are scanned (a card number stored as a JSON number is not recognised).
+3. **Detectors** (`DETECTORS`): built-in patterns for API keys and tokens (the catalogue of
+   `llmaudit._detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
+   (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Text holding format
+   characters (zero-width space...) or full-width forms is matched in its folded form and the original
+   span is replaced. Detectors also run over the ``headers`` values, ``error``, ``url`` and the
+   elements of ``tags`` and ``notes``, but never over ``session_key``, ``parent_session_key``, ``user``
+   or ``client``: the log groups by those. A JSON integer of 13 to 19 digits that passes the Luhn
+   check becomes ``"[REDACTED:card]"`` too; other numbers are never changed.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
