@@ -16,13 +16,17 @@ import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai import OpenAI
 
 import llmaudit
 from llmaudit import Redactor
+from llmaudit._codec import encode_record
 from llmaudit._detectors import _CF_RANGES, FORMAT_CHARS, MIN_RUN, RULES, candidates, fold, needs_fold
 from llmaudit._record import AuditRecord
 
@@ -391,3 +395,52 @@ def test_no_catalogue_token_reaches_the_jsonl_files_or_the_sqlite_database(tmp_p
     for secret in _SECRETS:
         for needle in _needles(secret):
             assert needle not in raw, f"{secret[:12]}... reached storage"
+
+
+# -- the fast path -------------------------------------------------------------------------------------
+
+_PIECES = [
+    *(secret for _, secret, _ in CASES[::3]),
+    _AWS_ID,
+    _AWS_SECRET,
+    "aws_secret_access_key=",
+    "\u200b",
+    "\u00ad",
+    "\uff47\uff48\uff50\uff3f",  # full-width "ghp_"
+    "4111.1111.1111.1111",
+    "4111  1111",
+    "1111 1111",
+    "-----BEGIN",
+    ".ey",
+    "ghp_",
+    "xoxb-",
+    "https://example.com/",
+    "lorem ipsum ",
+    "caf\u00e9 ",
+    "0123456789",
+    " ",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from(_PIECES), max_size=5).map("".join), min_size=4, max_size=4),
+    number=st.sampled_from([0, 5, 1234567890123, int("4" + "1" * 15), -int("5555555555554444")]),
+)
+def test_the_fast_path_never_skips_a_record_the_walk_would_change(texts: list[str], number: int) -> None:
+    """`_nothing_to_do` decides on the record's JSON bytes: with catalogue tokens, disguised keys,
+    dotted cards and card numbers as JSON numbers anywhere, it must never skip a record the full
+    walk would change."""
+    request, response, url, error = texts
+    record = AuditRecord(
+        request={"messages": [{"role": "user", "content": request}], "n": number},
+        response={"text": response},
+        url="https://api.example.com/v1?q=" + url,
+        error=error,
+    )
+    redactor = Redactor()
+    fast = redactor(record)
+    with mock.patch.object(Redactor, "_nothing_to_do", return_value=False):
+        walked = redactor(record)
+    assert fast is not None and walked is not None
+    assert encode_record(fast) == encode_record(walked)
