@@ -982,12 +982,9 @@ class Redactor:
     def _big_int(self, value: int, counts: dict[str, int]) -> int | str:
         """A JSON number of 13 digits or more: ``[REDACTED:card]`` if it is a Luhn-valid card number
         (and the ``card`` detector is on), else the number itself."""
-        digits = str(abs(value))
-        if (
-            len(digits) > _CARD_MAX_DIGITS
-            or not _luhn(digits)
-            or all(n != "card" for n, _ in self._detectors)
-        ):
+        if abs(value) >= 10**_CARD_MAX_DIGITS:  # before str(): a huge int may not even convert
+            return value
+        if not _luhn(str(abs(value))) or all(n != "card" for n, _ in self._detectors):
             return value
         counts["card"] = counts.get("card", 0) + 1
         return "[REDACTED:card]"
