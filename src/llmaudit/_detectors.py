@@ -244,8 +244,8 @@ def _by_name() -> tuple[
 PATTERNS, RULE_KEYWORDS, CHECKS = _by_name()
 
 #: Characters of a token: every match of a catalogue rule holds a run of at least `MIN_RUN` of them
-#: (except a private key block, found by its BEGIN line; an AWS secret's key name is outside the run
-#: but the secret itself is a run of 40).
+#: (a private key block is found by its BEGIN line, once its base64 lines made a run; an AWS
+#: secret's key name is outside the run but the secret itself is a run of 40).
 RUN_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_-./+=~:\\")
 MIN_RUN: Final = 15
 _RUN_TABLE: Final = bytes(1 if chr(b) in RUN_CHARS else 0 for b in range(256))
@@ -320,10 +320,11 @@ def candidates(data: bytes) -> set[str]:
     short strings) rather than in the whole text, so prose costs two translations and a few finds.
     """
     names: set[str] = set()
-    if data.find(_PEM_NEEDLE) >= 0:
+    runs = _runs(data)
+    if runs and data.find(_PEM_NEEDLE) >= 0:  # a key block has base64 lines: runs
         names.add("private_key")
     long_run = False
-    for run in _runs(data):
+    for run in runs:
         names.update(_cached_run_rules(run) if len(run) <= _CACHED_RUN_BYTES else _run_rules(run))
         long_run = long_run or len(run) >= _AWS_RUN
     if (
@@ -374,7 +375,8 @@ FORMAT_CHARS: Final = re.compile(
 # and the tag characters U+E0000-E007F (invisible "ASCII smuggling").
 _FOLD_EF: Final = re.compile(rb"\xef(?:[\xbc\xbd]|\xbb\xbf|\xbf[\xb9-\xbb])")
 _FOLD_E2: Final = re.compile(rb"\xe2(?:\x80[\x8b-\x8f\xaa-\xae]|\x81[\xa0-\xa4\xa6-\xaf])")
-_FOLD_OTHER: Final = (b"\xc2\xad", b"\xf3\xa0")
+_SOFT_HYPHEN: Final = b"\xc2\xad"
+_TAGS_LEAD: Final = b"\xf3"  # U+C0000-FFFFF: only the tags (plane 14) and private use start so
 
 
 def needs_fold_bytes(data: bytes) -> bool:
@@ -392,7 +394,8 @@ def needs_fold_bytes(data: bytes) -> bool:
     return (
         _FOLD_EF.search(data) is not None
         or _FOLD_E2.search(data) is not None
-        or any(data.find(needle) >= 0 for needle in _FOLD_OTHER)
+        or data.find(_TAGS_LEAD) >= 0  # one byte: a memchr
+        or (data.find(b"\xc2") >= 0 and data.find(_SOFT_HYPHEN) >= 0)
     )
 
 
