@@ -9,10 +9,11 @@ is ever lost because its body was odd.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl
 
 from . import providers
 from ._capture import FlatHeaders, RawCapture
@@ -21,10 +22,12 @@ from ._cost import cost_usd
 from ._decode import decode_content, parse_json
 from ._headers import NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
+from .storage._base import mask_url_credentials
 
-__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url"]
+__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url", "mask_urls_in"]
 
-#: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …).
+#: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …): examples
+#: of the rule `llmaudit.storage.is_credential_name` applies to every name (kept for callers).
 SECRET_QUERY_PARAMETERS = frozenset(
     {
         "key",
@@ -48,14 +51,28 @@ _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl
 
 
 def mask_url(url: str) -> str:
-    """*url* with credential-bearing query values replaced by ``***`` and any userinfo removed."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if not parts.query and netloc == parts.netloc:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    masked = [(k, "***" if k.lower() in SECRET_QUERY_PARAMETERS else v) for k, v in pairs]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*/:"), parts.fragment))
+    """*url* with any userinfo removed and its credentials masked (``***``): query, fragment and
+    matrix parameters whose names look like credentials, tokens in the path (see
+    `llmaudit.storage._base.mask_url_credentials`)."""
+    return mask_url_credentials(url, userinfo="drop")
+
+
+#: URLs inside an error message (an exception's text often quotes the request URL).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s'\"<>`]+")
+
+
+def mask_urls_in(text: str | None) -> str | None:
+    """*text* with every URL in it masked like `mask_url` (None stays None)."""
+    if text is None or "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: _mask_or_drop(m[0]), text)
+
+
+def _mask_or_drop(url: str) -> str:
+    try:
+        return mask_url(url)
+    except ValueError:
+        return "<unparseable URL>"
 
 
 #: The headers record building reads (request and response).
@@ -236,7 +253,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         request=exchange.request,
         response=parsed.response,
         status_code=raw.status_code,
-        error=raw.error,
+        error=mask_urls_in(raw.error),
         is_stream=is_stream,
         incomplete=not _finished(raw, exchange.response_body, is_stream),
         duration_ms=raw.duration_ms,
@@ -268,7 +285,7 @@ def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
         client=raw.client or ctx.client,
         url=url,
         status_code=raw.status_code,
-        error=raw.error,
+        error=mask_urls_in(raw.error),
         incomplete=raw.incomplete,
         duration_ms=raw.duration_ms,
         source="transport",

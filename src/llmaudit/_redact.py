@@ -15,11 +15,14 @@ it applies, in this order:
 2. **Large values**: a string longer than ``max_value_bytes`` (UTF-8), and a base64 ``data:`` URL longer
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
    a data URL). Dict keys are never changed.
-3. **Detectors** (`DETECTORS`): built-in patterns for API keys, bearer tokens, e-mail addresses and card
-   numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Detectors also
-   run over the ``headers`` values, ``error``, ``url`` and the elements of ``tags`` and ``notes``, but
-   never over ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those.
-   Only strings are scanned (a card number stored as a JSON number is not recognised).
+3. **Detectors** (`DETECTORS`): built-in patterns for API keys and tokens (the catalogue of
+   `llmaudit._detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
+   (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Text holding format
+   characters (zero-width space...) or full-width forms is matched in its folded form and the original
+   span is replaced. Detectors also run over the ``headers`` values, ``error``, ``url`` and the
+   elements of ``tags`` and ``notes``, but never over ``session_key``, ``parent_session_key``, ``user``
+   or ``client``: the log groups by those. A JSON integer of 13 to 19 digits that passes the Luhn
+   check becomes ``"[REDACTED:card]"`` too; other numbers are never changed.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
@@ -50,6 +53,7 @@ import os
 import re
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -58,6 +62,17 @@ from typing import Any, Final
 import orjson
 
 from ._codec import dumps
+from ._detectors import (
+    CHECKS,
+    FORMAT_CHARS,
+    MIN_RUN,
+    RULE_KEYWORDS,
+    candidates,
+    fold,
+    needs_fold,
+    needs_fold_bytes,
+)
+from ._detectors import PATTERNS as _RULE_PATTERNS
 from ._errors import ConfigurationError
 from ._headers import NEVER_STORED_HEADERS
 from ._record import AuditRecord
@@ -74,18 +89,22 @@ MIN_MAX_VALUE_BYTES: Final = 256
 DATA_URL_MAX_BYTES: Final = 1024
 
 #: The built-in detectors, in the order they run. Each pattern matches the text that is replaced by
-#: ``[REDACTED:<name>]``; a ``card`` match is replaced only when its digits pass the Luhn check.
+#: ``[REDACTED:<name>]`` (only its named group, when it has one: the secret after its key name); a
+#: ``card`` match is replaced only when its digits pass the Luhn check. The token formats between
+#: ``google_key`` and ``bearer`` come from the catalogue in `llmaudit._detectors` (gitleaks' rules).
 DETECTORS: dict[str, re.Pattern[str]] = {
     # before openai_key, and openai_key refuses "sk-ant-": together they cover every "sk-" + 20 chars
     "anthropic_key": re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}"),
     "openai_key": re.compile(r"sk-(?!ant-)[A-Za-z0-9_-]{20,}"),
     "google_key": re.compile(r"AIza[0-9A-Za-z_-]{35}"),
+    **_RULE_PATTERNS,
     "bearer": re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     "aws_key": re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
     "email": re.compile(
         r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
     ),
-    "card": re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,18}(?![0-9])"),
+    # digits with single spaces, dashes or dots, or double spaces, between them (see _card_spans)
+    "card": re.compile(r"[0-9](?<![0-9]{2})(?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"),
 }
 
 ACTIONS: Final = ("drop", "mask", "hash")
@@ -99,7 +118,11 @@ _HASH_MARKER = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MIN_SCAN_LENGTH: Final = 6
 _MAX_DEPTH: Final = 200  # orjson refuses deeper nesting; such a field is masked instead
-_CARD_RUN = re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,}")  # a maximal run of >= 13 digits
+# a maximal run of >= 13 digits with single spaces, dashes or dots, or double spaces, between them
+_CARD_RUN = re.compile(r"[0-9](?<![0-9]{2})(?:(?:[ .-]| {2})?[0-9]){12,}")
+_DIGITS = re.compile(r"[0-9]+")
+#: An int in a payload whose absolute value is at least this has 13 digits: it may be a card number.
+_CARD_INT_MIN: Final = 10**12
 _CARD_MIN_DIGITS, _CARD_MAX_DIGITS = 13, 19
 _DATA_URL = re.compile(r"data:([^,;]{0,255})(?:;[^,;]{0,255}){0,16};base64,", re.IGNORECASE)
 _MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
@@ -318,44 +341,38 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _redact_cards(text: str) -> tuple[str, int]:
-    """Replace Luhn-valid card numbers (13-19 digits, single spaces or dashes between digits).
+def _card_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of Luhn-valid card numbers: 13-19 digits, with single spaces, dashes or dots, or double
+    spaces, between them.
 
     Each maximal run of digits is cut at its separators into groups; the longest Luhn-valid window of
-    whole groups starting at each group is replaced, so a card inside a longer run is still found.
+    whole groups starting at each group is taken, so a card inside a longer run is still found. A
+    window with a dot between its groups needs groups of 4-6 digits (how cards are written with
+    dots), so that a decimal number or a version string is not taken for a card.
     """
-    parts: list[str] = []
-    last = found = 0
+    spans: list[tuple[int, int]] = []
     for run in _CARD_RUN.finditer(text):
         base, run_text = run.start(), run.group()
-        groups: list[tuple[int, int]] = []  # (start, end) offsets in run_text
-        start = 0
-        for k, char in enumerate(run_text):
-            if char in " -":
-                groups.append((start, k))
-                start = k + 1
-        groups.append((start, len(run_text)))
+        groups = [(m.start(), m.end()) for m in _DIGITS.finditer(run_text)]
         i = 0
         while i < len(groups):
-            best, digits = -1, ""
+            best, digits, dotted = -1, "", False
             for j in range(i, len(groups)):
+                if j > i:
+                    dotted = dotted or "." in run_text[groups[j - 1][1] : groups[j][0]]
                 digits += run_text[groups[j][0] : groups[j][1]]
                 if len(digits) > _CARD_MAX_DIGITS:
+                    break
+                if dotted and not all(4 <= end - start <= 6 for start, end in groups[i : j + 1]):
                     break
                 if len(digits) >= _CARD_MIN_DIGITS and _luhn(digits):
                     best = j
             if best < 0:
                 i += 1
                 continue
-            parts.append(text[last : base + groups[i][0]])
-            parts.append("[REDACTED:card]")
-            last = base + groups[best][1]
-            found += 1
+            spans.append((base + groups[i][0], base + groups[best][1]))
             i = best + 1
-    if not found:
-        return text, 0
-    parts.append(text[last:])
-    return "".join(parts), found
+    return spans
 
 
 def _replace_spans(text: str, spans: list[tuple[int, int]], marker: str) -> tuple[str, int]:
@@ -386,46 +403,71 @@ def _anchored_spans(pattern: re.Pattern[str], text: str, search: str, anchor: st
     return spans
 
 
-def _literal_finder(name: str, literal: str) -> Callable[[str], tuple[str, int]]:
-    """A finder for a pattern that starts with *literal* (re then scans for it quickly on its own)."""
-    pattern, marker = DETECTORS[name], f"[REDACTED:{name}]"
+_Spans = Callable[[str], list[tuple[int, int]]]
 
-    def find(text: str) -> tuple[str, int]:
+
+def _literal_spans(name: str, literal: str) -> _Spans:
+    """Spans of a pattern that starts with *literal* (re then scans for it quickly on its own)."""
+    pattern = DETECTORS[name]
+
+    def spans(text: str) -> list[tuple[int, int]]:
         if literal not in text:
-            return text, 0
-        return pattern.subn(marker, text)
+            return []
+        return [match.span() for match in pattern.finditer(text)]
 
-    return find
+    return spans
 
 
-def _find_aws(text: str) -> tuple[str, int]:
+def _rule_spans(name: str) -> _Spans:
+    """Spans of a catalogue rule (`llmaudit._detectors`): run only when one of its keywords occurs;
+    the named group is the secret when the pattern has one; a match failing the rule's check is kept."""
+    pattern, keywords, check = DETECTORS[name], RULE_KEYWORDS[name], CHECKS[name]
+
+    def spans(text: str) -> list[tuple[int, int]]:
+        for keyword in keywords:
+            if keyword in text:
+                break
+        else:
+            return []
+        found = []
+        for match in pattern.finditer(text):
+            group = match.lastgroup
+            span = match.span(group) if group is not None else match.span()
+            if check is None or check(text[span[0] : span[1]]):
+                found.append(span)
+        return found
+
+    return spans
+
+
+def _aws_spans(text: str) -> list[tuple[int, int]]:
     pattern = DETECTORS["aws_key"]
     spans = _anchored_spans(pattern, text, text, "AKIA") if "AKIA" in text else []
     if "ASIA" in text:
         spans = sorted(spans + _anchored_spans(pattern, text, text, "ASIA"))
-    return _replace_spans(text, spans, "[REDACTED:aws_key]")
+    return spans
 
 
-def _find_bearer(text: str) -> tuple[str, int]:
+def _bearer_spans(text: str) -> list[tuple[int, int]]:
     pattern = DETECTORS["bearer"]
     if text.isascii():  # lower() keeps the indices: match only where "bearer" occurs, in any case
         lowered = text.lower()
         if "bearer" not in lowered:
-            return text, 0
-        return _replace_spans(text, _anchored_spans(pattern, text, lowered, "bearer"), "[REDACTED:bearer]")
+            return []
+        return _anchored_spans(pattern, text, lowered, "bearer")
     if b"bearer" not in text.encode("utf-8", "surrogatepass").lower():
-        return text, 0
-    return pattern.subn("[REDACTED:bearer]", text)
+        return []
+    return [match.span() for match in pattern.finditer(text)]
 
 
 _EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
 
-def _find_email(text: str) -> tuple[str, int]:
+def _email_spans(text: str) -> list[tuple[int, int]]:
     """Match the e-mail pattern only from the start of the run of local-part characters before each "@"."""
     at = text.find("@")
     if at < 0:
-        return text, 0
+        return []
     pattern = DETECTORS["email"]
     spans: list[tuple[int, int]] = []
     floor = 0
@@ -440,20 +482,24 @@ def _find_email(text: str) -> tuple[str, int]:
             spans.append(match.span())
             floor = match.end()
             at = text.find("@", floor)
-    return _replace_spans(text, spans, "[REDACTED:email]")
+    return spans
 
 
 # ASCII letters -> lower case, digits -> "0", anything else -> "."; deleting spaces and dashes as well
-# leaves every card number as >= 13 zeros in a row and every "bearer" (in any case) as "bearer"
+# leaves every card number written with spaces or dashes as >= 13 zeros in a row and every "bearer"
+# (in any case) as "bearer"
 _SQUEEZE_TABLE = bytes(
     48 if 48 <= b <= 57 else b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else 46 for b in range(256)
 )
 _THIRTEEN_DIGITS = b"0" * _CARD_MIN_DIGITS
-#: The fast path's needles (see `Redactor._nothing_to_do`): key prefixes in the raw JSON, and in the
-#: squeezed JSON a data URL (";base64," in any case) or a bearer token.
+#: The fast path's needles (see `Redactor._nothing_to_do`): key prefixes in the raw JSON (and the
+#: catalogue's `candidates`), and in the squeezed JSON a data URL (";base64," in any case) or a
+#: bearer token.
 _OPENAI_KEY_START = re.compile(rb"sk-")
 _OTHER_KEY_STARTS = re.compile(rb"A(?:Iza|KIA|SIA)")
 _SQUEEZED_MARKERS = re.compile(rb"base00\.|bearer")
+#: A card written with dots, squeezed: a dot between two groups of (at least) four digits.
+_DOTTED_DIGITS = b"0000.0000"
 _BEARER_MIN_LENGTH: Final = len("bearer x1234567")
 
 
@@ -461,35 +507,87 @@ def _squeeze(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass").translate(_SQUEEZE_TABLE, b" -")
 
 
-def _find_card(text: str) -> tuple[str, int]:
-    if len(text) < _CARD_MIN_DIGITS or _THIRTEEN_DIGITS not in _squeeze(text):
-        return text, 0
-    return _redact_cards(text)
+def _card_finder_spans(text: str) -> list[tuple[int, int]]:
+    if len(text) < _CARD_MIN_DIGITS:
+        return []
+    squeezed = _squeeze(text)
+    if _THIRTEEN_DIGITS not in squeezed and _DOTTED_DIGITS not in squeezed:
+        return []
+    return _card_spans(text)
 
 
 def _may_match(text: str) -> bool:
     """A cheap test, true whenever some built-in detector could match *text* (single characters first:
-    ``in`` on one character is a memchr; longer needles cost about a nanosecond per character)."""
+    ``in`` on one character is a memchr; longer needles cost about a nanosecond per character). Text
+    with format or compatibility characters is tested in its folded form (see `_detectors.fold`)."""
+    if not text.isascii() and needs_fold(text):
+        text = unicodedata.normalize("NFKC", FORMAT_CHARS.sub("", text))
     if "@" in text or ("-" in text and "sk-" in text):
         return True
     if "A" in text and "I" in text and ("AIza" in text or "AKIA" in text or "ASIA" in text):
         return True
     if len(text) < _CARD_MIN_DIGITS:
         return False
-    squeezed = _squeeze(text)
-    return _THIRTEEN_DIGITS in squeezed or (len(text) >= _BEARER_MIN_LENGTH and b"bearer" in squeezed)
+    raw = text.encode("utf-8", "surrogatepass")
+    squeezed = raw.translate(_SQUEEZE_TABLE, b" -")
+    return (
+        _THIRTEEN_DIGITS in squeezed
+        or (len(text) >= _BEARER_MIN_LENGTH and b"bearer" in squeezed)
+        or _DOTTED_DIGITS in squeezed
+        or (len(text) >= MIN_RUN and bool(candidates(raw)))
+    )
 
 
-#: How each detector is run: a cheap pre-check (a substring test), then the regex only where it can match.
-_FINDERS: Final[Mapping[str, Callable[[str], tuple[str, int]]]] = {
-    "anthropic_key": _literal_finder("anthropic_key", "sk-ant-"),
-    "openai_key": _literal_finder("openai_key", "sk-"),
-    "google_key": _literal_finder("google_key", "AIza"),
-    "bearer": _find_bearer,
-    "aws_key": _find_aws,
-    "email": _find_email,
-    "card": _find_card,
+#: How each detector finds its spans: a cheap pre-check (a substring test), then the regex only where
+#: it can match.
+_SPAN_FINDERS: Final[Mapping[str, _Spans]] = {
+    "anthropic_key": _literal_spans("anthropic_key", "sk-ant-"),
+    "openai_key": _literal_spans("openai_key", "sk-"),
+    "google_key": _literal_spans("google_key", "AIza"),
+    **{name: _rule_spans(name) for name in _RULE_PATTERNS},
+    "bearer": _bearer_spans,
+    "aws_key": _aws_spans,
+    "email": _email_spans,
+    "card": _card_finder_spans,
 }
+
+
+def _finder(name: str, spans: _Spans) -> Callable[[str], tuple[str, int]]:
+    marker = f"[REDACTED:{name}]"
+    return lambda text: _replace_spans(text, spans(text), marker)
+
+
+#: How each detector is run: its spans replaced by ``[REDACTED:<name>]``; returns the new text and
+#: the number of replacements.
+_FINDERS: Final[Mapping[str, Callable[[str], tuple[str, int]]]] = {
+    name: _finder(name, spans) for name, spans in _SPAN_FINDERS.items()
+}
+
+
+def _folded_scan(text: str, names: Iterable[str]) -> tuple[str, dict[str, int]]:
+    """*text* with the matches of the detectors *names* in its folded form replaced in the original
+    (a key split by zero-width characters or written in full-width letters), once; earlier detectors
+    win where matches overlap."""
+    folded, origin = fold(text)
+    chosen: list[tuple[int, int, str]] = []
+    for name in names:
+        for start, end in _SPAN_FINDERS[name](folded):
+            span = (origin[start], origin[end - 1] + 1)
+            if all(span[1] <= s or span[0] >= e for s, e, _ in chosen):
+                chosen.append((*span, name))
+    if not chosen:
+        return text, {}
+    chosen.sort()
+    parts: list[str] = []
+    counts: dict[str, int] = {}
+    last = 0
+    for start, end, name in chosen:
+        parts.append(text[last:start])
+        parts.append(f"[REDACTED:{name}]")
+        counts[name] = counts.get(name, 0) + 1
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), counts
 
 
 def _is_truncation_marker(value: dict[Any, Any]) -> bool:
@@ -680,13 +778,18 @@ class Redactor:
         if not self._detectors:
             return squeezed.find(b"base00.") < 0  # ";base64," in any case: a data URL
         # Needles of several bytes through `re`, which skips to their first byte at C speed: on prose
-        # it is two to three times faster than `bytes.find`, and one pattern covers three needles.
+        # it is two to three times faster than `bytes.find`, and one pattern covers many needles.
+        # Text with format or compatibility characters (a key split by a zero-width space, full-width
+        # letters) is for the walk, which matches on its folded form.
         return (
             blob.find(b"@") < 0
             and _OPENAI_KEY_START.search(blob) is None
             and _OTHER_KEY_STARTS.search(blob) is None
             and squeezed.find(_THIRTEEN_DIGITS) < 0
             and _SQUEEZED_MARKERS.search(squeezed) is None
+            and squeezed.find(_DOTTED_DIGITS) < 0
+            and not candidates(blob)
+            and not needs_fold_bytes(blob)
         )
 
     def _allowed_headers(self, headers: Any) -> Any:
@@ -818,8 +921,10 @@ class Redactor:
         cls = type(value)
         if cls is str:
             return self._string(value, counts)
-        if value is None or cls is int or cls is float or cls is bool:
+        if value is None or cls is float or cls is bool:
             return value
+        if cls is int:
+            return value if -_CARD_INT_MIN < value < _CARD_INT_MIN else self._big_int(value, counts)
         if depth >= _MAX_DEPTH:
             raise _TooDeepError(f"nested deeper than {_MAX_DEPTH} levels")
         if isinstance(value, dict):
@@ -831,7 +936,12 @@ class Redactor:
                     if len(item) < _MIN_SCAN_LENGTH or key == skip:
                         continue
                     result = self._string(item, counts)
-                elif item is None or cls is int or cls is float or cls is bool:
+                elif (
+                    item is None
+                    or (cls is int and -_CARD_INT_MIN < item < _CARD_INT_MIN)
+                    or cls is float
+                    or cls is bool
+                ):
                     continue
                 else:
                     result = self._walk(item, counts, depth + 1)
@@ -848,7 +958,12 @@ class Redactor:
                     if len(item) < _MIN_SCAN_LENGTH:
                         continue
                     result = self._string(item, counts)
-                elif item is None or cls is int or cls is float or cls is bool:
+                elif (
+                    item is None
+                    or (cls is int and -_CARD_INT_MIN < item < _CARD_INT_MIN)
+                    or cls is float
+                    or cls is bool
+                ):
                     continue
                 else:
                     result = self._walk(item, counts, depth + 1)
@@ -863,6 +978,16 @@ class Redactor:
             return value
         # outside JSON: the codec would store repr(value) unscanned, so scan that text instead
         return self._string(repr(value), counts)
+
+    def _big_int(self, value: int, counts: dict[str, int]) -> int | str:
+        """A JSON number of 13 digits or more: ``[REDACTED:card]`` if it is a Luhn-valid card number
+        (and the ``card`` detector is on), else the number itself."""
+        if abs(value) >= 10**_CARD_MAX_DIGITS:  # before str(): a huge int may not even convert
+            return value
+        if not _luhn(str(abs(value))) or all(n != "card" for n, _ in self._detectors):
+            return value
+        counts["card"] = counts.get("card", 0) + 1
+        return "[REDACTED:card]"
 
     def _string(self, text: str, counts: dict[str, int]) -> Any:
         """A payload string: truncated when too large, else scanned by the detectors."""
@@ -909,7 +1034,17 @@ class Redactor:
         """*text* with every detector match replaced, repeated until nothing matches (idempotency)."""
         if len(text) < _MIN_SCAN_LENGTH or (text.startswith(_HASH_PREFIX) and _HASH_MARKER.fullmatch(text)):
             return text
-        active = (self._detectors if self._detectors and _may_match(text) else ()) + self._patterns
+        if self._detectors and not text.isascii() and needs_fold(text):
+            text = self._scan_folded(text, counts)
+            active = self._patterns
+        elif self._detectors and _may_match(text):
+            rules = candidates(text.encode("utf-8", "surrogatepass"))
+            active = (
+                tuple(d for d in self._detectors if d[0] in rules or d[0] not in _RULE_PATTERNS)
+                + self._patterns
+            )
+        else:
+            active = self._patterns
         if not active:
             return text
         for _ in range(_MAX_SCAN_ROUNDS):
@@ -921,6 +1056,20 @@ class Redactor:
                     changed = True
             if not changed:
                 return text
+        return text
+
+    def _scan_folded(self, text: str, counts: dict[str, int]) -> str:
+        """*text* (which folding changes) with the built-in detectors' matches in its folded form
+        replaced in the original, repeated until nothing matches."""
+        names = [name for name, _ in self._detectors]
+        for _ in range(_MAX_SCAN_ROUNDS):
+            if not _may_match(text):
+                return text
+            text, found = _folded_scan(text, names)
+            if not found:
+                return text
+            for name, n in found.items():
+                counts[name] = counts.get(name, 0) + n
         return text
 
 

@@ -42,7 +42,7 @@ from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from . import _migrations
-from ._base import ProblemHandler, Query, batch_heads, warn_problem
+from ._base import ProblemHandler, Query, batch_heads, redact_url, warn_problem
 
 __all__ = ["DEFAULT_TABLE", "SQLStorage"]
 
@@ -238,7 +238,7 @@ class SQLStorage:
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         sa_url, table = _normalise_url(url)
-        self.url = sa_url.render_as_string(hide_password=True)
+        self.url = redact_url(sa_url.render_as_string(hide_password=True))  # ?password= too
         self._table_name = table
         self._engine = self._create_engine(sa_url)
         self._pid = os.getpid()
