@@ -440,10 +440,14 @@ def verify_chain(
     states: Mapping[str, ChainState],
     key: bytes | None = None,
     registry: Sequence[RegistryEntry] | None = None,
+    *,
+    require_macs: bool = False,
 ) -> VerifyReport:
     """Check every record against its writer's chain, each head and checkpoint against its MAC, and
     the writers and prunes against the *registry* (None: the store keeps none); see the module
-    docstring for the verdicts.
+    docstring for the verdicts. A head or checkpoint without a MAC (written before they had one) is
+    a warning, or with *require_macs* a failure: someone who strips the MACs and the registry makes
+    a store look as if written before them, which only the operator knowing better can refuse.
 
     Holds one small tuple per record (not the payloads' text twice), so a few million records fit.
     """
@@ -464,6 +468,10 @@ def verify_chain(
         _check_state(report.writers[writer_id], state, key)
     if registry is not None:
         _check_registry(report, registry, states, key)
+    if require_macs:
+        for out in report.writers.values():
+            out.problems.extend(out.warnings)
+            out.warnings.clear()
     return report
 
 

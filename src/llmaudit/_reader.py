@@ -191,8 +191,12 @@ class Reader:
         *,
         on_problem: ProblemHandler | None = None,
         progress: Callable[[int], None] | None = None,
+        require_macs: bool = False,
     ) -> VerifyReport:
-        """Check every record against its writer's hash chain (key: ``LLMAUDIT_CHAIN_KEY`` by default)."""
+        """Check every record against its writer's hash chain (key: ``LLMAUDIT_CHAIN_KEY`` by default),
+        and the heads, prune checkpoints and writers against their MACs and the chain registry.
+        With *require_macs*, a head or checkpoint without a MAC fails instead of warning: use it once
+        no writer from before heads were authenticated is left (see SECURITY.md)."""
         store = self._chain_store("verification")
         secret = _secret(key)
         # the registry before the states, the states before the records: a writer registered and
@@ -200,7 +204,7 @@ class Reader:
         registry = store.registry() if isinstance(store, RegistryStore) else None
         states = store.chain_states()
         records = _counted(self.storage.read(Query(), on_problem=on_problem), progress)
-        return verify_chain(records, states, secret, registry)
+        return verify_chain(records, states, secret, registry, require_macs=require_macs)
 
     def seal_legacy(self, key: str | bytes | None = None, *, by: str | None = None) -> SealResult:
         """Seal the records written before the store had a hash chain into one chain of their own

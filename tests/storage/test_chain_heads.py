@@ -154,6 +154,20 @@ class Raw:
             self._sql("DELETE FROM {registry} WHERE writer_id = :w", w=writer)
 
 
+def _strip_authentication(raw: Raw, writer: str) -> None:
+    """What an attacker does to make a store look as if written before heads had MACs: no MACs on
+    the head, no registry at all."""
+    state = raw.state(writer)
+    state[4] = state[5] = None
+    raw.set_state(writer, state)
+    if raw.kind == "memory":
+        raw._memory()[3].clear()
+    elif raw.kind == "jsonl":
+        (raw._dir() / ".chain" / "registry.jsonl").unlink()
+    else:
+        raw._sql("DELETE FROM {registry}")
+
+
 def _verify(url: str, key: str = KEY) -> llmaudit._chain.VerifyReport:
     with llmaudit.open(url) as reader:
         return reader.verify(key)
@@ -359,6 +373,8 @@ def test_upgrading_a_version_3_store_keeps_it_verifying_and_seals_nothing(
     new = _write(sql_url, _records(1, session="after-upgrade"), tmp_path)
     report = _verify(sql_url)
     assert report.ok and not report.writers[new].warnings, report.to_json()
+    with llmaudit.open(sql_url) as reader:
+        assert not reader.verify(KEY, require_macs=True).ok  # the old writer's head has no MAC
 
 
 def test_sealing_legacy_records_is_explicit_recorded_and_reported(storage_url: str, tmp_path: Path) -> None:
@@ -410,3 +426,25 @@ def test_the_seal_legacy_command_and_what_verify_prints(tmp_path: Path) -> None:
     failed = runner.invoke(cli, ["verify", "-s", url])
     assert failed.exit_code == 1
     assert f"writer {writer}: head (seq 2) does not match its MAC" in failed.output
+
+
+def test_stripping_every_mac_and_the_registry_warns_and_require_macs_refuses_it(
+    storage_url: str, tmp_path: Path
+) -> None:
+    """Someone strips the head's MAC and empties the registry, then cuts the tail and rewinds the
+    head: the store now looks written before heads had MACs, so verify can only warn; with
+    ``require_macs`` (once no such writer is expected) it fails."""
+    writer = _write(storage_url, _records(4), tmp_path)
+    raw = Raw(storage_url)
+    rows = raw.records(writer)
+    _strip_authentication(raw, writer)
+    raw.delete_records([rows[-1]["id"]])
+    state = raw.state(writer)
+    state[0], state[1] = rows[-2]["seq"], rows[-2]["hash"]
+    raw.set_state(writer, state)
+    report = _verify(storage_url)
+    assert any("unauthenticated head" in w for w in report.writers[writer].warnings), report.to_json()
+    with llmaudit.open(storage_url) as reader:
+        strict = reader.verify(KEY, require_macs=True)
+    assert not strict.ok
+    assert any("unauthenticated head" in p for p in strict.writers[writer].problems)

@@ -56,13 +56,16 @@ def _fail(message: str) -> None:
 @storage_option
 @click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(storage: str | None, key: str | None, as_json: bool) -> None:
+@click.option(
+    "--require-macs", is_flag=True, help="Fail on heads and checkpoints without a MAC (not just warn)."
+)
+def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bool) -> None:
     """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
     from .. import _reader  # noqa: PLC0415
 
     problems: list[str] = []
     with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
-        report = reader.verify(key, on_problem=problems.append, progress=advance)
+        report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
     if as_json:
         click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
     else:
