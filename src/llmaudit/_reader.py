@@ -453,7 +453,9 @@ class Reader:
                 if state.base_seq is not None and state.base_hash is not None
             }
         records = self.storage.read(_query(filters))
-        return _export.export(records, destination, batch_size, progress, checkpoints)
+        return _export.export(
+            records, destination, batch_size, progress, checkpoints, chain_key=_secret(None)
+        )
 
     # -- lifetime -------------------------------------------------------------------------------
 

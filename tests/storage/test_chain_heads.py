@@ -448,3 +448,15 @@ def test_stripping_every_mac_and_the_registry_warns_and_require_macs_refuses_it(
         strict = reader.verify(KEY, require_macs=True)
     assert not strict.ok
     assert any("unauthenticated head" in p for p in strict.writers[writer].problems)
+
+
+def test_a_keyed_export_of_a_pruned_log_verifies_with_the_key(storage_url: str, tmp_path: Path) -> None:
+    """The copy's heads and checkpoints are MACed with the chain's key, so it verifies like the source."""
+    source = f"jsonl://{tmp_path / 'source'}"
+    writer = _write(source, _records(3) + _records(2, start=START + timedelta(days=200)), tmp_path)
+    with llmaudit.open(source) as reader:
+        reader.prune(START + timedelta(days=100))
+        assert reader.export(storage_url) == 2
+    report = _verify(storage_url)
+    assert report.ok, report.to_json()
+    assert report.writers[writer].base_seq == 3 and not report.writers[writer].warnings
