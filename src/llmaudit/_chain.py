@@ -442,12 +442,17 @@ def verify_chain(
     registry: Sequence[RegistryEntry] | None = None,
     *,
     require_macs: bool = False,
+    settled: int | None = None,
 ) -> VerifyReport:
     """Check every record against its writer's chain, each head and checkpoint against its MAC, and
     the writers and prunes against the *registry* (None: the store keeps none); see the module
     docstring for the verdicts. A head or checkpoint without a MAC (written before they had one) is
     a warning, or with *require_macs* a failure: someone who strips the MACs and the registry makes
     a store look as if written before them, which only the operator knowing better can refuse.
+
+    *settled* is the number of the last registry entry that existed before *states* were read (the
+    registry is read before and after them): later entries were appended while verify was reading,
+    so a writer registered or pruned then is not blamed for a head or checkpoint not seen yet.
 
     Holds one small tuple per record (not the payloads' text twice), so a few million records fit.
     """
@@ -467,7 +472,7 @@ def verify_chain(
     for writer_id, state in states.items():
         _check_state(report.writers[writer_id], state, key)
     if registry is not None:
-        _check_registry(report, registry, states, key)
+        _check_registry(report, registry, states, key, settled)
     if require_macs:
         for out in report.writers.values():
             out.problems.extend(out.warnings)
@@ -499,11 +504,13 @@ def _check_registry(
     registry: Sequence[RegistryEntry],
     states: Mapping[str, ChainState],
     key: bytes | None,
+    settled: int | None,
 ) -> None:
     """The registry's own links, then every writer against it."""
     report.registry_checked = True
-    writers: set[str] = set()
-    prunes: dict[str, RegistryEntry] = {}
+    limit = settled if settled is not None else max((e.n for e in registry), default=0)
+    registered: dict[str, int] = {}  # writer: the number of its entry
+    prunes: dict[str, list[RegistryEntry]] = defaultdict(list)
     expected_n, prev = 1, GENESIS
     for entry in sorted(registry, key=lambda e: e.n):
         if entry.n != expected_n or entry.prev != prev:
@@ -513,42 +520,47 @@ def _check_registry(
                 f"entry {entry.n} ({entry.kind} {entry.writer_id}): MAC does not match"
             )
         expected_n, prev = entry.n + 1, entry.mac
-        if entry.kind == "writer":
-            writers.add(entry.writer_id)
-        elif entry.kind == "prune":
-            prunes[entry.writer_id] = entry  # the latest prune of a writer is its checkpoint
+        if entry.kind in ("writer", "seal-legacy"):
+            registered.setdefault(entry.writer_id, entry.n)
+        if entry.kind == "prune":
+            prunes[entry.writer_id].append(entry)
         elif entry.kind == "seal-legacy":
-            writers.add(entry.writer_id)
             detail = orjson.loads(entry.detail) if entry.detail else {}
             report.seals.append(
                 {"writer_id": entry.writer_id, "at": entry.at, "records": entry.seq, **detail}
             )
     for writer_id, out in report.writers.items():
-        _check_registered(out, states.get(writer_id), writer_id in writers, prunes.get(writer_id))
-    report.vanished = sorted(writers - set(report.writers))
+        n = registered.get(writer_id)
+        _check_registered(out, states.get(writer_id), n, limit, prunes.get(writer_id, []))
+    report.vanished = sorted(w for w, n in registered.items() if n <= limit and w not in report.writers)
 
 
 def _check_registered(
-    out: WriterReport, state: ChainState | None, registered: bool, prune: RegistryEntry | None
+    out: WriterReport, state: ChainState | None, n: int | None, limit: int, prunes: list[RegistryEntry]
 ) -> None:
-    if not registered:
+    """One writer against the registry (*n*: its entry's number; *limit*: the last settled entry)."""
+    if n is None:
         if state is not None and state.head_mac is not None:
             out.problems.append("authenticated head but no registry entry: the registry was cut")
         elif state is None:
             out.warnings.append("no head and no registry entry: its newest records could be cut unseen")
         return
     if state is None:
-        out.problems.append("registered writer whose head was deleted")
+        if n <= limit:  # else registered while verify read the heads: its head was not there yet
+            out.problems.append("registered writer whose head was deleted")
         return
     if state.head_mac is None:
         out.problems.append("registered writer whose head has no MAC")
+    # the checkpoint is the latest prune's, or the latest settled one's when a prune ran meanwhile
+    settled = [p for p in prunes if p.n <= limit]
+    allowed = {(p.seq, p.hash) for p in prunes[-1:] + settled[-1:]}
     if state.base_seq is None:
-        if prune is not None:
-            out.problems.append(f"the prune to seq {prune.seq} has no checkpoint: it was removed")
+        if settled:
+            out.problems.append(f"the prune to seq {prunes[-1].seq} has no checkpoint: it was removed")
         return
     if state.base_mac is None:
         out.problems.append("registered writer whose prune checkpoint has no MAC")
-    if prune is None or (prune.seq, prune.hash) != (state.base_seq, state.base_hash):
+    if (state.base_seq, state.base_hash) not in allowed:
         out.problems.append(f"prune checkpoint (seq {state.base_seq}) was not made by prune")
 
 

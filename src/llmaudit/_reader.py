@@ -199,12 +199,16 @@ class Reader:
         no writer from before heads were authenticated is left (see SECURITY.md)."""
         store = self._chain_store("verification")
         secret = _secret(key)
-        # the registry before the states, the states before the records: a writer registered and
-        # written meanwhile then shows up in the later reads, never as vanished
-        registry = store.registry() if isinstance(store, RegistryStore) else None
+        # the registry before and after the states: what was registered or pruned while the states
+        # were read is told apart from what is missing (records are read last: they only add)
+        settled, registry = None, None
+        if isinstance(store, RegistryStore):
+            settled = max((entry.n for entry in store.registry()), default=0)
         states = store.chain_states()
+        if isinstance(store, RegistryStore):
+            registry = store.registry()
         records = _counted(self.storage.read(Query(), on_problem=on_problem), progress)
-        return verify_chain(records, states, secret, registry, require_macs=require_macs)
+        return verify_chain(records, states, secret, registry, require_macs=require_macs, settled=settled)
 
     def seal_legacy(self, key: str | bytes | None = None, *, by: str | None = None) -> SealResult:
         """Seal the records written before the store had a hash chain into one chain of their own

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import llmaudit
+from llmaudit._chain import new_state, registry_entry, verify_chain
 from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
 from llmaudit.storage import Query, _migrations, memory, open_storage
@@ -460,3 +461,21 @@ def test_a_keyed_export_of_a_pruned_log_verifies_with_the_key(storage_url: str, 
     report = _verify(storage_url)
     assert report.ok, report.to_json()
     assert report.writers[writer].base_seq == 3 and not report.writers[writer].warnings
+
+
+def test_what_was_registered_or_pruned_while_verify_read_the_heads_is_not_blamed() -> None:
+    """`Reader.verify` reads the registry before and after the heads; entries past the first read
+    (*settled*) may have no head or checkpoint in what it read, and are not reported, while the same
+    state with those entries settled is."""
+    key = KEY.encode()
+    at = START
+    first = registry_entry(None, "writer", "w-old", 1, "a" * 64, key=key, at=at)
+    newcomer = registry_entry(first, "writer", "w-new", 1, "b" * 64, key=key, at=at)
+    pruned = registry_entry(newcomer, "prune", "w-old", 1, "a" * 64, key=key, at=at)
+    states = {"w-old": new_state("w-old", 1, "a" * 64, key)}  # read before the prune's checkpoint
+    registry = [first, newcomer, pruned]
+    report = verify_chain([], states, key, registry, settled=1)  # (no records: the head's is missing)
+    assert not report.vanished and not report.writers["w-old"].problems, report.to_json()
+    late = verify_chain([], states, key, registry, settled=3)
+    assert late.vanished == ["w-new"]
+    assert "has no checkpoint" in late.writers["w-old"].problems[0]
