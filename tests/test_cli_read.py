@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 import llmaudit
 from llmaudit._record import AuditRecord
 from llmaudit.cli import cli, main
+from llmaudit.storage import _migrations
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -224,7 +225,7 @@ def test_aggregate_of_nothing_exits_1(url: str, capsys: pytest.CaptureFixture[st
 
 def test_db_upgrade_reports_the_schema_version(url: str) -> None:
     result = run("db", "upgrade", "-s", url)
-    assert result.exit_code == 0 and f"schema version {llmaudit.SCHEMA_VERSION}" in result.output
+    assert result.exit_code == 0 and f"schema version {_migrations.SCHEMA_VERSION}" in result.output
 
 
 def test_a_malformed_jsonl_line_is_reported_with_file_and_line(tmp_path: Path) -> None:

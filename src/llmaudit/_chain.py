@@ -10,6 +10,14 @@ still verifies. Everything else (timestamps, session, model, usage, headers, not
 Backends keep, beside the records, each writer's *head* (highest ``seq`` and its hash, updated in the
 same write as the records, so cutting the tail is detected) and, once old records are pruned, a
 *base* checkpoint (the last pruned ``seq`` and hash) where verification starts instead of genesis.
+Each head and checkpoint carries a MAC (`state_mac`: HMAC with the chain key, SHA-256 without one)
+over what kind of entry it is, the writer, the ``seq`` and the hash, so a rewound head or a made-up
+checkpoint does not verify. Beside them an append-only *registry* (`RegistryEntry`), itself a chain
+of MACs, records each writer when it is first stored, each prune and each explicit sealing of legacy
+records: a writer that vanished, a checkpoint no prune made, or an entry cut from the registry's
+middle is reported. What this cannot see without an anchor outside the store (a whole store rolled
+back, the newest writer dropped with the registry's tail entry, a head replayed from an earlier copy)
+is written down in SECURITY.md.
 
 `verify_chain` classifies every record of a writer: verified, modified (its content no longer matches
 its hash), reordered (it verifies only at another position than the ``seq`` it claims), inserted
@@ -39,14 +47,19 @@ from ._record import AuditRecord, new_id
 __all__ = [
     "GENESIS",
     "PAYLOAD_FIELDS",
+    "REGISTRY_KINDS",
     "Chain",
     "ChainState",
+    "RegistryEntry",
     "VerifyReport",
     "WriterReport",
     "chain_key",
     "compute_hash",
     "is_tombstone",
+    "new_state",
     "payload_digest",
+    "registry_entry",
+    "state_mac",
     "tombstone",
     "verify_chain",
 ]
@@ -58,12 +71,80 @@ PAYLOAD_FIELDS = ("request", "response", "metadata")
 
 
 class ChainState(NamedTuple):
-    """What a backend keeps per writer beside the records: the head, and the prune checkpoint."""
+    """What a backend keeps per writer beside the records: the head, and the prune checkpoint, each
+    with its MAC (`state_mac`; None in a store written before heads were authenticated)."""
 
     head_seq: int
     head_hash: str
     base_seq: int | None = None
     base_hash: str | None = None
+    head_mac: str | None = None
+    base_mac: str | None = None
+
+    def raised(self, writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
+        """This state with its head moved to ``(seq, digest)`` and authenticated."""
+        return self._replace(
+            head_seq=seq, head_hash=digest, head_mac=state_mac("head", writer_id, seq, digest, key)
+        )
+
+    def cut(self, writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
+        """This state with its prune checkpoint at ``(seq, digest)``, authenticated."""
+        mac = state_mac("checkpoint", writer_id, seq, digest, key)
+        return self._replace(base_seq=seq, base_hash=digest, base_mac=mac)
+
+
+def new_state(writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
+    """The first head of a writer."""
+    return ChainState(seq, digest, head_mac=state_mac("head", writer_id, seq, digest, key))
+
+
+def state_mac(kind: str, writer_id: str, seq: int, digest: str, key: bytes | None) -> str:
+    """The MAC of a head (*kind* ``"head"``) or a prune checkpoint (``"checkpoint"``): HMAC-SHA256
+    with the chain key over the kind, the writer, the position and the hash (SHA-256 unkeyed, which
+    catches accidents only). The kind is inside, so a head's MAC never passes as a checkpoint's."""
+    return _digest(dumps(["llmaudit.state.v1", kind, writer_id, seq, digest]), key)
+
+
+#: What the registry records: a writer first stored, a prune checkpoint set, legacy records sealed.
+REGISTRY_KINDS = ("writer", "prune", "seal-legacy")
+
+
+class RegistryEntry(NamedTuple):
+    """One entry of a store's append-only registry. ``n`` counts from 1; ``prev`` is the previous
+    entry's ``mac`` (`GENESIS` for the first), and ``mac`` covers every other field, so an entry
+    removed from the middle, changed or moved breaks the links after it."""
+
+    n: int
+    kind: str
+    writer_id: str
+    seq: int
+    hash: str
+    at: str
+    detail: str  # canonical JSON of a small object (what a sealing covered), "{}" otherwise
+    prev: str
+    mac: str
+
+    def expected_mac(self, key: bytes | None) -> str:
+        fields = [self.n, self.kind, self.writer_id, self.seq, self.hash, self.at, self.detail, self.prev]
+        return _digest(dumps(["llmaudit.registry.v1", *fields]), key)
+
+
+def registry_entry(
+    previous: RegistryEntry | None,
+    kind: str,
+    writer_id: str,
+    seq: int,
+    digest: str,
+    *,
+    key: bytes | None,
+    at: datetime,
+    detail: Mapping[str, Any] | None = None,
+) -> RegistryEntry:
+    """The entry to append after *previous* (None: the registry is empty)."""
+    n, prev = (1, GENESIS) if previous is None else (previous.n + 1, previous.mac)
+    text = dumps(dict(detail or {})).decode()
+    entry = RegistryEntry(n, kind, writer_id, seq, digest, format_timestamp(at), text, prev, "")
+    return entry._replace(mac=entry.expected_mac(key))
 
 
 def chain_key(value: str | bytes | None) -> bytes | None:
@@ -266,6 +347,10 @@ class WriterReport:
     missing: list[tuple[int, int]] = field(default_factory=list)  # inclusive seq ranges
     head_seq: int | None = None
     base_seq: int | None = None
+    #: What is wrong with the writer's head, checkpoint or registry entry (each fails verify).
+    problems: list[str] = field(default_factory=list)
+    #: What could not be checked and why (a head written before heads had MACs): reported, not failed.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def missing_count(self) -> int:
@@ -273,7 +358,7 @@ class WriterReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.modified or self.reordered or self.inserted or self.missing)
+        return not (self.modified or self.reordered or self.inserted or self.missing or self.problems)
 
 
 @dataclass(slots=True)
@@ -282,10 +367,23 @@ class VerifyReport:
 
     writers: dict[str, WriterReport] = field(default_factory=dict)
     unchained: list[str] = field(default_factory=list)
+    #: Writers the registry lists that left neither records nor a head behind.
+    vanished: list[str] = field(default_factory=list)
+    #: Breaks in the registry itself (an entry changed, removed from the middle, or out of order).
+    registry_errors: list[str] = field(default_factory=list)
+    #: Each explicit sealing of legacy records (`Reader.seal_legacy`), as the registry recorded it.
+    seals: list[dict[str, Any]] = field(default_factory=list)
+    #: False when the store keeps no registry (a third-party backend): writers could vanish unseen.
+    registry_checked: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.unchained and all(w.ok for w in self.writers.values())
+        return (
+            not self.unchained
+            and not self.vanished
+            and not self.registry_errors
+            and all(w.ok for w in self.writers.values())
+        )
 
     def totals(self) -> dict[str, int]:
         reports = self.writers.values()
@@ -304,6 +402,10 @@ class VerifyReport:
             "ok": self.ok,
             **self.totals(),
             "unchained": self.unchained,
+            "vanished": self.vanished,
+            "registry_errors": self.registry_errors,
+            "registry_checked": self.registry_checked,
+            "seals": self.seals,
             "by_writer": {
                 wid: {
                     "ok": w.ok,
@@ -315,6 +417,8 @@ class VerifyReport:
                     "missing": [list(r) for r in w.missing],
                     "head_seq": w.head_seq,
                     "base_seq": w.base_seq,
+                    "problems": w.problems,
+                    "warnings": w.warnings,
                 }
                 for wid, w in sorted(self.writers.items())
             },
@@ -332,9 +436,23 @@ class _Link(NamedTuple):
 
 
 def verify_chain(
-    records: Iterable[AuditRecord], states: Mapping[str, ChainState], key: bytes | None = None
+    records: Iterable[AuditRecord],
+    states: Mapping[str, ChainState],
+    key: bytes | None = None,
+    registry: Sequence[RegistryEntry] | None = None,
+    *,
+    require_macs: bool = False,
+    settled: int | None = None,
 ) -> VerifyReport:
-    """Check every record against its writer's chain; see the module docstring for the verdicts.
+    """Check every record against its writer's chain, each head and checkpoint against its MAC, and
+    the writers and prunes against the *registry* (None: the store keeps none); see the module
+    docstring for the verdicts. A head or checkpoint without a MAC (written before they had one) is
+    a warning, or with *require_macs* a failure: someone who strips the MACs and the registry makes
+    a store look as if written before them, which only the operator knowing better can refuse.
+
+    *settled* is the number of the last registry entry that existed before *states* were read (the
+    registry is read before and after them): later entries were appended while verify was reading,
+    so a writer registered or pruned then is not blamed for a head or checkpoint not seen yet.
 
     Holds one small tuple per record (not the payloads' text twice), so a few million records fit.
     """
@@ -351,7 +469,99 @@ def verify_chain(
         )
     for writer_id in sorted(set(by_writer) | set(states)):
         report.writers[writer_id] = _verify_writer(writer_id, by_writer.get(writer_id, []), states, key)
+    for writer_id, state in states.items():
+        _check_state(report.writers[writer_id], state, key)
+    if registry is not None:
+        _check_registry(report, registry, states, key, settled)
+    if require_macs:
+        for out in report.writers.values():
+            out.problems.extend(out.warnings)
+            out.warnings.clear()
     return report
+
+
+def _check_state(out: WriterReport, state: ChainState, key: bytes | None) -> None:
+    """The head's and the checkpoint's MACs (a missing MAC is judged with the registry)."""
+    writer = out.writer_id
+    if state.head_mac is None:
+        out.warnings.append("unauthenticated head (written before heads carried a MAC)")
+    elif not hmac.compare_digest(
+        state_mac("head", writer, state.head_seq, state.head_hash, key), state.head_mac
+    ):
+        out.problems.append(f"head (seq {state.head_seq}) does not match its MAC: rewound or forged")
+    if state.base_seq is None or state.base_hash is None:
+        return
+    if state.base_mac is None:
+        out.warnings.append("unauthenticated prune checkpoint (written before checkpoints carried a MAC)")
+    elif not hmac.compare_digest(
+        state_mac("checkpoint", writer, state.base_seq, state.base_hash, key), state.base_mac
+    ):
+        out.problems.append(f"prune checkpoint (seq {state.base_seq}) does not match its MAC: forged")
+
+
+def _check_registry(
+    report: VerifyReport,
+    registry: Sequence[RegistryEntry],
+    states: Mapping[str, ChainState],
+    key: bytes | None,
+    settled: int | None,
+) -> None:
+    """The registry's own links, then every writer against it."""
+    report.registry_checked = True
+    limit = settled if settled is not None else max((e.n for e in registry), default=0)
+    registered: dict[str, int] = {}  # writer: the number of its entry
+    prunes: dict[str, list[RegistryEntry]] = defaultdict(list)
+    expected_n, prev = 1, GENESIS
+    for entry in sorted(registry, key=lambda e: e.n):
+        if entry.n != expected_n or entry.prev != prev:
+            report.registry_errors.append(f"entry {entry.n}: entries before it are missing or moved")
+        if not hmac.compare_digest(entry.expected_mac(key), entry.mac):
+            report.registry_errors.append(
+                f"entry {entry.n} ({entry.kind} {entry.writer_id}): MAC does not match"
+            )
+        expected_n, prev = entry.n + 1, entry.mac
+        if entry.kind in ("writer", "seal-legacy"):
+            registered.setdefault(entry.writer_id, entry.n)
+        if entry.kind == "prune":
+            prunes[entry.writer_id].append(entry)
+        elif entry.kind == "seal-legacy":
+            detail = orjson.loads(entry.detail) if entry.detail else {}
+            report.seals.append(
+                {"writer_id": entry.writer_id, "at": entry.at, "records": entry.seq, **detail}
+            )
+    for writer_id, out in report.writers.items():
+        n = registered.get(writer_id)
+        _check_registered(out, states.get(writer_id), n, limit, prunes.get(writer_id, []))
+    report.vanished = sorted(w for w, n in registered.items() if n <= limit and w not in report.writers)
+
+
+def _check_registered(
+    out: WriterReport, state: ChainState | None, n: int | None, limit: int, prunes: list[RegistryEntry]
+) -> None:
+    """One writer against the registry (*n*: its entry's number; *limit*: the last settled entry)."""
+    if n is None:
+        if state is not None and state.head_mac is not None:
+            out.problems.append("authenticated head but no registry entry: the registry was cut")
+        elif state is None:
+            out.warnings.append("no head and no registry entry: its newest records could be cut unseen")
+        return
+    if state is None:
+        if n <= limit:  # else registered while verify read the heads: its head was not there yet
+            out.problems.append("registered writer whose head was deleted")
+        return
+    if state.head_mac is None:
+        out.problems.append("registered writer whose head has no MAC")
+    # the checkpoint is the latest prune's, or the latest settled one's when a prune ran meanwhile
+    settled = [p for p in prunes if p.n <= limit]
+    allowed = {(p.seq, p.hash) for p in prunes[-1:] + settled[-1:]}
+    if state.base_seq is None:
+        if settled:
+            out.problems.append(f"the prune to seq {prunes[-1].seq} has no checkpoint: it was removed")
+        return
+    if state.base_mac is None:
+        out.problems.append("registered writer whose prune checkpoint has no MAC")
+    if (state.base_seq, state.base_hash) not in allowed:
+        out.problems.append(f"prune checkpoint (seq {state.base_seq}) was not made by prune")
 
 
 def _verify_writer(

@@ -18,7 +18,7 @@ from ._codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
 from ._errors import ConfigurationError
 from ._record import AuditRecord
 from .storage import open_storage
-from .storage._base import ChainStore
+from .storage._base import ChainStore, RegistryStore
 
 __all__ = ["export"]
 
@@ -42,11 +42,16 @@ def export(
     batch_size: int = 1000,
     progress: Callable[[int], None] | None = None,
     checkpoints: Mapping[str, tuple[int, str]] | None = None,
+    *,
+    chain_key: bytes | None = None,
 ) -> int:
     """Copy *records* to *destination*; returns how many were written (or handed to the storage).
-    *checkpoints* (the source's prune checkpoints) go along to a storage, so the copy verifies too."""
+    *checkpoints* (the source's prune checkpoints) go along to a storage, so the copy verifies too;
+    the storage MACs heads and checkpoints with *chain_key* (the chain's own key)."""
     if "://" in destination:
         storage = open_storage(destination)
+        if isinstance(storage, RegistryStore):
+            storage.chain_key = chain_key
         try:
             if checkpoints and isinstance(storage, ChainStore):
                 storage.delete([], checkpoints)

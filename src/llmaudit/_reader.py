@@ -7,6 +7,10 @@ records while leaving a checkpoint). The backends do the storage-specific work (
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import hmac
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -16,17 +20,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._chain import PAYLOAD_FIELDS, VerifyReport, chain_key, is_tombstone, tombstone, verify_chain
+from ._chain import (
+    PAYLOAD_FIELDS,
+    Chain,
+    VerifyReport,
+    chain_key,
+    is_tombstone,
+    tombstone,
+    verify_chain,
+)
 from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError
-from ._record import AuditRecord, utcnow
+from ._record import AuditRecord, new_id, utcnow
 from ._settings import default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from .storage import Query, Storage, open_storage
-from .storage._base import ChainStore, ProblemHandler, is_error
+from .storage._base import ChainStore, ProblemHandler, RegistryStore, is_error
 
-__all__ = ["ForgetResult", "PruneResult", "Reader", "SessionSummary", "StatsRow", "open"]
+__all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
+
+logger = logging.getLogger("llmaudit")
 
 #: An aggregation record lists the ids it covers up to this many (else its session and time range).
 MAX_AGGREGATED_IDS = 1000
@@ -52,6 +66,16 @@ class PruneResult:
     deleted: int
     checkpoints: int
     kept_back: int  # older than the cut-off but after a newer record of the same writer
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What `Reader.seal_legacy` did: records sealed into one new writer's chain, and unchained
+    records left alone because they were created after the store's first chained record."""
+
+    sealed: int
+    writer_id: str | None
+    left_unchained: int
 
 
 class Reader:
@@ -167,13 +191,76 @@ class Reader:
         *,
         on_problem: ProblemHandler | None = None,
         progress: Callable[[int], None] | None = None,
+        require_macs: bool = False,
     ) -> VerifyReport:
-        """Check every record against its writer's hash chain (key: ``LLMAUDIT_CHAIN_KEY`` by default)."""
+        """Check every record against its writer's hash chain (key: ``LLMAUDIT_CHAIN_KEY`` by default),
+        and the heads, prune checkpoints and writers against their MACs and the chain registry.
+        With *require_macs*, a head or checkpoint without a MAC fails instead of warning: use it once
+        no writer from before heads were authenticated is left (see SECURITY.md)."""
         store = self._chain_store("verification")
-        secret = chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
+        secret = _secret(key)
+        # the registry before and after the states: what was registered or pruned while the states
+        # were read is told apart from what is missing (records are read last: they only add)
+        settled, registry = None, None
+        if isinstance(store, RegistryStore):
+            settled = max((entry.n for entry in store.registry()), default=0)
         states = store.chain_states()
+        if isinstance(store, RegistryStore):
+            registry = store.registry()
         records = _counted(self.storage.read(Query(), on_problem=on_problem), progress)
-        return verify_chain(records, states, secret)
+        return verify_chain(records, states, secret, registry, require_macs=require_macs, settled=settled)
+
+    def seal_legacy(self, key: str | bytes | None = None, *, by: str | None = None) -> SealResult:
+        """Seal the records written before the store had a hash chain into one chain of their own
+        (writer ``legacy-…``, in the order they were made), keyed with *key* (default
+        ``LLMAUDIT_CHAIN_KEY``), and record the sealing in the chain registry: how many records, the
+        first and last id, a digest of all ids, when, by whom (*by*, default the OS user) and which
+        key (an HMAC fingerprint, never the key). `verify` lists every sealing it finds.
+
+        Only records created before the store's oldest chained record are sealed: one created later
+        cannot predate the chain, so it stays unchained and `verify` keeps reporting it. Never run
+        implicitly (migrations do not seal): run it once, after checking what it will seal.
+
+        Raises:
+            ConfigurationError: the backend keeps no chain registry.
+        """
+        store = self._chain_store("sealing")
+        if not isinstance(store, RegistryStore):
+            raise ConfigurationError(
+                f"storage {self.storage.url} keeps no chain registry to record a sealing"
+            )
+        secret = _secret(key)
+        unchained: list[AuditRecord] = []
+        first_chained: datetime | None = None
+        for record in self.storage.read(Query()):
+            if record.writer_id is None or record.hash is None or record.seq is None:
+                unchained.append(record)
+            elif first_chained is None or record.created_at < first_chained:
+                first_chained = record.created_at
+        eligible = [r for r in unchained if first_chained is None or r.created_at < first_chained]
+        eligible.sort(key=lambda r: (r.created_at, r.id))
+        if not eligible:
+            return SealResult(0, None, len(unchained))
+        chain = Chain(secret, writer_id=f"legacy-{new_id()}")
+        sealed = chain.seal(eligible)
+        ids = [r.id for r in sealed]
+        detail = {
+            "first_id": ids[0],
+            "last_id": ids[-1],
+            "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+            "by": by if by is not None else _os_user(),
+            "key": "none" if secret is None else _key_fingerprint(secret),
+        }
+        store.chain_key = secret
+        store.seal_legacy(sealed, detail)
+        logger.info(
+            "sealed %d legacy records of %s into writer %s (%s)",
+            len(sealed),
+            self.storage.url,
+            chain.writer_id,
+            detail,
+        )
+        return SealResult(len(sealed), chain.writer_id, len(unchained) - len(eligible))
 
     def forget(
         self,
@@ -236,11 +323,21 @@ class Reader:
                 lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))
                 _replace_file(path, b"".join(lines))
 
-    def prune(self, older_than: datetime, *, progress: Callable[[int], None] | None = None) -> PruneResult:
+    def prune(
+        self,
+        older_than: datetime,
+        *,
+        progress: Callable[[int], None] | None = None,
+        key: str | bytes | None = None,
+    ) -> PruneResult:
         """Delete records created before *older_than*, leaving per writer a checkpoint (the last
         deleted ``seq`` and hash) where verification of what remains starts. Only a writer's
-        unbroken run of old records from its oldest one is cut, so what remains is contiguous."""
+        unbroken run of old records from its oldest one is cut, so what remains is contiguous.
+        The checkpoints and their registry entries are MACed with *key* (default
+        ``LLMAUDIT_CHAIN_KEY``): prune with the key the chain is verified with."""
         store = self._chain_store("pruning")
+        if isinstance(store, RegistryStore):
+            store.chain_key = _secret(key)
         old: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         first_kept: dict[str, int] = {}
         unchained: list[str] = []
@@ -360,7 +457,9 @@ class Reader:
                 if state.base_seq is not None and state.base_hash is not None
             }
         records = self.storage.read(_query(filters))
-        return _export.export(records, destination, batch_size, progress, checkpoints)
+        return _export.export(
+            records, destination, batch_size, progress, checkpoints, chain_key=_secret(None)
+        )
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -433,6 +532,22 @@ class _Tally:
     @property
     def only_user(self) -> str | None:
         return next(iter(self.users)) if len(self.users) == 1 else None
+
+
+def _secret(key: str | bytes | None) -> bytes | None:
+    return chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
+
+
+def _key_fingerprint(key: bytes) -> str:
+    """Names a key without revealing it: the first 16 hex digits of an HMAC of a fixed label."""
+    return "hmac:" + hmac.new(key, b"llmaudit key fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name and no passwd entry (a container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | None) -> Iterator[AuditRecord]:

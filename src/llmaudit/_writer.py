@@ -31,7 +31,7 @@ from ._errors import AuditError, StorageError, StorageUnavailableError
 from ._guard import report
 from ._record import AuditRecord
 from ._spool import Spool
-from .storage._base import Storage
+from .storage._base import RegistryStore, Storage
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -149,6 +149,8 @@ class Writer:
     ) -> None:
         self.storage, self.spool, self.mode, self.strict = storage, spool, mode, strict
         self.chain_key = chain_key
+        if isinstance(storage, RegistryStore):  # it MACs the heads and registry entries it writes
+            storage.chain_key = chain_key
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.queue_size, self.processors = queue_size, tuple(processors)
         self.retry_delays_s, self.probe_interval_s = tuple(retry_delays_s), probe_interval_s

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from .._version import __version__
 from ._common import parse_age, storage_option, storage_url
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
+
+if TYPE_CHECKING:
+    from .._chain import VerifyReport
 
 __all__ = ["main"]
 
@@ -53,13 +56,16 @@ def _fail(message: str) -> None:
 @storage_option
 @click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(storage: str | None, key: str | None, as_json: bool) -> None:
+@click.option(
+    "--require-macs", is_flag=True, help="Fail on heads and checkpoints without a MAC (not just warn)."
+)
+def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bool) -> None:
     """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
     from .. import _reader  # noqa: PLC0415
 
     problems: list[str] = []
     with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
-        report = reader.verify(key, on_problem=problems.append, progress=advance)
+        report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
     if as_json:
         click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
     else:
@@ -80,8 +86,28 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
                 )
         if report.unchained:
             click.echo(f"  records without a chain: {report.unchained[:5]}")
+        _echo_heads(report)
     if not report.ok or problems:
         sys.exit(1)
+
+
+def _echo_heads(report: VerifyReport) -> None:
+    """What verify found about heads, checkpoints, writers and the registry (one line each)."""
+    for writer_id, w in sorted(report.writers.items()):
+        for problem in w.problems:
+            click.echo(f"  writer {writer_id}: {problem}")
+        for warning in w.warnings:
+            click.echo(f"  warning: writer {writer_id}: {warning}")
+    if report.vanished:
+        click.echo(f"  writers the registry lists that vanished: {report.vanished[:5]}")
+    for error in report.registry_errors[:5]:
+        click.echo(f"  registry: {error}")
+    for seal in report.seals:
+        # repr: the registry's strings are stored data, never terminal control sequences
+        click.echo(
+            f"  legacy records sealed: {seal.get('records')!r} into {seal.get('writer_id')!r} "
+            f"at {seal.get('at')!r} by {seal.get('by')!r} (key {seal.get('key')!r})"
+        )
 
 
 @cli.command()

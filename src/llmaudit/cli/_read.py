@@ -221,5 +221,26 @@ def db_upgrade(storage: str | None) -> None:
         store.close()
 
 
+@db.command("seal-legacy")
+@storage_option
+@click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
+@click.option("--by", default=None, help="Who seals, for the record (default: the OS user).")
+def db_seal_legacy(storage: str | None, key: str | None, by: str | None) -> None:
+    """Seal records written before the store had a hash chain into a chain of their own.
+
+    Only records older than the store's first chained record are sealed; the sealing is recorded
+    in the chain registry (count, ids, time, who, key fingerprint) and `llmaudit verify` lists it.
+    Migrations never do this: run it once, knowing what the unchained records are.
+    """
+    from .. import _reader  # noqa: PLC0415
+
+    with _reader.open(storage_url(storage)) as reader:
+        result = reader.seal_legacy(key, by=by)
+    click.echo(
+        f"sealed {result.sealed} records into {result.writer_id or 'no chain'}; "
+        f"{result.left_unchained} unchained records are newer than the chain and stay unchained"
+    )
+
+
 #: Added to the ``llmaudit`` group by ``cli/__init__.py``.
 COMMANDS = (sessions, show, tail, stats, export, aggregate, db)

@@ -16,19 +16,23 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._chain import ChainState
-from .._record import AuditRecord
+from .._chain import ChainState, RegistryEntry, new_state, registry_entry
+from .._record import AuditRecord, utcnow
 
 __all__ = [
     "ChainStore",
     "ProblemHandler",
     "Query",
+    "RegistryStore",
     "Storage",
     "batch_heads",
     "is_credential_name",
     "mask_url_credentials",
     "matches",
+    "raise_head",
     "redact_url",
+    "registry_additions",
+    "sealed_head",
     "select",
 ]
 
@@ -100,6 +104,72 @@ class ChainStore(Protocol):
 
     def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
         """Delete *ids* and set each writer's prune checkpoint ``(seq, hash)`` in one step."""
+
+
+@runtime_checkable
+class RegistryStore(Protocol):
+    """What the built-in backends add to authenticate heads and checkpoints (see ``_chain``).
+
+    ``chain_key`` (the HMAC key, None for an unkeyed chain) is set by whoever writes: the writer
+    from its chain's key, `Reader.prune` and `Reader.seal_legacy` from theirs. ``write`` then MACs
+    each head it raises and appends a ``writer`` entry to the registry for a writer the registry
+    does not list yet, in the same transaction (or under the same lock) as the records; ``delete``
+    MACs each checkpoint and appends a ``prune`` entry the same way.
+    """
+
+    chain_key: bytes | None
+
+    def registry(self) -> list[RegistryEntry]:
+        """Every registry entry, in order."""
+
+    def seal_legacy(self, records: Sequence[AuditRecord], detail: Mapping[str, Any]) -> None:
+        """Give already-stored records the chain fields of *records* (one new writer, sealed by
+        `Reader.seal_legacy`), set that writer's head, and append a ``seal-legacy`` registry entry
+        carrying *detail*, in one step."""
+
+
+def raise_head(
+    known: ChainState | None, writer: str, seq: int, digest: str, key: bytes | None
+) -> ChainState | None:
+    """The writer's state with its head raised to ``(seq, digest)`` and MACed, or None when the
+    stored head is as high already (a replayed spool brings older records)."""
+    if known is None:
+        return new_state(writer, seq, digest, key)
+    if seq > known.head_seq:
+        return known.raised(writer, seq, digest, key)
+    return None
+
+
+def registry_additions(
+    tail: RegistryEntry | None,
+    kind: str,
+    items: Mapping[str, tuple[int, str]],
+    key: bytes | None,
+    detail: Mapping[str, Any] | None = None,
+) -> list[RegistryEntry]:
+    """The entries to append after *tail*: one of *kind* per ``{writer: (seq, hash)}``, in writer
+    order, each linked to the one before."""
+    added: list[RegistryEntry] = []
+    now = utcnow()
+    for writer, (seq, digest) in sorted(items.items()):
+        entry = registry_entry(
+            added[-1] if added else tail, kind, writer, seq, digest, key=key, at=now, detail=detail
+        )
+        added.append(entry)
+    return added
+
+
+def registered_writers(entries: Iterable[RegistryEntry]) -> set[str]:
+    """The writers a registry lists (first stored, or sealed from legacy records)."""
+    return {e.writer_id for e in entries if e.kind in ("writer", "seal-legacy")}
+
+
+def sealed_head(records: Sequence[AuditRecord]) -> tuple[str, int, str]:
+    """The writer, ``seq`` and hash of the last of *records* (sealed by `Reader.seal_legacy`)."""
+    last = records[-1]
+    if last.writer_id is None or last.seq is None or last.hash is None:
+        raise ValueError("seal_legacy takes records sealed into a chain")
+    return last.writer_id, last.seq, last.hash
 
 
 def batch_heads(records: Sequence[AuditRecord]) -> dict[str, tuple[int, str]]:

@@ -1,6 +1,8 @@
 """Schema version and migrations of the SQL records table.
 
-``{table}_meta`` holds ``schema_version``; ``{table}_chain`` each writer's chain head and checkpoint.
+``{table}_meta`` holds ``schema_version``; ``{table}_chain`` each writer's chain head and checkpoint
+with their MACs; ``{table}_registry`` the chain registry (see ``_chain``). Migrations change the
+schema only: they never write chain fields, heads or registry entries.
 Opening a fresh database creates the tables and stamps the
 current `SCHEMA_VERSION`; an older stamp is migrated step by step (``MIGRATIONS[n]`` takes version n to
 n + 1, each in its own transaction, the stamp bumped with it); a newer stamp is refused, since this
@@ -10,16 +12,27 @@ llmaudit would misread it. Several processes opening a fresh database at once ar
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .._errors import StorageError
-from .._record import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "chain_table", "current_version", "meta_table", "prepare"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "chain_table",
+    "current_version",
+    "meta_table",
+    "prepare",
+    "registry_table",
+]
+
+#: The version of the SQL schema (tables and columns), stamped in ``{table}_meta``. Versions 1 to 3
+#: matched the record format's (``_record.SCHEMA_VERSION``); version 4 added the chain's MACs and
+#: registry without changing a record, so the two numbers part here.
+SCHEMA_VERSION = 4
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
@@ -37,62 +50,49 @@ def _v1_to_v2(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "parent_session_key")
 
 
-def _seal_legacy(conn: Connection, table: sa.Table, batch: int = 1000) -> None:
-    """Seal the records written before the hash chain existed into one chain of their own (writer
-    ``legacy-…``, in the order they were made), keyed with ``LLMAUDIT_CHAIN_KEY`` as set when the
-    upgrade runs. From then on `verify` tells them apart from records inserted behind llmaudit's back."""
-    from .._chain import Chain, chain_key  # noqa: PLC0415 - only this migration needs them
-    from .._codec import forget_encodings, record_from_dict  # noqa: PLC0415
-    from .._record import new_id  # noqa: PLC0415
-
-    chain = Chain(chain_key(os.environ.get("LLMAUDIT_CHAIN_KEY")), writer_id=f"legacy-{new_id()}")
-    order = (table.c.created_at, table.c.id)
-    ids = (
-        conn.execute(sa.select(table.c.id).where(table.c.writer_id.is_(None)).order_by(*order))
-        .scalars()
-        .all()
-    )
-    bind = {"writer_id": "w", "seq": "s", "prev_hash": "p", "hash": "h"}
-    update = (
-        table.update()
-        .where(table.c.id == sa.bindparam("record_id"))
-        .values({name: sa.bindparam(key) for name, key in bind.items()})
-    )
-    last = None
-    for start in range(0, len(ids), batch):  # a batch of rows at a time: a large log never sits in memory
-        chunk = ids[start : start + batch]
-        rows = conn.execute(sa.select(table).where(table.c.id.in_(chunk)).order_by(*order)).mappings()
-        records = []
-        for row in rows:
-            try:
-                records.append(record_from_dict(dict(row)))
-            except (ValueError, TypeError):
-                continue  # unreadable: stays unchained, and verify says so
-        sealed = chain.seal(records)
-        forget_encodings()
-        if sealed:
-            params = [
-                {key: getattr(r, name) for name, key in bind.items()} | {"record_id": r.id} for r in sealed
-            ]
-            conn.execute(update, params)
-            last = sealed[-1]
-    if last is not None:
-        head = {"writer_id": last.writer_id, "head_seq": last.seq, "head_hash": last.hash}
-        conn.execute(chain_table(table).insert().values(head))
-
-
 def _v2_to_v3(conn: Connection, table: sa.Table) -> None:
+    """Headers, the chain table and the summaries' indexes. Records written before the chain existed
+    stay unchained (verify reports them) until an operator seals them explicitly with
+    ``llmaudit db seal-legacy``: a migration runs unattended at open time, and sealing whatever rows
+    lack a chain would launder a row inserted behind llmaudit's back together with its
+    ``schema_version`` lowered."""
     _add_column(conn, table, "headers")
-    chain_table(table).create(conn, checkfirst=True)
-    _seal_legacy(conn, table)
+    _create_chain_table(conn, table, authenticated=False)
     existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
     for index in table.indexes:  # the covering indexes of the summaries (SQLite only: see sql.py)
         if index.name not in existing and index.name and index.name.endswith(("_stats", "_sessions")):
             index.create(conn)
 
 
+def _create_chain_table(conn: Connection, table: sa.Table, *, authenticated: bool) -> None:
+    """The chain table as version 3 made it (without the MAC columns), or as it is now."""
+    chain = chain_table(table)
+    if authenticated:
+        chain.create(conn, checkfirst=True)
+        return
+    legacy = sa.Table(
+        chain.name,
+        sa.MetaData(),
+        *(c._copy() for c in chain.columns if c.name not in _MAC_COLUMNS),
+        **chain.dialect_kwargs,
+    )
+    legacy.create(conn, checkfirst=True)
+
+
+def _v3_to_v4(conn: Connection, table: sa.Table) -> None:
+    """MACs on heads and checkpoints, and the registry of writers and prunes. Heads already stored
+    keep no MAC (no key is at hand here, and this must seal nothing): verify reports them as
+    unauthenticated, and a writer that writes again MACs its head and registers itself then."""
+    chain = chain_table(table)
+    for name in _MAC_COLUMNS:
+        _add_column(conn, chain, name)
+    registry_table(table).create(conn, checkfirst=True)
+
+
+_MAC_COLUMNS = ("head_mac", "base_mac")
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 _KEY = "schema_version"
 _ATTEMPTS = 3
 
@@ -125,6 +125,32 @@ def chain_table(table: sa.Table) -> sa.Table:
         sa.Column("head_hash", sa.String(128), nullable=False),
         sa.Column("base_seq", sa.BigInteger()),
         sa.Column("base_hash", sa.String(128)),
+        sa.Column("head_mac", sa.String(128)),
+        sa.Column("base_mac", sa.String(128)),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+        mariadb_charset="utf8mb4",
+        mariadb_collate="utf8mb4_bin",
+    )
+
+
+def registry_table(table: sa.Table) -> sa.Table:
+    """The chain registry beside *table*: one row per ``_chain.RegistryEntry``, never updated."""
+    name = f"{table.name}_registry"
+    if name in table.metadata.tables:
+        return table.metadata.tables[name]
+    return sa.Table(
+        name,
+        table.metadata,
+        sa.Column("n", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("writer_id", sa.String(64), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(128), nullable=False),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("prev", sa.String(128), nullable=False),
+        sa.Column("mac", sa.String(128), nullable=False),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
         mariadb_charset="utf8mb4",
@@ -145,7 +171,8 @@ def current_version(engine: Engine, table: sa.Table) -> int | None:
 def _create(engine: Engine, table: sa.Table) -> None:
     meta = meta_table(table)
     with engine.begin() as conn:
-        table.metadata.create_all(conn, tables=[table, meta, chain_table(table)], checkfirst=True)
+        tables = [table, meta, chain_table(table), registry_table(table)]
+        table.metadata.create_all(conn, tables=tables, checkfirst=True)
         stamped = conn.execute(sa.select(meta.c.value).where(meta.c.key == _KEY)).scalar()
         if stamped is None:
             conn.execute(meta.insert().values(key=_KEY, value=str(SCHEMA_VERSION)))

@@ -26,11 +26,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._chain import ChainState
+from .._chain import ChainState, RegistryEntry, new_state
 from .._codec import decode_record, dumps, encode_record, format_day, loads
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import AuditRecord
-from ._base import ProblemHandler, Query, batch_heads, matches, warn_problem
+from ._base import (
+    ProblemHandler,
+    Query,
+    batch_heads,
+    matches,
+    raise_head,
+    registered_writers,
+    registry_additions,
+    sealed_head,
+    warn_problem,
+)
 
 try:
     import fcntl
@@ -43,7 +53,8 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _FSYNC_POLICIES = ("never", "batch")
 _NAME = re.compile(r"^llmaudit-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$")
 _LOCK_NAME = ".llmaudit.lock"
-_CHAIN_DIR = ".chain"  # one small file per writer: [head_seq, head_hash, base_seq, base_hash]
+_CHAIN_DIR = ".chain"  # one small file per writer: [head_seq, head_hash, base_seq, base_hash, macs…]
+_REGISTRY_NAME = "registry.jsonl"  # in _CHAIN_DIR: one `RegistryEntry` a line, appended under the lock
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -98,7 +109,10 @@ class JSONLStorage:
         self.directory = Path(directory).expanduser()
         self.url = f"jsonl://{self.directory}"
         self.max_bytes, self.fsync = max_bytes, fsync
+        #: The chain's HMAC key for heads, checkpoints and the registry (see ``RegistryStore``).
+        self.chain_key: bytes | None = None
         self._index: dict[str, int] = {}
+        self._registered: set[str] = set()  # writers known to be in the registry already
         self._open_directory()
 
     @classmethod
@@ -152,12 +166,56 @@ class JSONLStorage:
             raise StorageUnavailableError(f"cannot append to jsonl storage {self.directory}: {exc}") from exc
 
     def _save_heads(self, records: Sequence[AuditRecord], undo: _Undo) -> None:
-        for writer, (seq, digest) in batch_heads(records).items():
-            known = self._chain_state(writer)
-            if known is None:
-                self._save_chain_state(writer, ChainState(seq, digest), undo)
-            elif seq > known.head_seq:
-                self._save_chain_state(writer, known._replace(head_seq=seq, head_hash=digest), undo)
+        heads = batch_heads(records)
+        for writer, (seq, digest) in heads.items():
+            state = raise_head(self._chain_state(writer), writer, seq, digest, self.chain_key)
+            if state is not None:
+                self._save_chain_state(writer, state, undo)
+        new = {w: head for w, head in heads.items() if w not in self._registered and _SAFE_NAME.match(w)}
+        if new:
+            known = registered_writers(self._read_registry())
+            self._append_registry("writer", {w: h for w, h in new.items() if w not in known}, undo)
+            self._registered.update(new)
+
+    def _registry_path(self) -> Path:
+        return self.directory / _CHAIN_DIR / _REGISTRY_NAME
+
+    def _read_registry(self) -> list[RegistryEntry]:
+        try:
+            data = self._registry_path().read_bytes()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in data.splitlines():
+            try:
+                entries.append(RegistryEntry(*loads(line)))
+            except (ValueError, TypeError):
+                continue  # an unreadable line: the links of the next entry tell verify
+        return entries
+
+    def _append_registry(
+        self, kind: str, items: Mapping[str, tuple[int, str]], undo: _Undo | None, detail: Any = None
+    ) -> None:
+        """Append entries to the registry (under the lock); *undo* cuts them off again on failure."""
+        if not items:
+            return
+        registry = self._read_registry()
+        added = registry_additions(registry[-1] if registry else None, kind, items, self.chain_key, detail)
+        path = self._registry_path()
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            if undo is not None:
+                undo.sizes.setdefault(path, os.fstat(fd).st_size)
+            _write_lines(fd, [dumps(list(entry)) for entry in added])
+            if self.fsync == "batch" or undo is None:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def registry(self) -> list[RegistryEntry]:
+        with self._locked():
+            return self._read_registry()
 
     # -- chain state, erasure, pruning ----------------------------------------------------------
 
@@ -208,11 +266,25 @@ class JSONLStorage:
 
     def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
         removed = self._rewrite(set(ids), lambda record: None)
+        key = self.chain_key
         with self._locked():
             for writer, (seq, digest) in checkpoints.items():
-                known = self._chain_state(writer) or ChainState(seq, digest)
-                self._save_chain_state(writer, known._replace(base_seq=seq, base_hash=digest))
+                known = self._chain_state(writer) or new_state(writer, seq, digest, key)
+                self._save_chain_state(writer, known.cut(writer, seq, digest, key))
+            self._append_registry(
+                "prune", {w: c for w, c in checkpoints.items() if _SAFE_NAME.match(w)}, None
+            )
         return removed
+
+    def seal_legacy(self, records: Sequence[AuditRecord], detail: Mapping[str, Any]) -> None:
+        if not records:
+            return
+        sealed = {r.id: r for r in records}
+        self._rewrite(set(sealed), lambda record: sealed.get(record.id, record))
+        writer, seq, digest = sealed_head(records)
+        with self._locked():
+            self._save_chain_state(writer, new_state(writer, seq, digest, self.chain_key))
+            self._append_registry("seal-legacy", {writer: (seq, digest)}, None, detail)
 
     def _rewrite(self, ids: set[str], change: Callable[[AuditRecord], AuditRecord | None]) -> int:
         changed = 0

@@ -8,13 +8,22 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .._chain import ChainState
+from .._chain import ChainState, RegistryEntry, new_state
 from .._record import AuditRecord
-from ._base import ProblemHandler, Query, batch_heads, select
+from ._base import (
+    ProblemHandler,
+    Query,
+    batch_heads,
+    raise_head,
+    registered_writers,
+    registry_additions,
+    sealed_head,
+    select,
+)
 
 __all__ = ["MemoryStorage"]
 
-_Shared = tuple[dict[str, AuditRecord], threading.Lock, dict[str, ChainState]]
+_Shared = tuple[dict[str, AuditRecord], threading.Lock, dict[str, ChainState], list[RegistryEntry]]
 _shared: dict[str, _Shared] = {}
 _shared_lock = threading.Lock()
 
@@ -24,11 +33,14 @@ class MemoryStorage:
 
     def __init__(self, name: str = "") -> None:
         self.url = f"memory://{name}"
+        #: The chain's HMAC key for heads, checkpoints and the registry (see ``RegistryStore``).
+        self.chain_key: bytes | None = None
         if name:
             with _shared_lock:
-                self._records, self._lock, self._chain = _shared.setdefault(name, ({}, threading.Lock(), {}))
+                shared = _shared.setdefault(name, ({}, threading.Lock(), {}, []))
+            self._records, self._lock, self._chain, self._registry = shared
         else:
-            self._records, self._lock, self._chain = {}, threading.Lock(), {}
+            self._records, self._lock, self._chain, self._registry = {}, threading.Lock(), {}, []
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -38,16 +50,37 @@ class MemoryStorage:
         with self._lock:
             for record in records:
                 self._records.setdefault(record.id, record)
-            for writer, (seq, digest) in batch_heads(records).items():
-                known = self._chain.get(writer)
-                if known is None:
-                    self._chain[writer] = ChainState(seq, digest)
-                elif seq > known.head_seq:
-                    self._chain[writer] = known._replace(head_seq=seq, head_hash=digest)
+            heads = batch_heads(records)
+            for writer, (seq, digest) in heads.items():
+                state = raise_head(self._chain.get(writer), writer, seq, digest, self.chain_key)
+                if state is not None:
+                    self._chain[writer] = state
+            if heads:
+                known = registered_writers(self._registry)
+                new = {w: head for w, head in heads.items() if w not in known}
+                self._append("writer", new)
+
+    def _append(self, kind: str, items: Mapping[str, tuple[int, str]], detail: Any = None) -> None:
+        tail = self._registry[-1] if self._registry else None
+        self._registry.extend(registry_additions(tail, kind, items, self.chain_key, detail))
 
     def chain_states(self) -> dict[str, ChainState]:
         with self._lock:
             return dict(self._chain)
+
+    def registry(self) -> list[RegistryEntry]:
+        with self._lock:
+            return list(self._registry)
+
+    def seal_legacy(self, records: Sequence[AuditRecord], detail: Mapping[str, Any]) -> None:
+        if not records:
+            return
+        writer, seq, digest = sealed_head(records)
+        with self._lock:
+            for record in records:
+                self._records[record.id] = record
+            self._chain[writer] = new_state(writer, seq, digest, self.chain_key)
+            self._append("seal-legacy", {writer: (seq, digest)}, detail)
 
     def erase(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
         changed = 0
@@ -62,8 +95,9 @@ class MemoryStorage:
         with self._lock:
             removed = sum(self._records.pop(i, None) is not None for i in ids)
             for writer, (seq, digest) in checkpoints.items():
-                known = self._chain.get(writer, ChainState(seq, digest))
-                self._chain[writer] = known._replace(base_seq=seq, base_hash=digest)
+                known = self._chain.get(writer) or new_state(writer, seq, digest, self.chain_key)
+                self._chain[writer] = known.cut(writer, seq, digest, self.chain_key)
+            self._append("prune", checkpoints)
         return removed
 
     def read(

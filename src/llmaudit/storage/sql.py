@@ -36,13 +36,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
-from .._chain import ChainState
+from .._chain import ChainState, RegistryEntry, new_state, state_mac
 from .._codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
 from .._record import STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from . import _migrations
-from ._base import ProblemHandler, Query, batch_heads, redact_url, warn_problem
+from ._base import (
+    ProblemHandler,
+    Query,
+    batch_heads,
+    redact_url,
+    registry_additions,
+    sealed_head,
+    warn_problem,
+)
 
 __all__ = ["DEFAULT_TABLE", "SQLStorage"]
 
@@ -244,6 +252,10 @@ class SQLStorage:
         self._pid = os.getpid()
         self.table = build_table(sa.MetaData(), table)
         self.chain = _migrations.chain_table(self.table)
+        self.registry_table = _migrations.registry_table(self.table)
+        #: The chain's HMAC key for heads, checkpoints and the registry (see ``RegistryStore``).
+        self.chain_key: bytes | None = None
+        self._registered: set[str] = set()  # writers known to be in the registry already
         self._insert = self._idempotent_insert()
         self._raise_head = self._head_upsert()
         self._insert_sql, self._to_params = self._compile_insert()
@@ -315,7 +327,11 @@ class SQLStorage:
             insert = (postgresql if name == "postgresql" else sqlite).insert(self.chain)
             return insert.on_conflict_do_update(
                 index_elements=["writer_id"],
-                set_={"head_seq": insert.excluded.head_seq, "head_hash": insert.excluded.head_hash},
+                set_={
+                    "head_seq": insert.excluded.head_seq,
+                    "head_hash": insert.excluded.head_hash,
+                    "head_mac": insert.excluded.head_mac,
+                },
                 where=c.head_seq < insert.excluded.head_seq,
             )
         if name in ("mysql", "mariadb"):
@@ -324,16 +340,20 @@ class SQLStorage:
             return stmt.on_duplicate_key_update(  # in this order: the hash is chosen before seq moves
                 [
                     ("head_hash", sa.case((higher, stmt.inserted.head_hash), else_=c.head_hash)),
+                    ("head_mac", sa.case((higher, stmt.inserted.head_mac), else_=c.head_mac)),
                     ("head_seq", sa.case((higher, stmt.inserted.head_seq), else_=c.head_seq)),
                 ]
             )
         return None  # another dialect: heads are kept with a read-then-write in `_raise_heads`
 
-    def _raise_heads(self, conn: sa.Connection, records: Sequence[AuditRecord]) -> None:
-        heads = batch_heads(records)
+    def _raise_heads(self, conn: sa.Connection, heads: Mapping[str, tuple[int, str]]) -> None:
         if not heads:
             return
-        rows = [{"writer_id": w, "head_seq": seq, "head_hash": h} for w, (seq, h) in heads.items()]
+        key = self.chain_key
+        rows = [
+            {"writer_id": w, "head_seq": seq, "head_hash": h, "head_mac": state_mac("head", w, seq, h, key)}
+            for w, (seq, h) in heads.items()
+        ]
         if self._raise_head is not None:
             conn.execute(self._raise_head, rows)
             return
@@ -397,10 +417,41 @@ class SQLStorage:
         if not records:
             return
         rows = [self._to_params(r) for r in records]
+        heads = batch_heads(records)
+        new = {w: head for w, head in heads.items() if w not in self._registered}
         with self._translated("write"), self._engine.begin() as conn:
             conn.exec_driver_sql(self._insert_sql, rows)
-            self._raise_heads(conn, records)
+            self._raise_heads(conn, heads)
+            if new:
+                self._register(conn, "writer", new)
+        self._registered.update(new)
         self._unchecked = self._is_sqlite
+
+    def _register(
+        self, conn: sa.Connection, kind: str, items: Mapping[str, tuple[int, str]], detail: Any = None
+    ) -> None:
+        """Append registry entries (a ``writer`` entry only for writers not listed yet). The schema
+        row of the meta table is locked first, so concurrent appends from other processes queue up
+        behind this transaction and every entry links to the one before it."""
+        meta = _migrations.meta_table(self.table)
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=meta.c.value))
+        r = self.registry_table.c
+        if kind == "writer":
+            listed = conn.execute(
+                sa.select(r.writer_id).where(
+                    r.writer_id.in_(list(items)), r.kind.in_(("writer", "seal-legacy"))
+                )
+            )
+            known = set(listed.scalars())
+            items = {w: head for w, head in items.items() if w not in known}
+            if not items:
+                return
+        last = conn.execute(
+            sa.select(self.registry_table).order_by(r.n.desc()).limit(1).with_for_update()
+        ).first()
+        tail = None if last is None else RegistryEntry(*last)
+        added = registry_additions(tail, kind, items, self.chain_key, detail)
+        conn.execute(self.registry_table.insert(), [entry._asdict() for entry in added])
 
     def maintain(self) -> None:
         """Housekeeping for the writer to run when its queue is empty. On SQLite: copy the write-ahead
@@ -416,9 +467,38 @@ class SQLStorage:
 
     def chain_states(self) -> dict[str, ChainState]:
         c = self.chain.c
+        columns = (c.head_seq, c.head_hash, c.base_seq, c.base_hash, c.head_mac, c.base_mac)
         with self._translated("read the chain state"), self._engine.connect() as conn:
-            rows = conn.execute(sa.select(c.writer_id, c.head_seq, c.head_hash, c.base_seq, c.base_hash))
+            rows = conn.execute(sa.select(c.writer_id, *columns))
             return {row[0]: ChainState(*row[1:]) for row in rows}
+
+    def registry(self) -> list[RegistryEntry]:
+        with self._translated("read the chain registry"), self._engine.connect() as conn:
+            rows = conn.execute(sa.select(self.registry_table).order_by(self.registry_table.c.n))
+            return [RegistryEntry(*row) for row in rows]
+
+    def seal_legacy(self, records: Sequence[AuditRecord], detail: Mapping[str, Any]) -> None:
+        if not records:
+            return
+        t = self.table
+        bind = {"writer_id": "w", "seq": "s", "prev_hash": "p", "hash": "h"}
+        update = (
+            t.update()
+            .where(t.c.id == sa.bindparam("record_id"), t.c.writer_id.is_(None))
+            .values({name: sa.bindparam(key) for name, key in bind.items()})
+        )
+        params = [
+            {key: getattr(r, name) for name, key in bind.items()} | {"record_id": r.id} for r in records
+        ]
+        writer, seq, digest = sealed_head(records)
+        state = new_state(writer, seq, digest, self.chain_key)
+        with self._translated("seal legacy records"), self._engine.begin() as conn:
+            changed = conn.execute(update, params).rowcount
+            if changed is not None and changed not in (-1, len(records)):
+                raise StorageError(f"{self.url}: records changed while being sealed; nothing was sealed")
+            head = {"writer_id": writer, **state._asdict()}
+            conn.execute(self.chain.insert().values(head))
+            self._register(conn, "seal-legacy", {writer: (seq, digest)}, detail)
 
     def erase(self, payloads: Mapping[str, Mapping[str, Any]]) -> int:
         """Overwrite payloads, then make the database drop the old text from its files: SQLite
@@ -439,13 +519,23 @@ class SQLStorage:
         with self._translated("delete"), self._engine.begin() as conn:
             for start in range(0, len(ids), 500):
                 removed += conn.execute(t.delete().where(t.c.id.in_(ids[start : start + 500]))).rowcount or 0
+            key = self.chain_key
             for writer, (seq, digest) in checkpoints.items():
-                values = {"base_seq": seq, "base_hash": digest}
+                values = {
+                    "base_seq": seq,
+                    "base_hash": digest,
+                    "base_mac": state_mac("checkpoint", writer, seq, digest, key),
+                }
                 updated = conn.execute(self.chain.update().where(c.writer_id == writer).values(**values))
                 if not updated.rowcount:
+                    head = new_state(writer, seq, digest, key)
                     conn.execute(
-                        self.chain.insert().values(writer_id=writer, head_seq=seq, head_hash=digest, **values)
+                        self.chain.insert().values(
+                            writer_id=writer, head_seq=seq, head_hash=digest, head_mac=head.head_mac, **values
+                        )
                     )
+            if checkpoints:
+                self._register(conn, "prune", checkpoints)
         if ids:
             self._compact()
         return removed
