@@ -72,6 +72,8 @@ class Reader:
     ):
         self.storage = storage
         self._owns = owns
+        # where the application's writers spill (LLMAUDIT_SPOOL_DIR, as they read it): forget looks there
+        spool_dir = spool_dir if spool_dir is not None else os.environ.get("LLMAUDIT_SPOOL_DIR") or None
         self._spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(storage.url)
 
     # -- reading --------------------------------------------------------------------------------

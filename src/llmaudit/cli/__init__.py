@@ -103,7 +103,9 @@ def forget(storage: str | None, session: str | None, user: str | None, ids: tupl
         result = reader.forget(session=session, user=user, ids=list(ids) or None)
     if not result.erased and not result.already_erased and not result.unguaranteed:
         _fail("no matching record")
-    already = f" ({result.already_erased} more were erased before)" if result.already_erased else ""
+    already = (
+        f" ({result.already_erased} matching records were already erased)" if result.already_erased else ""
+    )
     click.echo(f"erased the payloads of {result.erased} records{already}")
     for note in result.residual_copies:
         click.echo(f"note: {note}", err=True)
