@@ -167,6 +167,7 @@ def test_replay_is_idempotent_when_a_file_is_replayed_twice(tmp_path: Path) -> N
     (path,) = spool.files()
     copy = path.with_name("spool-0-copy.jsonl")
     copy.write_bytes(path.read_bytes())
+    copy.chmod(0o600)  # as llmaudit makes them: replay refuses a spool file others can read
     storage = ControlledStorage()
     result = spool.replay(storage)
     assert (result.files, result.records) == (2, 10)

@@ -30,13 +30,14 @@ from ._chain import (
     verify_chain,
 )
 from ._codec import decode_record, format_timestamp
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, StorageError
 from ._record import AuditRecord, new_id, utcnow
 from ._settings import default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from .storage import Query, Storage, open_storage
 from .storage._base import ChainStore, ProblemHandler, RegistryStore, is_error
+from .storage._files import read_private
 
 __all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
 
@@ -52,11 +53,20 @@ _FILTER_ALIASES = {"session": "session_key"}
 
 @dataclass(frozen=True, slots=True)
 class ForgetResult:
-    """What `Reader.forget` did: records erased, and spool files it could not touch (in use)."""
+    """What `Reader.forget` did: records erased, and spool files it could not touch (in use).
+
+    ``unguaranteed`` lists, in plain words, each copy of the erased text this run could not remove
+    or check, and what to do about it (empty: every copy llmaudit can reach is gone).
+    ``residual_copies`` names where the backend keeps copies beyond llmaudit's reach on every run
+    (a server's write-ahead log, backups, replicas: SECURITY.md says what an operator must do).
+    """
 
     erased: int
     spool_replayed: int
     spool_files_in_use: int
+    already_erased: int = 0  # matching records whose payloads an earlier forget erased
+    unguaranteed: tuple[str, ...] = ()
+    residual_copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,8 @@ class Reader:
     ):
         self.storage = storage
         self._owns = owns
+        # where the application's writers spill (LLMAUDIT_SPOOL_DIR, as they read it): forget looks there
+        spool_dir = spool_dir if spool_dir is not None else os.environ.get("LLMAUDIT_SPOOL_DIR") or None
         self._spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(storage.url)
 
     # -- reading --------------------------------------------------------------------------------
@@ -271,7 +283,9 @@ class Reader:
     ) -> ForgetResult:
         """Erase the payloads (request, response, metadata) of the matching records, keeping their
         digests in a tombstone so the log still verifies. Waiting spool files are replayed first so
-        that no copy survives there; files held by a running writer are left alone and counted.
+        that no copy survives there; files held by a running writer are left alone and counted, and
+        the erasure is recorded in the spool's forget list so that their records are erased when they
+        are replayed. What could not be made sure of is listed in ``ForgetResult.unguaranteed``.
 
         Raises:
             ConfigurationError: no selector was given, or the backend cannot erase.
@@ -279,12 +293,11 @@ class Reader:
         if session is None and user is None and not ids:
             raise ConfigurationError("forget needs session=, user= or ids=")
         store = self._chain_store("erasure")
-        spool = Spool(self._spool_dir)
-        replayed = spool.replay(self.storage).records if spool.pending() else 0
-        in_use = len(spool.files())
-        spool.release()
         now = utcnow()
+        unguaranteed: list[str] = []
+        replayed, in_use = self._forget_spooled(session, user, ids or (), now, unguaranteed)
         payloads: dict[str, dict[str, Any]] = {}
+        matched: set[str] = set()
         queries = []
         if session is not None:
             queries.append(Query(session_key=session))
@@ -294,10 +307,14 @@ class Reader:
             queries.append(Query(ids=tuple(ids)))
         for query in queries:
             for record in self.storage.read(query):
+                matched.add(record.id)
                 fields = _tombstones(record, now)
                 if fields:
                     payloads[record.id] = fields
-        erased = store.erase(payloads) if payloads else 0
+        # Already erased records erase again (nothing to change): the database gets another chance
+        # to drop the old text from its files, e.g. after a reader blocked SQLite's checkpoint.
+        erased = store.erase(payloads) if matched else 0
+        unguaranteed.extend(getattr(store, "erase_caveats", ()) if matched else ())
         wanted = set(ids or ())
         self._erase_rejected(
             lambda r: (
@@ -307,7 +324,52 @@ class Reader:
             ),
             now,
         )
-        return ForgetResult(erased, replayed, in_use)
+        return ForgetResult(
+            erased,
+            replayed,
+            in_use,
+            already_erased=len(matched) - len(payloads),
+            unguaranteed=tuple(unguaranteed),
+            residual_copies=tuple(getattr(store, "residual_copies", ())),
+        )
+
+    def _forget_spooled(
+        self,
+        session: str | None,
+        user: str | None,
+        ids: Sequence[str],
+        now: datetime,
+        unguaranteed: list[str],
+    ) -> tuple[int, int]:
+        """Replay the spool files no writer holds, and record the erasure for those it holds (and
+        for records a running writer spills later); returns (records replayed, files in use)."""
+        try:
+            spool = Spool(self._spool_dir)
+        except StorageError as exc:
+            unguaranteed.append(
+                f"the spool was not checked ({exc}): records waiting there keep their text. Fix the "
+                f"directory, then run forget again as the user that runs the application"
+            )
+            return 0, 0
+        replayed = spool.replay(self.storage).records if spool.pending() else 0
+        in_use = len(spool.files())
+        spool.release()
+        try:
+            spool.record_erasure(session=session, user=user, ids=ids, at=now)
+        except OSError as exc:
+            unguaranteed.append(
+                f"the erasure could not be recorded in the spool's forget list ({exc}): records a "
+                f"running writer still holds will be stored with their text. Stop or flush the "
+                f"application's writers and run forget again"
+            )
+        if in_use:
+            unguaranteed.append(
+                f"{in_use} spool file(s) in {spool.directory} are held by a running writer: their "
+                f"records will be erased when they are replayed (the erasure is in the spool's forget "
+                f"list), but the text stays in those files until then. Let the writer reach the "
+                f"storage, or stop it, and run forget again to confirm"
+            )
+        return replayed, in_use
 
     def _erase_rejected(self, selected: Callable[[AuditRecord], bool], now: datetime) -> None:
         """Rejected records kept in the spool for the operator lose their payloads too (the files
@@ -317,7 +379,10 @@ class Reader:
         if not self._spool_dir.is_dir():
             return
         for path in self._spool_dir.glob("rejected-*.jsonl"):
-            data = path.read_bytes()
+            try:
+                data = read_private(path)
+            except OSError:  # not llmaudit's file (a link, another user's): not ours to rewrite
+                continue
             ids = {r.id for r in _decode_lines(data) if selected(r)}
             if ids:
                 lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))

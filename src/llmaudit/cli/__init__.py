@@ -47,6 +47,10 @@ def demo(storage: str | None) -> None:
     run_demo(storage_url(storage), echo=click.echo)
 
 
+#: ``llmaudit forget`` erased what it found, but some copy of the text may remain (it says which).
+EXIT_UNGUARANTEED = 3
+
+
 def _fail(message: str) -> None:
     click.echo(f"llmaudit: {message}", err=True)
     sys.exit(1)
@@ -123,13 +127,18 @@ def forget(storage: str | None, session: str | None, user: str | None, ids: tupl
         _fail("forget needs --session, --user or --id")
     with _reader.open(storage_url(storage)) as reader:
         result = reader.forget(session=session, user=user, ids=list(ids) or None)
-    if not result.erased:
+    if not result.erased and not result.already_erased and not result.unguaranteed:
         _fail("no matching record")
-    click.echo(f"erased the payloads of {result.erased} records")
-    if result.spool_files_in_use:
-        click.echo(
-            f"warning: {result.spool_files_in_use} spool files are in use by a running writer", err=True
-        )
+    already = (
+        f" ({result.already_erased} matching records were already erased)" if result.already_erased else ""
+    )
+    click.echo(f"erased the payloads of {result.erased} records{already}")
+    for note in result.residual_copies:
+        click.echo(f"note: {note}", err=True)
+    for caveat in result.unguaranteed:
+        click.echo(f"not guaranteed: {caveat}", err=True)
+    if result.unguaranteed:
+        sys.exit(EXIT_UNGUARANTEED)
 
 
 @cli.command()

@@ -8,7 +8,8 @@ processes never interleave or split a line; under the same lock each writer's ch
 disk), every file it touched is cut back to its earlier size and the chain heads are put back, so the
 writer's retry or spill never duplicates a record or leaves a cut line. Erasure and pruning rewrite
 whole files atomically (temporary file, fsync, rename), also under the lock. Files are created 0600 in
-a 0700 directory. Nothing is held open between batches, and the lock is released explicitly (not just
+a 0700 directory; a directory others can write to is refused, and no file is opened through a symbolic
+link (see `._files`). Nothing is held open between batches, and the lock is released explicitly (not just
 by closing), so a child forked in the middle of a batch never keeps it. Reading streams day by day and
 never loads the whole log; unreadable lines are reported with file and line and skipped.
 """
@@ -41,6 +42,7 @@ from ._base import (
     sealed_head,
     warn_problem,
 )
+from ._files import make_private_directory, open_private, read_private, replace_file
 
 try:
     import fcntl
@@ -134,9 +136,9 @@ class JSONLStorage:
     def _open_directory(self) -> None:
         if self.directory.exists() and not self.directory.is_dir():
             raise StorageError(f"jsonl storage path {self.directory} exists and is not a directory")
+        make_private_directory(self.directory, "jsonl storage directory")
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.close(open_private(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT))
         except OSError as exc:
             raise StorageError(f"cannot write jsonl storage {self.directory}: {exc.strerror or exc}") from exc
 
@@ -292,7 +294,7 @@ class JSONLStorage:
         try:
             with self._locked():
                 for path in self.files():
-                    data = path.read_bytes()
+                    data = read_private(path)
                     if not any(n in data for n in needles):
                         continue
                     lines, count = _changed_lines(data, ids, change)
@@ -305,7 +307,7 @@ class JSONLStorage:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = open_private(self.directory / _LOCK_NAME, os.O_WRONLY | os.O_CREAT)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -337,7 +339,7 @@ class JSONLStorage:
     def _append(self, day: str, lines: list[bytes], undo: _Undo) -> None:
         path = self._current(day)
         created = not path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             undo.sizes.setdefault(path, None if created else size)
@@ -457,22 +459,8 @@ def _read_if_any(path: Path) -> bytes | None:
 
 
 def _replace_file(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write *data* to a 0600 temporary file beside *path*, fsync it (if *durable*), and rename it
-    over *path*: readers see the old content or the new, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):  # never leave a half-written temporary file behind
-            tmp.unlink()
-        raise
+    """Atomically replace *path* by *data* through an unpredictable temporary name (`replace_file`)."""
+    replace_file(path, data, durable=durable, write=_write_all)
 
 
 def _day_in_range(day: date, query: Query) -> bool:
@@ -484,7 +472,7 @@ def _day_in_range(day: date, query: Query) -> bool:
 
 def _read_file(path: Path, report: ProblemHandler) -> Iterator[AuditRecord]:
     try:
-        stream = path.open("rb")
+        stream = os.fdopen(open_private(path, os.O_RDONLY), "rb")
     except OSError as exc:
         report(f"{path}: cannot open: {exc}")
         return

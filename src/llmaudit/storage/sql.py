@@ -51,6 +51,7 @@ from ._base import (
     sealed_head,
     warn_problem,
 )
+from ._files import make_private_directory
 
 __all__ = ["DEFAULT_TABLE", "SQLStorage"]
 
@@ -59,6 +60,21 @@ DEFAULT_TABLE = "llmaudit_records"
 CHECKPOINT_INTERVAL_S = 0.5
 #: SQLite: the log size (4 KiB pages) at which a commit checkpoints anyway, should the writer never idle.
 WAL_AUTOCHECKPOINT_PAGES = 4000
+#: SQLite, after an erasure: how many truncating checkpoints to try, each waiting this long for readers.
+ERASE_CHECKPOINT_ATTEMPTS = 3
+ERASE_CHECKPOINT_WAIT_MS = 1000
+
+#: Where a server database keeps erased text that llmaudit cannot reach (see SECURITY.md).
+_RESIDUAL_COPIES = {
+    "postgresql": (
+        "PostgreSQL keeps the erased text in its write-ahead log (pg_wal) until those segments are "
+        "recycled, and in any WAL archive, base backup and replica: expire or rebuild them (SECURITY.md)"
+    ),
+    "mysql": (
+        "MariaDB/MySQL keeps the erased text in its binary log, redo and undo logs until they are purged "
+        "or overwritten, and in any backup and replica: purge or rebuild them (SECURITY.md)"
+    ),
+}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
@@ -262,6 +278,13 @@ class SQLStorage:
         self._is_sqlite = sa_url.get_backend_name() == "sqlite"
         self._unchecked = False  # rows committed to SQLite's write-ahead log since the last checkpoint
         self._next_checkpoint = 0.0
+        #: What the last `erase` or `delete` could not remove from the database's files (SQLite: a
+        #: checkpoint kept busy by another connection); empty when it removed everything it can reach.
+        self.erase_caveats: tuple[str, ...] = ()
+        #: Copies of erased text the server keeps beyond llmaudit's reach, whatever it does.
+        backend = sa_url.get_backend_name()
+        note = _RESIDUAL_COPIES.get("mysql" if backend == "mariadb" else backend)
+        self.residual_copies: tuple[str, ...] = (note,) if note else ()
         with self._translated("open"):
             _migrations.prepare(self._engine, self.table, migrate=migrate)
 
@@ -510,7 +533,7 @@ class SQLStorage:
             for record_id, fields in payloads.items():
                 update = t.update().where(t.c.id == record_id).values(**fields)
                 changed += conn.execute(update).rowcount or 0
-        self._compact()
+        self.erase_caveats = self._compact()
         return changed
 
     def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
@@ -537,19 +560,41 @@ class SQLStorage:
             if checkpoints:
                 self._register(conn, "prune", checkpoints)
         if ids:
-            self._compact()
+            self.erase_caveats = self._compact()
         return removed
 
-    def _compact(self) -> None:
+    def _compact(self) -> tuple[str, ...]:
+        """Make the database drop old text from its files; returns what it could not make sure of."""
         name = self._engine.dialect.name
         quoted = self._engine.dialect.identifier_preparer.format_table(self.table)
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             if name == "sqlite":
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            elif name == "postgresql":
+                return self._truncate_wal(conn)
+            if name == "postgresql":
                 conn.exec_driver_sql(f"VACUUM FULL {quoted}")
             elif name in ("mysql", "mariadb"):
                 conn.exec_driver_sql(f"OPTIMIZE TABLE {quoted}").fetchall()
+        return ()
+
+    def _truncate_wal(self, conn: sa.Connection) -> tuple[str, ...]:
+        """Copy the write-ahead log into the database file and truncate it, so that neither file holds
+        the old text (``secure_delete`` zeroes freed space). SQLite answers busy, without finishing,
+        while another connection reads an older snapshot: retry a few times, then say so."""
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={ERASE_CHECKPOINT_WAIT_MS}")
+        try:
+            for _ in range(ERASE_CHECKPOINT_ATTEMPTS):
+                busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                if not busy:
+                    return ()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        database = self._engine.url.database
+        return (
+            f"another connection to {database} kept a read transaction open, so SQLite could not finish "
+            f"its checkpoint ({done} of {log} log pages copied, {ERASE_CHECKPOINT_ATTEMPTS} tries): the "
+            f"erased text may remain in {database} and {database}-wal. Close the other readers (a long "
+            f"query, `llmaudit ui`, a stuck process) and run forget again with the same selector",
+        )
 
     def read(
         self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
@@ -781,8 +826,12 @@ def _prepare_sqlite_file(url: URL) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database).expanduser()
+    # SQLite makes its -wal, -shm and -journal files at predictable names beside the database
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # new directories only
+        make_private_directory(path.parent, "directory")
+    except StorageError as exc:
+        raise StorageError(f"cannot use SQLite database {path}: {exc}") from exc
+    try:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as exc:
         raise StorageError(f"cannot create SQLite database {path}: {exc.strerror or exc}") from exc
