@@ -184,7 +184,7 @@ class JSONLStorage:
 
     def _read_registry(self) -> list[RegistryEntry]:
         try:
-            data = self._registry_path().read_bytes()
+            data = read_private(self._registry_path())
         except FileNotFoundError:
             return []
         entries = []
@@ -205,7 +205,7 @@ class JSONLStorage:
         added = registry_additions(registry[-1] if registry else None, kind, items, self.chain_key, detail)
         path = self._registry_path()
         path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
             if undo is not None:
                 undo.sizes.setdefault(path, os.fstat(fd).st_size)
@@ -228,7 +228,7 @@ class JSONLStorage:
         if not _SAFE_NAME.match(writer):
             return None
         try:
-            data = loads(self._chain_path(writer).read_bytes())
+            data = loads(read_private(self._chain_path(writer)))
             return ChainState(*data)
         except (OSError, ValueError, TypeError):
             return None
@@ -453,7 +453,7 @@ def _changed_lines(
 
 def _read_if_any(path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        return read_private(path)
     except FileNotFoundError:
         return None
 
