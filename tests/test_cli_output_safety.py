@@ -258,11 +258,7 @@ def test_unreadable_lines_are_reported_escaped(tmp_path: Path) -> None:
         ("\x00\x7f\x85\x9b", "\\x00\\x7f\\x85\\x9b", "\\x00\\x7f\\x85\\x9b"),
         ("r\u202el \u200b \ufeff", "r\\u202el \\u200b \\ufeff", "r\\u202el \\u200b \\ufeff"),
         ("lone \ud800", "lone \\ud800", "lone \\ud800"),
-        (
-            "family \U0001f468\u200d\U0001f469",
-            "family \U0001f468\u200d\U0001f469",
-            "family \U0001f468\u200d\U0001f469",
-        ),
+        (FAMILY, FAMILY, FAMILY),
         ("tag\U000e0041", "tag\\U000e0041", "tag\\U000e0041"),
         (None, "-", "-"),
         (12, "12", "12"),
