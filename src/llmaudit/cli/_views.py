@@ -195,7 +195,7 @@ def render_conversation(records: Iterable[AuditRecord], out: Console) -> int:
             for text in texts:
                 out.print(Text("  assistant: ", style="green").append_text(shown(text, multiline=True)))
             for call in calls:
-                out.print(Text("  tool call: ", style="magenta").append_text(shown(call)))
+                out.print(Text("  tool call: ", style="magenta").append_text(shown(call, multiline=True)))
         if r.error:
             out.print(Text("  error: ", style="red").append_text(shown(r.error, multiline=True, style="red")))
         elif (r.status_code or 0) >= 400:
