@@ -1,5 +1,6 @@
-"""Django: the middleware binds request.session.session_key, so LLM calls in a view carry it. A minimal
-single-file project, driven by Django's test client, offline.
+"""Django: the middleware binds the Django session, so LLM calls in a view carry it (as ``dj-<hex>``, a
+keyed hash of the session key: the key itself is the login cookie). A minimal single-file project,
+driven by Django's test client, offline.
 
     python examples/django_view.py
 """

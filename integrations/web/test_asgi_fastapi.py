@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
 from integrations.web.conftest import Recorded
+from llmaudit import ConfigurationError
 from llmaudit.web.asgi import SessionMiddleware
 
 pytestmark = pytest.mark.integration
@@ -78,3 +80,55 @@ def test_no_header_means_no_session_and_a_bad_header_never_breaks_the_request(
         assert client.get("/ask/bad", headers={"X-Session-Key": "k" * 300}).status_code == 200
     assert recorded.keys_by_tag() == {"none": None, "bad": None}
     assert "limit is 255" in caplog.text
+
+
+def _cookie_app(recorded: Recorded, **options: object) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, cookie="session", **options)  # type: ignore[arg-type]
+
+    @app.get("/ask/{tag}")
+    async def ask(tag: str) -> dict[str, str | None]:
+        return {"seen": recorded.llm_step(tag)}
+
+    return app
+
+
+COOKIE = "s3cr3t-session-cookie-value-0123456789"
+
+
+def test_a_session_cookie_is_recorded_as_a_keyed_hash_never_as_itself(stored: Recorded) -> None:
+    """``cookie="session"``: the records carry ``sid-<hex>``, the same for every request with that
+    cookie (among other cookies), another for another cookie; the cookie is nowhere on disk."""
+    with TestClient(_cookie_app(stored, secret="test-only-secret")) as client:
+        seen = [
+            client.get(f"/ask/{tag}", headers={"Cookie": cookie}).json()["seen"]
+            for tag, cookie in (("a", f"session={COOKIE}"), ("b", f"theme=dark; session={COOKIE}; x"))
+        ]
+        other = client.get("/ask/c", headers={"Cookie": "session=another-one"}).json()["seen"]
+        header_wins = client.get("/ask/d", headers={"Cookie": f"session={COOKIE}", "X-Session-Key": "k"})
+    keys = stored.keys_by_tag()
+    disk = stored.stored_bytes()
+    assert COOKIE.encode() not in disk and b"another-one" not in disk
+    assert seen[0].encode() in disk  # the test looks in the right place
+    assert seen[0] == seen[1] == keys["a"] == keys["b"]
+    assert re.fullmatch(r"sid-[0-9a-f]{32}", seen[0])
+    assert other not in (seen[0], None)
+    assert header_wins.json() == {"seen": "k"}
+
+
+def test_a_session_cookie_needs_a_secret_unless_raw_is_asked_for(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without secret= or LLMAUDIT_REDACT_KEY the app fails at start-up (a per-process key would
+    split sessions across workers); the same secret gives the same stand-in; raw_cookie opts out."""
+    with pytest.raises(ConfigurationError, match="LLMAUDIT_REDACT_KEY"), TestClient(_cookie_app(recorded)):
+        pass
+    monkeypatch.setenv("LLMAUDIT_REDACT_KEY", "from-the-environment")
+    with TestClient(_cookie_app(recorded)) as client:
+        from_env = client.get("/ask/a", headers={"Cookie": f"session={COOKIE}"}).json()["seen"]
+    with TestClient(_cookie_app(recorded, secret="from-the-environment")) as client:
+        same_secret = client.get("/ask/b", headers={"Cookie": f"session={COOKIE}"}).json()["seen"]
+    with TestClient(_cookie_app(recorded, raw_cookie=True)) as client:
+        raw = client.get("/ask/c", headers={"Cookie": f"session={COOKIE}"}).json()["seen"]
+    assert from_env == same_secret and from_env.startswith("sid-")
+    assert raw == COOKIE

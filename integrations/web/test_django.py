@@ -1,7 +1,9 @@
-"""Django with llmaudit.web.django.SessionMiddleware: the Django session key, as the origin used it."""
+"""Django with llmaudit.web.django.SessionMiddleware: the Django session, recorded as a keyed hash of
+its key (the ``sessionid`` cookie is a credential), or the X-Session-Key header."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from typing import Any
@@ -35,10 +37,11 @@ if not settings.configured:
     django.setup()
 
 from django.http import HttpRequest, JsonResponse
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import path
 
 from integrations.web.conftest import Recorded
+from llmaudit.web.django import session_key_for
 
 BARRIER: list[threading.Barrier] = []
 
@@ -66,12 +69,56 @@ def _recorded(recorded: Recorded) -> Any:
     RECORDED.clear()
 
 
-def test_the_django_session_key_is_the_session_key(recorded: Recorded) -> None:
-    """Once Django has a session for the visitor, its session_key tags every record."""
+def test_the_django_session_is_recorded_as_a_keyed_hash_never_the_cookie(stored: Recorded) -> None:
+    """The sessionid cookie logs its holder in: the records carry ``dj-<hex>`` instead, the same for
+    every request of the session and different for another session; the cookie's value is nowhere in
+    the bytes written to disk."""
+    RECORDED[:] = [stored]
     client = Client()
     key = client.get("/remember").json()["key"]
-    assert key
-    assert client.get("/ask/a").json() == {"seen": key}
+    cookie = client.cookies["sessionid"].value
+    assert key and cookie == key
+    first, second = client.get("/ask/a").json()["seen"], client.get("/ask/b").json()["seen"]
+    other = Client()
+    other.get("/remember")
+    third = other.get("/ask/c").json()["seen"]
+    keys = stored.keys_by_tag()
+    disk = stored.stored_bytes()
+    assert cookie.encode() not in disk
+    assert other.cookies["sessionid"].value.encode() not in disk
+    assert first.encode() in disk  # the test looks in the right place
+    assert first == second == keys["a"] == keys["b"] == session_key_for(cookie)
+    assert re.fullmatch(r"dj-[0-9a-f]{32}", first)
+    assert third == keys["c"] and third not in (first, None)
+
+
+def test_the_stand_in_is_stable_across_middleware_instances_and_keyed_by_secret_key(
+    recorded: Recorded,
+) -> None:
+    """A new middleware (another process) gives the same stand-in for the same session, so the
+    session's records group together; another SECRET_KEY gives another one (the hash is keyed)."""
+    client = Client()
+    client.get("/remember")
+    cookie = client.cookies["sessionid"].value
+    later = Client()  # a fresh handler: the middleware is built again
+    later.cookies["sessionid"] = cookie
+    assert later.get("/ask/a").json()["seen"] == client.get("/ask/b").json()["seen"]
+    with override_settings(SECRET_KEY="another-test-only-secret"):
+        elsewhere = Client()
+        elsewhere.cookies["sessionid"] = cookie
+        other_deployment = elsewhere.get("/ask/c").json()["seen"]
+    keys = recorded.keys_by_tag()
+    assert keys["a"] == keys["b"] == session_key_for(cookie)
+    assert other_deployment.startswith("dj-") and other_deployment != keys["a"]
+
+
+def test_the_raw_django_session_key_only_when_opted_in(recorded: Recorded) -> None:
+    """``LLMAUDIT_RAW_SESSION_KEY = True`` records the key itself, as the origin platform did."""
+    with override_settings(LLMAUDIT_RAW_SESSION_KEY=True):
+        client = Client()
+        key = client.get("/remember").json()["key"]
+        assert client.get("/ask/a").json() == {"seen": key}
+        assert session_key_for(key) == key
     assert recorded.keys_by_tag() == {"a": key}
 
 

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask, Response, stream_with_context
 
 from integrations.web.conftest import Recorded
+from llmaudit.web._binding import hash_session_id
 from llmaudit.web.wsgi import SessionMiddleware
 
 pytestmark = pytest.mark.integration
@@ -74,3 +75,24 @@ def test_the_session_ends_with_the_request(recorded: Recorded) -> None:
     client = make_app(recorded).test_client()
     client.get("/ask/first", headers={"X-Session-Key": "first"})
     assert client.get("/ask/second").get_json() == {"seen": None}
+
+
+def test_a_session_cookie_is_recorded_as_a_keyed_hash_never_as_itself(stored: Recorded) -> None:
+    """``cookie="session"`` on WSGI: ``sid-<hex>``, the same for the session's requests (and as on
+    ASGI with the same secret); the cookie's value is nowhere on disk."""
+    app = Flask(__name__)
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, cookie="session", secret="test-only-secret")  # type: ignore[method-assign]
+
+    @app.get("/ask/<tag>")
+    def ask(tag: str) -> dict[str, str | None]:
+        return {"seen": stored.llm_step(tag)}
+
+    client = app.test_client()
+    client.set_cookie("session", "flask-cookie-value-0123456789")
+    seen = [client.get(f"/ask/{tag}").get_json()["seen"] for tag in ("a", "b")]
+    keys = stored.keys_by_tag()
+    disk = stored.stored_bytes()
+    assert b"flask-cookie-value-0123456789" not in disk
+    assert seen[0].encode() in disk
+    assert seen[0] == seen[1] == keys["a"] == keys["b"]
+    assert seen[0] == hash_session_id("flask-cookie-value-0123456789", b"test-only-secret", "sid")

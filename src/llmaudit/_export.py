@@ -4,6 +4,12 @@ A storage URL gets batches through its own idempotent ``write`` (same id, one re
 the records whose id it does not hold yet, appended in batches and fsynced, so an interrupted export
 run again picks up where it stopped. JSONL lines are the canonical record JSON (what ``jsonl://`` and
 the spool hold); CSV has one column per record field, JSON text for the structured ones.
+
+CSV is opened by spreadsheets, which run a cell that starts like a formula: every text cell (session
+key, user, client, model, error, JSON text…) whose first character, or first after leading
+whitespace, is ``=``, ``+``, ``-`` or ``@`` (or their full-width forms), or that starts with a tab or
+a carriage return, gets a leading ``'`` (OWASP's advice), so it is shown as text and never evaluated.
+Numeric fields (tokens, cost, latency, status) are written as numbers and stay numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from .storage._base import ChainStore, RegistryStore
 __all__ = ["export"]
 
 _STRUCTURED = ("tags", "metadata", "headers", "request", "response", "notes")
+# what makes a spreadsheet evaluate a cell (OWASP CSV injection), also after leading whitespace; the
+# full-width forms too, which some spreadsheets read as their ASCII twins
+_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_FORMULA_CONTROLS = frozenset("\t\r")
 
 
 def _batches(records: Iterable[AuditRecord], size: int) -> Iterator[list[AuditRecord]]:
@@ -120,9 +130,26 @@ def _jsonl_lines(records: list[AuditRecord], fresh: bool) -> bytes:
     return b"".join(encode_record(r) + b"\n" for r in records)
 
 
+def _formula_like(text: str) -> bool:
+    return text[:1] in _FORMULA_CONTROLS or text.lstrip()[:1] in _FORMULA_STARTS
+
+
+def _csv_cell(value: object) -> object:
+    """A CSV cell for *value*: text that a spreadsheet would run as a formula gets a leading ``'``;
+    numbers, booleans and safe text are written as they are."""
+    if isinstance(value, str) and _formula_like(value):
+        return "'" + value
+    return value
+
+
+def _csv_text(cell: str) -> str:
+    """The text of a cell `_csv_cell` wrote (its ``'`` removed)."""
+    return cell[1:] if cell.startswith("'") and _formula_like(cell[1:]) else cell
+
+
 def _csv_ids(path: Path) -> set[str]:
     with path.open(newline="", encoding="utf-8") as stream:
-        return {row["id"] for row in csv.DictReader(stream) if row.get("id")}
+        return {_csv_text(row["id"]) for row in csv.DictReader(stream) if row.get("id")}
 
 
 def _csv_lines(records: list[AuditRecord], fresh: bool) -> bytes:
@@ -134,9 +161,11 @@ def _csv_lines(records: list[AuditRecord], fresh: bool) -> bytes:
         data = record_to_dict(record)
         writer.writerow(
             [
-                dumps(data[name]).decode()
-                if name in _STRUCTURED
-                else ("" if data[name] is None else data[name])
+                _csv_cell(
+                    dumps(data[name]).decode()
+                    if name in _STRUCTURED
+                    else ("" if data[name] is None else data[name])
+                )
                 for name in FIELDS
             ]
         )

@@ -3,7 +3,7 @@ internals. Errors a user can cause print one line and exit 1 (a traceback only w
 
 from __future__ import annotations
 
-import json
+import logging
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from .._version import __version__
 from ._common import parse_age, storage_option, storage_url
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
+from ._text import EscapedLogHandler, json_line, plain
 
 if TYPE_CHECKING:
     from .._chain import VerifyReport
@@ -30,6 +31,9 @@ __all__ = ["main"]
 def cli(ctx: click.Context, debug: bool) -> None:
     """Record, read and verify every call your application makes to an LLM API."""
     ctx.obj = {"debug": debug}
+    handler = EscapedLogHandler()
+    logging.getLogger("llmaudit").addHandler(handler)
+    ctx.call_on_close(lambda: logging.getLogger("llmaudit").removeHandler(handler))
 
 
 @cli.command()
@@ -71,10 +75,10 @@ def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bo
     with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
         report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
     if as_json:
-        click.echo(json.dumps({**report.to_json(), "unreadable": problems}))
+        click.echo(json_line({**report.to_json(), "unreadable": problems}))
     else:
         for problem in problems:
-            click.echo(f"unreadable: {problem}", err=True)
+            click.echo(f"unreadable: {plain(problem)}", err=True)
         totals = report.totals()
         click.echo(
             f"{'OK' if report.ok else 'FAILED'}: {totals['verified']} verified "
@@ -85,11 +89,13 @@ def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bo
         for writer_id, w in sorted(report.writers.items()):
             if not w.ok:
                 click.echo(
-                    f"  writer {writer_id}: modified {w.modified[:5]} reordered {w.reordered[:5]} "
-                    f"inserted {w.inserted[:5]} missing seq {w.missing[:5]}"
+                    plain(
+                        f"  writer {writer_id}: modified {w.modified[:5]} reordered {w.reordered[:5]} "
+                        f"inserted {w.inserted[:5]} missing seq {w.missing[:5]}"
+                    )
                 )
         if report.unchained:
-            click.echo(f"  records without a chain: {report.unchained[:5]}")
+            click.echo(plain(f"  records without a chain: {report.unchained[:5]}"))
         _echo_heads(report)
     if not report.ok or problems:
         sys.exit(1)
@@ -99,18 +105,20 @@ def _echo_heads(report: VerifyReport) -> None:
     """What verify found about heads, checkpoints, writers and the registry (one line each)."""
     for writer_id, w in sorted(report.writers.items()):
         for problem in w.problems:
-            click.echo(f"  writer {writer_id}: {problem}")
+            click.echo(plain(f"  writer {writer_id}: {problem}"))
         for warning in w.warnings:
-            click.echo(f"  warning: writer {writer_id}: {warning}")
+            click.echo(plain(f"  warning: writer {writer_id}: {warning}"))
     if report.vanished:
-        click.echo(f"  writers the registry lists that vanished: {report.vanished[:5]}")
+        click.echo(plain(f"  writers the registry lists that vanished: {report.vanished[:5]}"))
     for error in report.registry_errors[:5]:
-        click.echo(f"  registry: {error}")
+        click.echo(plain(f"  registry: {error}"))
     for seal in report.seals:
-        # repr: the registry's strings are stored data, never terminal control sequences
+        # the registry's strings are stored data: shown escaped, never as terminal control sequences
         click.echo(
-            f"  legacy records sealed: {seal.get('records')!r} into {seal.get('writer_id')!r} "
-            f"at {seal.get('at')!r} by {seal.get('by')!r} (key {seal.get('key')!r})"
+            plain(
+                f"  legacy records sealed: {seal.get('records')!r} into {seal.get('writer_id')!r} "
+                f"at {seal.get('at')!r} by {seal.get('by')!r} (key {seal.get('key')!r})"
+            )
         )
 
 
@@ -170,7 +178,7 @@ def spool_replay(storage: str | None) -> None:
 
     with Auditor(storage_url(storage)) as auditor:
         auditor.replay_spool()  # the writer may have started replaying on its own: count both
-        click.echo(f"replayed {auditor.stats().replayed} records into {auditor.storage.url}")
+        click.echo(f"replayed {auditor.stats().replayed} records into {plain(auditor.storage.url)}")
 
 
 for _command in COMMANDS:
@@ -191,5 +199,5 @@ def main(argv: list[str] | None = None) -> Any:
     except LLMAuditError as exc:
         if debug:
             raise
-        click.echo(f"llmaudit: error: {exc}", err=True)
+        click.echo(f"llmaudit: error: {plain(exc)}", err=True)
         sys.exit(1)

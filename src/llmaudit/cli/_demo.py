@@ -20,6 +20,7 @@ from .._decorator import audited
 from .._reader import open as open_reader
 from .._session import session
 from ..transports.httpx import AuditTransport
+from ._text import plain
 from ._views import console, sessions_table, stats_table
 
 Echo = Callable[[str], None]
@@ -149,7 +150,7 @@ def _print_session(records: list[Any], user: str, key: str, echo: Echo) -> None:
         status = "-" if r.status_code is None else str(r.status_code)
         stream = " (streamed)" if r.is_stream else ""
         timing = f"{r.duration_ms or 0:>7.2f}"
-        echo(f"  {r.source:<10} {name or '-':<24} {status:>6} {tokens:>6} {timing}  {what}{stream}")
+        echo(plain(f"  {r.source:<10} {name or '-':<24} {status:>6} {tokens:>6} {timing}  {what}{stream}"))
     echo("")
 
 

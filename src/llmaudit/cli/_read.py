@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from .. import _reader
 from .._codec import record_to_dict
 from .._record import AuditRecord
 from ._common import parse_age, storage_option, storage_url
+from ._text import json_line, plain, shown
 from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
 
 __all__ = ["COMMANDS", "progress_bar"]
@@ -29,11 +29,11 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _problem(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {plain(message)}", err=True)
 
 
 def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, default=str))
+    click.echo(json_line(value))
 
 
 def _record_json(record: AuditRecord) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
             one = reader.get(target)
             records = [one] if one is not None else []
     if not records:
-        click.echo(f"llmaudit: no session or record {target!r}", err=True)
+        click.echo(f"llmaudit: no session or record {plain(repr(target))}", err=True)
         sys.exit(1)
     if as_json:
         for record in records:
@@ -100,7 +100,7 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
     out = console()
     calls = [r for r in records if not r.is_aggregation]
     cost = sum(r.cost_usd or 0 for r in calls)
-    out.print(f"[bold]{target}[/bold]: {len(calls)} records, cost ${cost:,.6f}\n")
+    out.print(shown(target, style="bold").append(f": {len(calls)} records, cost ${cost:,.6f}\n"))
     render_conversation(records, out)
 
 
@@ -171,7 +171,7 @@ def export(storage: str | None, destination: str, since: str | None, session: st
     """Copy records to another storage or a file (idempotent: run it again to resume)."""
     with _reader.open(storage_url(storage)) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
-    click.echo(f"exported {count} records to {destination}")
+    click.echo(f"exported {count} records to {plain(destination)}")
 
 
 @click.command()
@@ -194,7 +194,7 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
     click.echo(
         f"aggregation {record.id}: {summary['calls']} calls, {record.input_tokens} in / "
         f"{record.output_tokens} out tokens, cost {summary['cost_usd']}, "
-        f"models {', '.join(summary['models'])}"
+        f"models {plain(', '.join(map(str, summary['models'])))}"
     )
 
 
@@ -212,7 +212,7 @@ def db_upgrade(storage: str | None) -> None:
     url = storage_url(storage)
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-        click.echo(f"{url} is not a SQL storage: nothing to upgrade")
+        click.echo(f"{plain(url)} is not a SQL storage: nothing to upgrade")
         return
     store = SQLStorage(url)  # opening applies pending migrations
     try:

@@ -1,6 +1,8 @@
 """How the command line shows records to people: rich tables and a conversation view.
 
-Programs use ``--json`` instead (one JSON object per line), which never goes through this module.
+Every recorded value goes through `_text.shown` / `_text.plain`: rich `Text` (never markup) with
+control characters made visible. Programs use ``--json`` instead (one JSON object per line, through
+`_text.json_line`), which never goes through this module.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.text import Text
 
 from .._record import AuditRecord
 from .._summary import SessionSummary, StatsRow
+from ._text import plain, shown
 
 __all__ = ["console", "render_conversation", "render_record_line", "sessions_table", "stats_table"]
 
@@ -56,8 +59,8 @@ def sessions_table(rows: Sequence[SessionSummary]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for s in rows:
         table.add_row(
-            s.key,
-            s.user or "-",
+            shown(s.key),
+            shown(s.user),
             f"{s.first:%Y-%m-%d %H:%M:%S}",
             f"{s.last:%Y-%m-%d %H:%M:%S}",
             _int(s.calls),
@@ -77,7 +80,7 @@ def stats_table(rows: Sequence[StatsRow], by: Sequence[str]) -> Table:
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(
-            *[str(r.group[name]) if r.group[name] is not None else "-" for name in by],
+            *[shown(r.group[name]) for name in by],
             _int(r.calls),
             _int(r.input_tokens),
             _int(r.output_tokens),
@@ -92,14 +95,14 @@ def stats_table(rows: Sequence[StatsRow], by: Sequence[str]) -> Table:
 def render_record_line(r: AuditRecord) -> str:
     """One line per record, for ``tail``."""
     status = "-" if r.status_code is None else str(r.status_code)
-    what = r.model or r.operation or r.url or "-"
+    what = plain(r.model or r.operation or r.url)
     flags = "".join(
         [" stream" if r.is_stream else "", " INCOMPLETE" if r.incomplete else "", " ERROR" if r.error else ""]
     )
     return (
-        f"{r.created_at:%Y-%m-%d %H:%M:%S} {r.source:<10} {r.client or '-':<18} {what:<28} {status:>4} "
-        f"{_int(r.total_tokens):>7} tok {_money(r.cost_usd):>11} {_ms(r.duration_ms):>6} ms  "
-        f"{r.session_key or '-'}{flags}"
+        f"{r.created_at:%Y-%m-%d %H:%M:%S} {plain(r.source):<10} {plain(r.client):<18} {what:<28} "
+        f"{status:>4} {_int(r.total_tokens):>7} tok {_money(r.cost_usd):>11} {_ms(r.duration_ms):>6} ms  "
+        f"{plain(r.session_key)}{flags}"
     )
 
 
@@ -172,34 +175,35 @@ def render_conversation(records: Iterable[AuditRecord], out: Console) -> int:
     count = 0
     for r in records:
         count += 1
-        head = Text(f"{r.created_at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f"  {r.source}  ", style="bold")
-        head.append(f"{r.client or '-'} · {r.model or r.operation or '-'}")
+        head = Text(f"{r.created_at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + "  ", style="bold")
+        head.append_text(shown(r.source)).append("  ")
+        head.append_text(shown(r.client)).append(" · ").append_text(shown(r.model or r.operation))
         head.append(f"  status {r.status_code if r.status_code is not None else '-'}")
         head.append(f"  {_ms(r.duration_ms)} ms")
         out.print(head)
-        out.print(f"  id {r.id}  session {r.session_key or '-'}  user {r.user or '-'}", style="dim")
+        ids = Text.assemble(
+            "  id ", shown(r.id), "  session ", shown(r.session_key), "  user ", shown(r.user)
+        )
+        out.print(ids, style="dim")
         if r.source == "decorator":
-            out.print(f"  call {json.dumps(r.request, ensure_ascii=False)}")
-            out.print(f"  returned {json.dumps(r.response, ensure_ascii=False)}")
+            out.print(Text("  call ").append_text(shown(json.dumps(r.request, ensure_ascii=False))))
+            out.print(Text("  returned ").append_text(shown(json.dumps(r.response, ensure_ascii=False))))
         else:
             for role, text in _request_messages(r.request):
-                out.print(Text(f"  {role}: ", style="cyan").append(Text(text, style="")))
+                out.print(Text.assemble(shown(f"  {role}: ", style="cyan"), shown(text, multiline=True)))
             texts, calls = _response_parts(r.response)
             for text in texts:
-                out.print(Text("  assistant: ", style="green").append(Text(text, style="")))
+                out.print(Text("  assistant: ", style="green").append_text(shown(text, multiline=True)))
             for call in calls:
-                out.print(Text("  tool call: ", style="magenta").append(Text(call, style="")))
+                out.print(Text("  tool call: ", style="magenta").append_text(shown(call, multiline=True)))
         if r.error:
-            out.print(Text(f"  error: {r.error}", style="red"))
+            out.print(Text("  error: ", style="red").append_text(shown(r.error, multiline=True, style="red")))
         elif (r.status_code or 0) >= 400:
-            out.print(
-                Text(
-                    f"  HTTP {r.status_code}: {json.dumps(r.response, ensure_ascii=False)[:300]}", style="red"
-                )
-            )
+            body = json.dumps(r.response, ensure_ascii=False)[:300]
+            out.print(Text(f"  HTTP {r.status_code}: ", style="red").append_text(shown(body, style="red")))
         usage = f"  tokens in {_int(r.input_tokens)} out {_int(r.output_tokens)}  cost {_money(r.cost_usd)}"
         if r.is_stream:
             usage += f"  streamed (first token {_ms(r.ttft_ms)} ms){' INCOMPLETE' if r.incomplete else ''}"
-        out.print(usage, style="dim")
-        out.print("")
+        out.print(Text(usage, style="dim"))
+        out.print()
     return count

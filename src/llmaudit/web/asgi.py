@@ -21,6 +21,8 @@ class SessionMiddleware(Middleware):
         key_resolver: ``scope -> key`` when the header is absent (e.g. from ``scope["session"]``).
         user_resolver: ``scope -> user`` (e.g. from ``scope["user"]`` set by an auth middleware).
         tags, metadata, client: recorded on every record made while handling the request.
+        cookie, secret, raw_cookie: a session cookie as the key, recorded as its keyed hash
+            (`Middleware`).
     """
 
     async def __call__(
@@ -30,6 +32,11 @@ class SessionMiddleware(Middleware):
             await self.app(scope, receive, send)
             return
         header = self.header.lower().encode("latin-1")
-        key = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == header), None)
+        headers = scope.get("headers", ())
+        key = next((v.decode("latin-1") for k, v in headers if k.lower() == header), None)
+        if not key and self.cookie is not None:  # HTTP/2 may split cookies over several headers
+            key = self.cookie_key(
+                "; ".join(v.decode("latin-1") for k, v in headers if k.lower() == b"cookie")
+            )
         with self.bind(key, scope):
             await self.app(scope, receive, send)

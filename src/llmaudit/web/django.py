@@ -1,13 +1,21 @@
-"""Django middleware: binds the Django session key (``request.session.session_key``), the way the
-origin platform stored it, or the ``X-Session-Key`` header when one is sent; the user from
-``request.user`` when authenticated. Sync and async capable.
+"""Django middleware: binds the Django session (``request.session.session_key``), or the
+``X-Session-Key`` header when one is sent; the user from ``request.user`` when authenticated. Sync and
+async capable.
+
+Django's session key is the ``sessionid`` cookie, a login credential: it is recorded as
+``dj-<32 hex>``, an HMAC-SHA256 of the key under a key derived from ``SECRET_KEY`` (every Django
+project has it, it is the same in all of the project's processes and hosts, and it already guards the
+sessions). The stand-in is stable, so a session's records still group together; `session_key_for`
+gives it for a known session key (to find or ``forget`` its records). Changing ``SECRET_KEY`` changes
+every stand-in. The header's value is the application's own key and is recorded as sent.
 
 Settings (all optional): ``LLMAUDIT_SESSION_HEADER`` (default ``"X-Session-Key"``),
 ``LLMAUDIT_CREATE_SESSION`` (default False: an anonymous visitor has no session key until Django saves
 the session; True saves it at once so even the first request carries a key), ``LLMAUDIT_USER_RESOLVER``
-(a dotted path to ``request -> str | None``). Place it after ``SessionMiddleware`` and
-``AuthenticationMiddleware``. A ``StreamingHttpResponse`` body runs after the middleware returns and is
-not covered.
+(a dotted path to ``request -> str | None``), ``LLMAUDIT_RAW_SESSION_KEY`` (default False; True records
+Django's session key itself, as the origin platform did: anyone who reads the log can then log in as
+its users). Place it after ``SessionMiddleware`` and ``AuthenticationMiddleware``. A
+``StreamingHttpResponse`` body runs after the middleware returns and is not covered.
 """
 
 from __future__ import annotations
@@ -18,13 +26,25 @@ from typing import Any
 try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.conf import settings
+    from django.utils.encoding import force_bytes
     from django.utils.module_loading import import_string
 except ImportError as exc:  # pragma: no cover - exercised by the optional-dependency test
     raise ImportError("llmaudit.web.django needs Django: pip install 'llmaudit-sdk[django]'") from exc
 
-from ._binding import DEFAULT_HEADER, Binder
+from ._binding import DEFAULT_HEADER, Binder, hash_session_id
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["SESSION_PREFIX", "SessionMiddleware", "session_key_for"]
+
+#: The prefix of the stand-in recorded for a Django session key.
+SESSION_PREFIX = "dj"
+
+
+def session_key_for(django_session_key: str) -> str:
+    """The session key llmaudit records for a Django session key: ``dj-<hex>`` (the key itself with
+    ``LLMAUDIT_RAW_SESSION_KEY = True``). Needs configured settings (``SECRET_KEY``)."""
+    if getattr(settings, "LLMAUDIT_RAW_SESSION_KEY", False):
+        return django_session_key
+    return hash_session_id(django_session_key, force_bytes(settings.SECRET_KEY), SESSION_PREFIX)
 
 
 def _django_user(request: Any) -> str | None:
@@ -50,6 +70,8 @@ class SessionMiddleware:
             user_resolver=import_string(resolver) if isinstance(resolver, str) else _django_user,
         )
         self._create = bool(getattr(settings, "LLMAUDIT_CREATE_SESSION", False))
+        self._raw = bool(getattr(settings, "LLMAUDIT_RAW_SESSION_KEY", False))
+        self._secret = force_bytes(settings.SECRET_KEY)  # read at start-up: a missing one fails here
         if iscoroutinefunction(self.get_response):
             markcoroutinefunction(self)
 
@@ -62,7 +84,10 @@ class SessionMiddleware:
             return None
         if store.session_key is None and self._create:
             store.save()
-        return store.session_key  # type: ignore[no-any-return]
+        key = store.session_key
+        if not key:
+            return None
+        return str(key) if self._raw else hash_session_id(str(key), self._secret, SESSION_PREFIX)
 
     def __call__(self, request: Any) -> Any:
         if iscoroutinefunction(self):

@@ -51,10 +51,15 @@ class SessionMiddleware(Middleware):
         header: the request header holding the session key.
         key_resolver, user_resolver: ``environ -> str | None`` fallbacks for the key and the user.
         tags, metadata, client: recorded on every record made while handling the request.
+        cookie, secret, raw_cookie: a session cookie as the key, recorded as its keyed hash
+            (`Middleware`).
     """
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        bound = self.bind(environ.get("HTTP_" + self.header.upper().replace("-", "_")), environ)
+        key = environ.get("HTTP_" + self.header.upper().replace("-", "_"))
+        if not key and self.cookie is not None:
+            key = self.cookie_key(environ.get("HTTP_COOKIE"))
+        bound = self.bind(key, environ)
         ctx = copy_context()
         ctx.run(bound.__enter__)
         try:
