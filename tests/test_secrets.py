@@ -100,7 +100,7 @@ def test_sqlite_file_holds_no_key(tmp_path: Path) -> None:
         records = list(log.records())
     assert len(records) == 4
     errors = [r.error for r in records if r.error]
-    assert errors and "[REDACTED:openai_key]" in errors[0]
+    assert errors and "could not connect with key [REDACTED" in errors[0]
 
 
 @pytest.mark.postgres
