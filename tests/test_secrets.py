@@ -33,6 +33,7 @@ from tests.helpers import ControlledStorage
 import llmaudit
 from llmaudit import AuditRecord, Query, Redactor
 from llmaudit._codec import encode_record
+from llmaudit._headers import is_credential_name
 from llmaudit._record import STRING_LIMITS
 from llmaudit.storage.sql import SQLStorage
 
@@ -581,3 +582,35 @@ def test_every_text_field_of_a_record_is_redacted() -> None:
     assert result is not None
     raw = encode_record(result)
     assert KEY.encode() not in raw and b"12345678" not in raw
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("api_key", True),
+        ("OPENAI_API_KEY", True),
+        ("apiKey", True),
+        ("x-api-key", True),
+        ("X-Stainless-Token", True),
+        ("x-stainless-auth-token", True),
+        ("client_secret", True),
+        ("clientSecret", True),
+        ("accessToken", True),
+        ("refresh_token", True),
+        ("password", True),
+        ("privateKey", True),
+        ("Authorization", True),
+        # counts, identifiers and ordinary words stay: masking them would only lose data
+        ("max_tokens", False),
+        ("x-ratelimit-remaining-tokens", False),
+        ("anthropic-ratelimit-input-tokens-limit", False),
+        ("x-stainless-retry-count", False),
+        ("x-goog-api-client", False),
+        ("author", False),
+        ("cache_key", False),
+        ("session_key", False),
+        ("prompt", False),
+    ],
+)
+def test_which_names_are_credentials(name: str, credential: bool) -> None:
+    assert is_credential_name(name) is credential

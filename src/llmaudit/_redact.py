@@ -14,12 +14,26 @@ it applies, in this order:
    the whole field (``drop`` then stores ``None``).
 2. **Large values**: a string longer than ``max_value_bytes`` (UTF-8), and a base64 ``data:`` URL longer
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
-   a data URL). Dict keys are never changed.
+   a data URL). Dict keys are never truncated.
 3. **Detectors** (`DETECTORS`): built-in patterns for API keys, bearer tokens, e-mail addresses and card
-   numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Detectors also
-   run over the ``headers`` values, ``error``, ``url`` and the elements of ``tags`` and ``notes``, but
-   never over ``session_key``, ``parent_session_key``, ``user`` or ``client``: the log groups by those.
-   Only strings are scanned (a card number stored as a JSON number is not recognised).
+   numbers (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``, in the keys of
+   every JSON object as in its values (two keys made equal by their markers are numbered ``#2``…).
+
+Every field of the record that can hold text is scanned, found from `AuditRecord` itself so that a field
+added later is scanned too: the payloads as above; ``headers`` (names and values), ``url``, ``error``,
+``model``, ``operation``, ``provider``, ``method``, ``tags``, ``notes`` and any other text field by the
+detectors (then cut to their column's width, `STRING_LIMITS`, since a marker can be longer than what it
+replaced). ``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
+credential detector (every one but ``email``) fires in one, the whole value becomes its keyed hash
+(``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values still group and a nested session
+still names its parent; an e-mail address there is kept, as it is how many applications name their
+users. Not scanned: ``id``, ``parent_id``, ``writer_id``, ``prev_hash``, ``hash`` (made by llmaudit) and
+``source`` (checked against a fixed list). Only strings are scanned (a card number stored as a JSON
+number is not recognised).
+
+Secrets whose *place* names them (credential headers, query parameters and form fields, OAuth tokens,
+function arguments named like credentials) are removed before the redactor, where the record is built
+(`_build`, `_convert`), whatever the redactor's configuration.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
