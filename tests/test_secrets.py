@@ -614,3 +614,16 @@ def test_every_text_field_of_a_record_is_redacted() -> None:
 )
 def test_which_names_are_credentials(name: str, credential: bool) -> None:
     assert is_credential_name(name) is credential
+
+
+def test_a_cookie_value_is_scrubbed_from_the_body_but_not_its_name(
+    hx: ModuleType, auditor: llmaudit.Auditor
+) -> None:
+    """The known parts of a credential header are its values: a cookie's name stays where it is a word."""
+    cookie = "opaque-cookie-value-0017"
+    body = {**CHAT, "metadata": {"session_identifier": "kept", "echo": cookie}}
+    _post(hx, auditor, CHAT_URL, json=body, headers={"Cookie": f"session_identifier={cookie}; theme=dark"})
+    (record,), raw = _stored(auditor)
+    assert cookie.encode() not in raw
+    assert isinstance(record.request, dict)
+    assert record.request["metadata"] == {"session_identifier": "kept", "echo": "[REDACTED]"}

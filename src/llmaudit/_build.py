@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import providers
@@ -67,7 +67,9 @@ SECRET_FORM_FIELDS = SECRET_QUERY_PARAMETERS | frozenset(
 _OAUTH_KEYS = frozenset({"grant_type", "access_token", "refresh_token", "id_token"})
 #: A credential header's value shorter than this is not looked for elsewhere (too likely to be a word).
 _MIN_SECRET_CHARS = 10
-_SECRET_PARTS = re.compile(r"[\s;,=]+")
+_MASK_BYTES = MASK.encode()
+_SECRET_PARTS = re.compile(r"[\s;,]+")
+_COOKIE_PAIR = re.compile(r"[A-Za-z0-9_.-]+=(.+)")
 #: The context of a call made outside every session (immutable, so one serves every record).
 _NO_CONTEXT = AuditContext()
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -122,39 +124,56 @@ def _mask_names(metadata: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_last_secrets: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
+class _Known(NamedTuple):
+    """The known secrets of a request (`_secret_forms`): the texts to replace, longest first, and the
+    fewest needles that find any of them in bytes (a form that contains another is found by it)."""
+
+    forms: tuple[str, ...]
+    needles: tuple[bytes, ...]
 
 
-def _secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
-    """The texts in which credential header *values* may appear elsewhere, longest first: each value
-    and each of its parts (``Bearer <token>``, ``a=<cookie>``), as they are and as ``repr`` escapes them
-    (``LocalProtocolError: Illegal header value b'<key>\\n'``)."""
-    last = _last_secrets[0]
+_NONE_KNOWN = _Known((), ())
+_last_known: list[tuple[tuple[str, ...], _Known]] = [((), _NONE_KNOWN)]
+
+
+def _secret_forms(values: tuple[str, ...]) -> _Known:
+    """The texts in which credential header *values* may appear elsewhere: each value and each of its
+    parts (the token of ``Bearer <token>``, the value of a cookie ``name=<value>``), as they are and as
+    ``repr`` escapes them (``LocalProtocolError: Illegal header value b'<key>\\n'``)."""
+    last = _last_known[0]
     if last[0] == values:  # one client sends the same credentials call after call
         return last[1]
     forms: set[str] = set()
     for value in values:
         for part in (value, *_SECRET_PARTS.split(value)):
-            text = part.strip()
-            forms.update((text, repr(text)[1:-1], repr(text.encode("latin-1", "replace"))[2:-1]))
+            pair = _COOKIE_PAIR.fullmatch(part)
+            for text in (part.strip(), pair.group(1)) if pair else (part.strip(),):
+                forms.update((text, repr(text)[1:-1], repr(text.encode("latin-1", "replace"))[2:-1]))
     found = tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET_CHARS), key=len, reverse=True))
-    _last_secrets[0] = (values, found)
-    return found
+    needles = tuple(
+        f.encode("utf-8", "surrogatepass") for f in found if not any(g != f and g in f for g in found)
+    )
+    known = _Known(found, needles)
+    _last_known[0] = (values, known)
+    return known
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+def _scrub(text: str, secrets: _Known) -> str:
     """*text* with every known secret replaced by ``[REDACTED]``."""
-    for secret in secrets:
+    for secret in secrets.forms:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
 
 
-def _scrub_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    for secret in secrets:
+def _scrub_bytes(body: bytes, secrets: _Known) -> bytes:
+    """*body* with every known secret replaced (one search per needle when none is there)."""
+    if all(body.find(needle) < 0 for needle in secrets.needles):
+        return body
+    for secret in secrets.forms:
         raw = secret.encode("utf-8", "surrogatepass")
         if body.find(raw) >= 0:
-            body = body.replace(raw, MASK.encode())
+            body = body.replace(raw, _MASK_BYTES)
     return body
 
 
@@ -215,7 +234,7 @@ def _headers(
 
 
 def _request_body(
-    raw: RawCapture, headers: Mapping[str, str], secrets: tuple[str, ...]
+    raw: RawCapture, headers: Mapping[str, str], secrets: _Known
 ) -> tuple[JSONValue, tuple[str, ...]]:
     content_type = headers.get("content-type", "")
     if content_type.startswith("multipart/"):
@@ -225,7 +244,7 @@ def _request_body(
     except Exception:  # noqa: BLE001 - RequestNotRead: a streaming body, never buffered by llmaudit
         return _unbuffered_body(raw.request_stream, headers), ("request body not buffered: metadata only",)
     decoded, notes = decode_content(body, headers.get("content-encoding"))
-    if secrets:
+    if secrets.needles:
         decoded = _scrub_bytes(decoded, secrets)
     if content_type.startswith("application/x-www-form-urlencoded"):
         text = decoded.decode("utf-8", "replace")
@@ -271,18 +290,18 @@ def _attempt(headers: Mapping[str, str]) -> int:
 
 def _exchange(
     raw: RawCapture, notes: list[str], stored: dict[str, dict[str, str]]
-) -> tuple[providers.Exchange, bool, tuple[str, ...]]:
+) -> tuple[providers.Exchange, bool, _Known]:
     """The exchange for the provider, whether it is a stream, and the known secrets (`_secret_forms`)."""
     request = raw.request
     url = request.url
     found: list[str] = []
     req_headers = _headers(request.headers, stored, "request", found)
-    secrets = _secret_forms(tuple(found)) if found else ()
+    secrets = _secret_forms(tuple(found)) if found else _NONE_KNOWN
     resp_headers = _headers(raw.response_headers, stored, "response")
     request_json, request_notes = _request_body(raw, req_headers, secrets)
     encoding = None if raw.decoded else resp_headers.get("content-encoding")
     body, body_notes = decode_content(b"".join(raw.chunks), encoding)
-    if secrets:
+    if secrets.needles:
         body = _scrub_bytes(body, secrets)
     notes.extend(request_notes + body_notes)
     if raw.truncated:
@@ -384,7 +403,7 @@ def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
         _headers(raw.request.headers, {}, "request", found)
         secrets = _secret_forms(tuple(found))
     except Exception:  # noqa: BLE001 - the redactor's detectors still scan the error
-        secrets = ()
+        secrets = _NONE_KNOWN
     try:
         url: str | None = _scrub(mask_url(str(raw.request.url)), secrets)
     except Exception:  # noqa: BLE001
