@@ -31,9 +31,8 @@ import sqlalchemy as sa
 from tests.helpers import ControlledStorage
 
 import llmaudit
-from llmaudit import AuditRecord, Query, Redactor
+from llmaudit import AuditRecord, Query, Redactor, _headers
 from llmaudit._codec import encode_record
-from llmaudit._headers import is_credential_name
 from llmaudit._record import STRING_LIMITS
 from llmaudit.storage.sql import SQLStorage
 
@@ -613,7 +612,7 @@ def test_every_text_field_of_a_record_is_redacted() -> None:
     ],
 )
 def test_which_names_are_credentials(name: str, credential: bool) -> None:
-    assert is_credential_name(name) is credential
+    assert _headers.is_credential_name(name) is credential
 
 
 def test_a_cookie_value_is_scrubbed_from_the_body_but_not_its_name(
