@@ -184,26 +184,48 @@ def test_secrets_are_found_in_every_scanned_field() -> None:
         assert secret not in encoded
 
 
-def test_grouping_fields_are_never_scanned() -> None:
-    """session_key, parent_session_key, user and client group the log: they stay exactly as given."""
+def test_grouping_fields_keep_emails_but_hash_credentials() -> None:
+    """session_key, parent_session_key, user and client group the log: an e-mail address stays as given
+    (it is how many apps name their users); a credential makes the whole value its keyed hash, the
+    same for the same value, so the records still group and a nested session still names its parent."""
+    key = b"k" * 32
     record = AuditRecord(
-        session_key="jane@example.com",
+        session_key=f"session-{OPENAI}",
         parent_session_key="parent-jane@example.com",
         user="jane@example.com",
         client=f"client {OPENAI}",
         request={"user": "jane@example.com"},
     )
-    result = redacted(record)
+    result = redacted(record, hash_key=key)
     assert result.request == {"user": "[REDACTED:email]"}
-    assert result.session_key == "jane@example.com"
+    assert result.session_key == hmac_hex(key, f"session-{OPENAI}")
     assert result.parent_session_key == "parent-jane@example.com"
     assert result.user == "jane@example.com"
-    assert result.client == f"client {OPENAI}"
+    assert result.client == hmac_hex(key, f"client {OPENAI}")
+    assert result.notes == ("redacted: 2 openai_key, 1 email",)
+    child = redacted(AuditRecord(parent_session_key=f"session-{OPENAI}"), hash_key=key)
+    assert child.parent_session_key == result.session_key
+    assert redacted(result, hash_key=key).session_key == result.session_key  # idempotent
 
 
-def test_dict_keys_are_left_alone() -> None:
-    record = AuditRecord(request={EMAIL: "value"})
-    assert Redactor()(record) is record
+def test_dict_keys_are_scanned_like_values() -> None:
+    """A JSON object keyed by a secret (metadata keyed by tokens, a header name) loses the secret;
+    keys made equal by their markers are numbered so that no value is lost."""
+    record = AuditRecord(
+        request={EMAIL: "value", "inner": [{OPENAI: 1, FAKE_KEY: 2, "plain": 3}]},
+        metadata={f"user {AWS}": "x"},
+        headers={"request": {f"x-stainless-{OPENAI}": "1"}},
+    )
+    result = redacted(record)
+    assert result.request == {
+        "[REDACTED:email]": "value",
+        "inner": [{"[REDACTED:openai_key]": 1, "[REDACTED:openai_key]#2": 2, "plain": 3}],
+    }
+    assert result.metadata == {"user [REDACTED:aws_key]": "x"}
+    assert result.headers == {"request": {"x-stainless-[REDACTED:openai_key]": "1"}}
+    assert redacted(result) is result  # idempotent: nothing left to find
+    plain = AuditRecord(request={"messages": [{"role": "user", "content": "hi"}]}, metadata={"sk-short": 1})
+    assert Redactor()(plain) is plain
 
 
 def test_an_unchanged_record_is_returned_as_the_same_object() -> None:

@@ -2,9 +2,12 @@
 
 Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's
 view (operation, model, usage, the reassembled stream), takes who/why from the context snapshot, and
-removes secrets from the URL. It never raises: anything it cannot read becomes a note on the record,
-and if building fails outright a minimal record with the failure noted is written instead, so no call
-is ever lost because its body was odd.
+removes the secrets whose place is known: credential headers (never decoded into the record, and their
+values scrubbed from the error message and the bodies, where an HTTP library or an echoing server may
+repeat them), credential query parameters and form fields, and the tokens of an OAuth token exchange.
+Secrets found by their shape are the redactor's job, after this. It never raises: anything it cannot
+read becomes a note on the record, and if building fails outright a minimal record with the failure
+noted is written instead, so no call is ever lost because its body was odd.
 """
 
 from __future__ import annotations
@@ -12,19 +15,26 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode
 
 from . import providers
 from ._capture import FlatHeaders, RawCapture
 from ._context import AuditContext
 from ._cost import cost_usd
 from ._decode import decode_content, parse_json
-from ._headers import NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS
+from ._headers import MASK, NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS, is_credential_name
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
 from .storage._base import mask_url_credentials
 
-__all__ = ["SECRET_QUERY_PARAMETERS", "build_record", "mask_url", "mask_urls_in"]
+__all__ = [
+    "SECRET_FORM_FIELDS",
+    "SECRET_QUERY_PARAMETERS",
+    "build_record",
+    "mask_form",
+    "mask_url",
+    "mask_urls_in",
+]
 
 #: Query parameters whose values are credentials (Gemini's ``key``, Azure's SAS ``sig``, …): examples
 #: of the rule `llmaudit.storage.is_credential_name` applies to every name (kept for callers).
@@ -45,6 +55,30 @@ SECRET_QUERY_PARAMETERS = frozenset(
         "password",
     }
 )
+#: Form fields (and the keys of an OAuth token request or response) whose values are credentials: the
+#: query parameters' list plus OAuth 2.0's (RFC 6749, 7523, 7636, 8628, 8693) and OpenID Connect's.
+SECRET_FORM_FIELDS = SECRET_QUERY_PARAMETERS | frozenset(
+    {
+        "refresh_token",
+        "id_token",
+        "code_verifier",
+        "assertion",
+        "client_assertion",
+        "subject_token",
+        "actor_token",
+        "device_code",
+        "passcode",
+        "otp",
+        "secret",
+    }
+)
+#: Keys that make a JSON object an OAuth token request or response (RFC 6749 sections 4.1.3, 5.1).
+_OAUTH_KEYS = frozenset({"grant_type", "access_token", "refresh_token", "id_token"})
+#: A credential header's value shorter than this is not looked for elsewhere (too likely to be a word).
+_MIN_SECRET_CHARS = 10
+_MASK_BYTES = MASK.encode()
+_SECRET_PARTS = re.compile(r"[\s;,]+")
+_COOKIE_PAIR = re.compile(r"[A-Za-z0-9_.-]+=(.+)")
 #: The context of a call made outside every session (immutable, so one serves every record).
 _NO_CONTEXT = AuditContext()
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -75,31 +109,137 @@ def _mask_or_drop(url: str) -> str:
         return "<unparseable URL>"
 
 
+def _is_secret_field(name: str, names: frozenset[str]) -> bool:
+    return name.lower() in names or is_credential_name(name)
+
+
+def mask_form(text: str) -> str:
+    """An ``application/x-www-form-urlencoded`` body with credential values replaced by ``***`` (the
+    same as the text when there is none)."""
+    pairs = parse_qsl(text, keep_blank_values=True)
+    if not any(_is_secret_field(k, SECRET_FORM_FIELDS) for k, _ in pairs):
+        return text
+    return urlencode(
+        [(k, "***" if _is_secret_field(k, SECRET_FORM_FIELDS) else v) for k, v in pairs], safe="*/:"
+    )
+
+
+def _mask_oauth(value: Any) -> Any:
+    """An OAuth token request or response object (JSON) with its credentials masked; any other value
+    as it is. Only such objects: elsewhere ``token`` and ``code`` are ordinary keys (log probabilities,
+    error codes)."""
+    if not isinstance(value, dict) or _OAUTH_KEYS.isdisjoint(value):
+        return value
+    return {
+        k: MASK
+        if isinstance(k, str) and k.lower() in SECRET_FORM_FIELDS and isinstance(v, (str, list, dict))
+        else v
+        for k, v in value.items()
+    }
+
+
+def _mask_names(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Session metadata with the values under a credential's name masked (as `_convert` does for the
+    decorator's records)."""
+    return {
+        k: MASK if isinstance(k, str) and is_credential_name(k) and isinstance(v, (str, list, dict)) else v
+        for k, v in metadata.items()
+    }
+
+
+class _Known(NamedTuple):
+    """The known secrets of a request (`_secret_forms`): the texts to replace, longest first, and the
+    fewest needles that find any of them in bytes (a form that contains another is found by it)."""
+
+    forms: tuple[str, ...]
+    needles: tuple[bytes, ...]
+
+
+_NONE_KNOWN = _Known((), ())
+_last_known: list[tuple[tuple[str, ...], _Known]] = [((), _NONE_KNOWN)]
+
+
+def _secret_forms(values: tuple[str, ...]) -> _Known:
+    """The texts in which credential header *values* may appear elsewhere: each value and each of its
+    parts (the token of ``Bearer <token>``, the value of a cookie ``name=<value>``), as they are and as
+    ``repr`` escapes them (``LocalProtocolError: Illegal header value b'<key>\\n'``)."""
+    last = _last_known[0]
+    if last[0] == values:  # one client sends the same credentials call after call
+        return last[1]
+    forms: set[str] = set()
+    for value in values:
+        for part in (value, *_SECRET_PARTS.split(value)):
+            pair = _COOKIE_PAIR.fullmatch(part)
+            for text in (part.strip(), pair.group(1)) if pair else (part.strip(),):
+                forms.update((text, repr(text)[1:-1], repr(text.encode("latin-1", "replace"))[2:-1]))
+    found = tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET_CHARS), key=len, reverse=True))
+    needles = tuple(
+        f.encode("utf-8", "surrogatepass") for f in found if not any(g != f and g in f for g in found)
+    )
+    known = _Known(found, needles)
+    _last_known[0] = (values, known)
+    return known
+
+
+def _error_text(error: str | None, secrets: _Known) -> str | None:
+    """An error message with the URLs in it masked and every known secret replaced."""
+    masked = mask_urls_in(error)
+    return None if masked is None else _scrub(masked, secrets)
+
+
+def _scrub(text: str, secrets: _Known) -> str:
+    """*text* with every known secret replaced by ``[REDACTED]``."""
+    for secret in secrets.forms:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _scrub_bytes(body: bytes, secrets: _Known) -> bytes:
+    """*body* with every known secret replaced (one search per needle when none is there)."""
+    for needle in secrets.needles:  # a loop, not all(<generator>): this runs for every record
+        if body.find(needle) >= 0:
+            break
+    else:
+        return body
+    for secret in secrets.forms:
+        raw = secret.encode("utf-8", "surrogatepass")
+        if body.find(raw) >= 0:
+            body = body.replace(raw, _MASK_BYTES)
+    return body
+
+
 #: The headers record building reads (request and response).
 _USED_HEADERS = frozenset(
     {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
 )
 
-_USED, _STORED = 1, 2
-#: name -> (its text, _USED | _STORED bits); header names repeat from call to call, so this stays small
+_USED, _STORED, _SECRET = 1, 2, 4
+#: name -> (its text, _USED | _STORED | _SECRET bits); header names repeat from call to call, so this
+#: stays small
 _KINDS: dict[bytes, tuple[str, int]] = {}
 
 
 def _kind(name: bytes) -> tuple[str, int]:
     text = name.decode("latin-1")
-    stored = text not in NEVER_STORED_HEADERS and (
-        text in STORED_HEADERS or text.startswith(STORED_HEADER_PREFIXES)
+    secret = text in NEVER_STORED_HEADERS or is_credential_name(text)  # X-Stainless-Token: never kept
+    stored = not secret and (text in STORED_HEADERS or text.startswith(STORED_HEADER_PREFIXES))
+    kind = (
+        text,
+        (_USED if name in _USED_HEADERS else 0) | (_STORED if stored else 0) | (_SECRET if secret else 0),
     )
-    kind = (text, (_USED if name in _USED_HEADERS else 0) | (_STORED if stored else 0))
     if len(_KINDS) < 4096:
         _KINDS[name] = kind
     return kind
 
 
-def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict[str, str]:
+def _headers(
+    headers: Any, stored: dict[str, dict[str, str]], side: str, secrets: list[str] | None = None
+) -> dict[str, str]:
     """The headers record building uses, names lower-cased, values decoded as latin-1 (cheaper than
     the branch's own decoding, which sniffs a charset for every value); the allow-listed ones are
-    also put in ``stored[side]``. Nothing else is decoded."""
+    also put in ``stored[side]``, the values of credential headers in *secrets*. Nothing else is
+    decoded."""
     if headers is None:
         return {}
     out = {}
@@ -118,21 +258,33 @@ def _headers(headers: Any, stored: dict[str, dict[str, str]], side: str) -> dict
                 out[text] = decoded
             if kind & _STORED:
                 kept[text] = decoded
+            elif kind & _SECRET and secrets is not None:
+                secrets.append(decoded)
     if kept:
         stored[side] = kept
     return out
 
 
-def _request_body(raw: RawCapture, headers: Mapping[str, str]) -> tuple[JSONValue, tuple[str, ...]]:
-    if headers.get("content-type", "").startswith("multipart/"):
+def _request_body(
+    raw: RawCapture, headers: Mapping[str, str], secrets: _Known
+) -> tuple[JSONValue, tuple[str, ...]]:
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("multipart/"):
         return _unbuffered_body(raw.request_stream, headers), ()
     try:
         body: bytes = raw.request.content
     except Exception:  # noqa: BLE001 - RequestNotRead: a streaming body, never buffered by llmaudit
         return _unbuffered_body(raw.request_stream, headers), ("request body not buffered: metadata only",)
     decoded, notes = decode_content(body, headers.get("content-encoding"))
+    if secrets.needles:
+        decoded = _scrub_bytes(decoded, secrets)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        text = decoded.decode("utf-8", "replace")
+        masked = mask_form(text)
+        if masked is not text:
+            decoded = masked.encode()
     value, more = parse_json(decoded)
-    return value, notes + more
+    return _mask_oauth(value), notes + more
 
 
 def _unbuffered_body(stream: Any, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -170,14 +322,19 @@ def _attempt(headers: Mapping[str, str]) -> int:
 
 def _exchange(
     raw: RawCapture, notes: list[str], stored: dict[str, dict[str, str]]
-) -> tuple[providers.Exchange, bool]:
+) -> tuple[providers.Exchange, bool, _Known]:
+    """The exchange for the provider, whether it is a stream, and the known secrets (`_secret_forms`)."""
     request = raw.request
     url = request.url
-    req_headers = _headers(request.headers, stored, "request")
+    found: list[str] = []
+    req_headers = _headers(request.headers, stored, "request", found)
+    secrets = _secret_forms(tuple(found)) if found else _NONE_KNOWN
     resp_headers = _headers(raw.response_headers, stored, "response")
-    request_json, request_notes = _request_body(raw, req_headers)
+    request_json, request_notes = _request_body(raw, req_headers, secrets)
     encoding = None if raw.decoded else resp_headers.get("content-encoding")
     body, body_notes = decode_content(b"".join(raw.chunks), encoding)
+    if secrets.needles:
+        body = _scrub_bytes(body, secrets)
     notes.extend(request_notes + body_notes)
     if raw.truncated:
         notes.append("response body larger than the capture limit: the record holds its beginning")
@@ -194,7 +351,7 @@ def _exchange(
         response_body=body,
         is_stream=is_stream,
     )
-    return exchange, is_stream
+    return exchange, is_stream, secrets
 
 
 #: How each provider's stream says "that was the last event", looked for at the end of the body.
@@ -231,7 +388,7 @@ def build_record(raw: RawCapture) -> AuditRecord:
 def _build(raw: RawCapture) -> AuditRecord:
     notes: list[str] = list(raw.notes)
     headers: dict[str, dict[str, str]] = {}
-    exchange, is_stream = _exchange(raw, notes, headers)
+    exchange, is_stream, secrets = _exchange(raw, notes, headers)
     parsed = providers.parse(exchange)
     notes.extend(parsed.notes)
     ctx = raw.context or _NO_CONTEXT
@@ -242,18 +399,18 @@ def _build(raw: RawCapture) -> AuditRecord:
         parent_session_key=ctx.parent_session_key,
         user=ctx.user,
         tags=ctx.tags,
-        metadata=dict(ctx.metadata),
+        metadata=_mask_names(ctx.metadata) if ctx.metadata else {},
         client=_clip("client", raw.client or ctx.client or parsed.provider, notes),
         provider=_clip("provider", parsed.provider, notes),
         operation=_clip("operation", parsed.operation, notes),
         model=_clip("model", parsed.model, notes),
         method=_clip("method", exchange.method, notes),
-        url=mask_url(str(raw.request.url)),
+        url=_scrub(mask_url(str(raw.request.url)), secrets),
         headers=headers,
         request=exchange.request,
-        response=parsed.response,
+        response=_mask_oauth(parsed.response),
         status_code=raw.status_code,
-        error=mask_urls_in(raw.error),
+        error=_error_text(raw.error, secrets),
         is_stream=is_stream,
         incomplete=not _finished(raw, exchange.response_body, is_stream),
         duration_ms=raw.duration_ms,
@@ -274,7 +431,13 @@ def _build(raw: RawCapture) -> AuditRecord:
 def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
     ctx = raw.context or _NO_CONTEXT
     try:
-        url = mask_url(str(raw.request.url))
+        found: list[str] = []
+        _headers(raw.request.headers, {}, "request", found)
+        secrets = _secret_forms(tuple(found))
+    except Exception:  # noqa: BLE001 - the redactor's detectors still scan the error
+        secrets = _NONE_KNOWN
+    try:
+        url: str | None = _scrub(mask_url(str(raw.request.url)), secrets)
     except Exception:  # noqa: BLE001
         url = None
     return AuditRecord(
@@ -285,10 +448,10 @@ def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:
         client=raw.client or ctx.client,
         url=url,
         status_code=raw.status_code,
-        error=mask_urls_in(raw.error),
+        error=_error_text(raw.error, secrets),
         incomplete=raw.incomplete,
         duration_ms=raw.duration_ms,
         source="transport",
         parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),
-        notes=(f"record could not be built from the capture: {type(exc).__name__}: {exc}",),
+        notes=(_scrub(f"record could not be built from the capture: {type(exc).__name__}: {exc}", secrets),),
     )

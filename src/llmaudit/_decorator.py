@@ -4,7 +4,9 @@ Built with wrapt, so signatures, docstrings, ``inspect`` and type checkers see t
 variant (function, coroutine, generator, async generator) is chosen at decoration time. On the hot
 path the decorator takes a record id, sets the context (parent id, client, session) and times the
 call; arguments and results are converted to JSON on the writer thread (`DecoratorCapture.to_record`),
-so a mutable argument changed after the call is recorded as it is then. Exceptions are re-raised
+so a mutable argument changed after the call is recorded as it is then. There an argument or field named
+like a credential (``api_key``, ``token``, ``password``…) is masked, and its value scrubbed from the rest
+of the record (the result, the error message). Exceptions are re-raised
 unchanged; a generator is recorded when it is exhausted, closed, or collected (then ``incomplete``).
 
 In strict mode a record that can be neither stored nor spilled raises `AuditError` where the call
@@ -28,7 +30,7 @@ import wrapt
 
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
-from ._convert import to_jsonable
+from ._convert import scrub, to_jsonable
 from ._errors import AuditError
 from ._guard import report
 from ._record import AuditRecord, format_id, new_id_value
@@ -162,10 +164,20 @@ class DecoratorCapture:
     def to_record(self) -> AuditRecord:
         """Runs on the writer thread: arguments and result become JSON here, not on the hot path."""
         options, ctx = self.site.options, self.child
+        secrets: list[str] = []  # credentials found by name in the arguments: scrubbed everywhere else
         arguments = (
-            to_jsonable(_bind(self.site.signature, self.args, self.kwargs)) if options.capture_args else None
+            to_jsonable(_bind(self.site.signature, self.args, self.kwargs), secrets)
+            if options.capture_args
+            else None
         )
-        result = to_jsonable(self.result) if options.capture_result and self.error is None else None
+        result = to_jsonable(self.result, secrets) if options.capture_result and self.error is None else None
+        error = _describe(self.error)
+        if secrets:
+            arguments, result, error = (
+                scrub(arguments, secrets),
+                scrub(result, secrets),
+                scrub(error, secrets),
+            )
         return AuditRecord(
             id=format_id(self.child.parent_id or new_id_value()),
             created_at=datetime.fromtimestamp(self.started_at, timezone.utc),
@@ -178,7 +190,7 @@ class DecoratorCapture:
             operation=self.site.name[:128],
             request={"function": self.site.name, "arguments": arguments},
             response=result,
-            error=_describe(self.error),
+            error=error,
             incomplete=self.incomplete,
             duration_ms=self.duration_ms,
             source="decorator",

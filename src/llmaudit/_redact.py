@@ -14,15 +14,29 @@ it applies, in this order:
    the whole field (``drop`` then stores ``None``).
 2. **Large values**: a string longer than ``max_value_bytes`` (UTF-8), and a base64 ``data:`` URL longer
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
-   a data URL). Dict keys are never changed.
+   a data URL). Dict keys are never truncated.
 3. **Detectors** (`DETECTORS`): built-in patterns for API keys and tokens (the catalogue of
    `llmaudit._detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
-   (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``. Text holding format
-   characters (zero-width space...) or full-width forms is matched in its folded form and the original
-   span is replaced. Detectors also run over the ``headers`` values, ``error``, ``url`` and the
-   elements of ``tags`` and ``notes``, but never over ``session_key``, ``parent_session_key``, ``user``
-   or ``client``: the log groups by those. A JSON integer of 13 to 19 digits that passes the Luhn
-   check becomes ``"[REDACTED:card]"`` too; other numbers are never changed.
+   (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``, in the keys of every JSON
+   object as in its values (two keys made equal by their markers are numbered ``#2``…). Text holding
+   format characters (zero-width space...) or full-width forms is matched in its folded form and the
+   original span is replaced. A JSON integer of 13 to 19 digits that passes the Luhn check becomes
+   ``"[REDACTED:card]"`` too; other numbers are never changed.
+
+Every field of the record that can hold text is scanned, found from `AuditRecord` itself so that a field
+added later is scanned too: the payloads as above; ``headers`` (names and values), ``url``, ``error``,
+``model``, ``operation``, ``provider``, ``method``, ``tags``, ``notes`` and any other text field by the
+detectors (then cut to their column's width, `STRING_LIMITS`, since a marker can be longer than what it
+replaced). ``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
+credential detector (every one but ``email``) fires in one, the whole value becomes its keyed hash
+(``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values still group and a nested session
+still names its parent; an e-mail address there is kept, as it is how many applications name their
+users. Not scanned: ``id``, ``parent_id``, ``writer_id``, ``prev_hash``, ``hash`` (made by llmaudit) and
+``source`` (checked against a fixed list).
+
+Secrets whose *place* names them (credential headers, query parameters and form fields, OAuth tokens,
+function arguments named like credentials) are removed before the redactor, where the record is built
+(`_build`, `_convert`), whatever the redactor's configuration.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
@@ -55,8 +69,9 @@ import sys
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Final
 
 import orjson
@@ -75,7 +90,7 @@ from ._detectors import (
 from ._detectors import PATTERNS as _RULE_PATTERNS
 from ._errors import ConfigurationError
 from ._headers import NEVER_STORED_HEADERS
-from ._record import AuditRecord
+from ._record import STRING_LIMITS, AuditRecord
 
 __all__ = ["DEFAULT_MAX_VALUE_BYTES", "DETECTORS", "Redactor", "Rule"]
 
@@ -108,9 +123,35 @@ DETECTORS: dict[str, re.Pattern[str]] = {
 }
 
 ACTIONS: Final = ("drop", "mask", "hash")
-#: Fields scanned by the detectors besides the payloads (never session_key, parent_session_key, user or
-#: client: the log groups by those).
-_SCANNED_FIELDS: Final = ("headers", "error", "url", "tags", "notes")
+#: The payload fields: path rules, then the size limit and the detectors (on keys as well as values).
+_PREFIXES: Final = ("request", "response", "metadata")
+#: Fields the log groups and links records by: a value in which a credential detector fires is
+#: replaced whole by its keyed hash (``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values
+#: still group and a nested session still names its parent.
+_GROUPING_FIELDS: Final = ("session_key", "parent_session_key", "user", "client")
+#: Detectors of personal data rather than credentials, not run on the grouping fields: an e-mail
+#: address is how many applications name their users, and ``user`` is how the log is searched.
+_PERSONAL_DETECTORS: Final = frozenset({"email"})
+#: Fields never scanned: identifiers and chain values that llmaudit makes itself (UUIDs, hex digests)
+#: and ``source``, which the record checks against a fixed list.
+_EXEMPT_FIELDS: Final = frozenset({"id", "parent_id", "writer_id", "prev_hash", "hash", "source"})
+_TEXT_TYPES: Final = ("str", "dict", "tuple", "JSONValue", "Any")
+
+
+def _text_fields() -> tuple[str, ...]:
+    """Every field of `AuditRecord` that can hold text, except the exempt ones: a field added to the
+    record later is scanned without anyone having to remember it here."""
+    return tuple(
+        f.name
+        for f in fields(AuditRecord)
+        if f.name not in _EXEMPT_FIELDS and any(kind in str(f.type) for kind in _TEXT_TYPES)
+    )
+
+
+_ALL_SCANNED: Final = _text_fields()
+#: The fields scanned by the detectors only (no path rules, no hashing).
+_SCANNED_FIELDS: Final = tuple(n for n in _ALL_SCANNED if n not in _PREFIXES and n not in _GROUPING_FIELDS)
+_scanned_values = attrgetter(*_ALL_SCANNED)
 MASK: Final = "[REDACTED]"
 FAILED_TEXT: Final = "[REDACTED: could not be processed]"
 _HASH_PREFIX: Final = "hmac-sha256:"
@@ -127,12 +168,13 @@ _CARD_MIN_DIGITS, _CARD_MAX_DIGITS = 13, 19
 _DATA_URL = re.compile(r"data:([^,;]{0,255})(?:;[^,;]{0,255}){0,16};base64,", re.IGNORECASE)
 _MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _PROCESS_KEY: Final = os.urandom(32)
+#: The scanned fields that fill a database column of fixed width (cut to it after redaction).
+_LIMITED: Final = tuple((n, STRING_LIMITS[n]) for n in _ALL_SCANNED if n in STRING_LIMITS)
 
 # Path segments: (kind, argument).
 _KEY, _INDEX, _ITEMS, _VALUES = range(4)
 _Segment = tuple[int, Any]
 _Path = tuple[_Segment, ...]
-_PREFIXES: Final = ("request", "response", "metadata")
 _INDEX_RE = re.compile(r"\[(-?[0-9]+)\]")
 
 
@@ -723,11 +765,7 @@ class Redactor:
         changes: dict[str, Any] = {}
         counts: dict[str, int] = {}
         failed: list[str] = []
-        for name, rules in self._plan:
-            self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
-        if self._detectors or self._patterns:
-            for name in _SCANNED_FIELDS:
-                self._field(record, name, None, changes=changes, counts=counts, failed=failed)
+        self._fields(record, changes, counts, failed)
         added: list[str] = []
         if counts:
             summary = ", ".join(
@@ -746,6 +784,23 @@ class Redactor:
             return self._before_write(record)
         return record
 
+    def _fields(
+        self, record: AuditRecord, changes: dict[str, Any], counts: dict[str, int], failed: list[str]
+    ) -> None:
+        """Every field that can hold text (`_ALL_SCANNED`) into *changes*: the payloads, the text
+        fields, the grouping fields; then the fixed-width ones cut to their column."""
+        for name, rules in self._plan:
+            self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
+        if self._detectors or self._patterns:
+            for name in _SCANNED_FIELDS:
+                self._field(record, name, None, changes=changes, counts=counts, failed=failed)
+            for name in _GROUPING_FIELDS:
+                self._field(record, name, (), changes=changes, counts=counts, failed=failed)
+        for name, limit in _LIMITED:
+            value = changes.get(name)
+            if isinstance(value, str) and len(value) > limit:  # a marker can be longer than the secret
+                changes[name] = value[:limit]
+
     def _nothing_to_do(self, record: AuditRecord) -> bool:
         """Whether redaction would leave *record* as it is, decided on its canonical JSON at C speed
         (a few µs per KB) instead of walking every value: no path rule or custom pattern, nothing a
@@ -755,19 +810,7 @@ class Redactor:
             return False
         try:  # orjson itself, not `dumps`: anything it refuses (nesting deeper than the walk goes, a
             # cycle, a big int) is for the full walk, which masks what it cannot process
-            blob = orjson.dumps(
-                (
-                    record.request,
-                    record.response,
-                    record.metadata,
-                    record.headers,
-                    record.error,
-                    record.url,
-                    *record.tags,
-                    *record.notes,
-                ),
-                option=orjson.OPT_NON_STR_KEYS,
-            )
+            blob = orjson.dumps(_scanned_values(record), option=orjson.OPT_NON_STR_KEYS)
         except Exception:  # noqa: BLE001 - let the full walk deal with it (and fall back if it must)
             return False
         if len(blob) > self._limit:
@@ -821,17 +864,23 @@ class Redactor:
         counts: dict[str, int],
         failed: list[str],
     ) -> None:
-        """Process one field (a payload field when *rules* is not None) into *changes*; on any
-        exception mask the whole field instead."""
+        """Process one field into *changes*: a payload field when *rules* is not None, a grouping field
+        (hashed whole when a detector fires) when they are ``()``; on any exception mask the whole
+        field instead."""
         old = getattr(record, name)
         local: dict[str, int] = {}
         try:
-            new = self._text_field(old, local) if rules is None else self._payload(old, rules, local)
+            if rules is None:
+                new = self._text_field(old, local)
+            elif rules or name in _PREFIXES:
+                new = self._payload(old, rules, local)
+            else:
+                new = self._grouping(old, local)
         except Exception:  # noqa: BLE001 - the counted fallback: mask the whole field, never raise
             if name in ("metadata", "headers"):
                 new = {"redacted": "could not be processed"}
             else:
-                new = (FAILED_TEXT,) if name in ("tags", "notes") else FAILED_TEXT
+                new = (FAILED_TEXT,) if isinstance(old, tuple) else FAILED_TEXT
             failed.append(name)
         else:
             for detector, n in local.items():
@@ -850,6 +899,20 @@ class Redactor:
             new = tuple(self._scan(item, counts) if isinstance(item, str) else item for item in value)
             return value if all(a is b for a, b in zip(new, value, strict=True)) else new
         return value
+
+    def _grouping(self, value: Any, counts: dict[str, int]) -> Any:
+        """A session key, user or client: the same value, or its keyed hash when a credential
+        detector fires in it."""
+        if not isinstance(value, str) or len(value) < _MIN_SCAN_LENGTH or not _may_match(value):
+            return value
+        found = False
+        for name, find in self._detectors:
+            if name not in _PERSONAL_DETECTORS:
+                n = find(value)[1]
+                if n:
+                    counts[name] = counts.get(name, 0) + n
+                    found = True
+        return self._transform(value, "hash") if found else value
 
     def _payload(self, value: Any, rules: tuple[tuple[_Path, str], ...], counts: dict[str, int]) -> Any:
         for segments, action in rules:
@@ -949,7 +1012,10 @@ class Redactor:
                     if new_dict is None:
                         new_dict = dict(value)
                     new_dict[key] = result
-            return value if new_dict is None else new_dict
+            result = value if new_dict is None else new_dict
+            if self._patterns or self._detectors:
+                return self._keys(result, counts)
+            return result
         if isinstance(value, (list, tuple)):
             new_list: list[Any] | None = None
             for n, item in enumerate(value):
@@ -988,6 +1054,34 @@ class Redactor:
             return value
         counts["card"] = counts.get("card", 0) + 1
         return "[REDACTED:card]"
+
+    def _keys(self, value: dict[Any, Any], counts: dict[str, int]) -> dict[Any, Any]:
+        """*value* with detector matches replaced in its keys (a metadata key, a header name, a JSON
+        object keyed by tokens). All keys are tested at once first; a key made equal to another by
+        its marker gets a ``#2``, ``#3``… suffix, so that no value is lost."""
+        try:
+            joined = "\n".join(value)
+        except TypeError:
+            joined = "\n".join(k for k in value if isinstance(k, str))
+        if len(joined) < _MIN_SCAN_LENGTH or not (self._patterns or _may_match(joined)):
+            return value
+        renamed = {}
+        for key in value:
+            if isinstance(key, str):
+                new = self._scan(key, counts)
+                if new is not key:
+                    renamed[key] = new
+        if not renamed:
+            return value
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = renamed.get(key, key)
+            n = 1
+            while name in out:
+                n += 1
+                name = f"{renamed.get(key, key)}#{n}"
+            out[name] = item
+        return out
 
     def _string(self, text: str, counts: dict[str, int]) -> Any:
         """A payload string: truncated when too large, else scanned by the detectors."""
