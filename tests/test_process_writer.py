@@ -242,6 +242,16 @@ def _big_chat(client: Any, size: int) -> None:
     assert client.post("https://api.openai.com/v1/chat/completions", json=body).content == COMPLETION
 
 
+def _stop(pid: int) -> None:
+    """SIGSTOP *pid* and wait until it has really stopped: the signal is delivered asynchronously, and
+    a child still running on the other core would read from the pipe meanwhile."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 60  # a hang detector, not a timing assumption
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+        assert time.monotonic() < deadline, "the child did not stop within 60 s"
+        time.sleep(0.001)
+
+
 def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
     hx: ModuleType, tmp_path: Path
 ) -> None:
@@ -262,10 +272,12 @@ def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
         assert writer._hand_ons >= 3  # handed on every few calls, not after 32
         child = writer._child
         assert child is not None
-        writer._ship_at = 1
+        # the next batch takes what the calls above left queued (how much depends on how fast the
+        # child read) and the big capture, so that the big one is handed on whatever was left
+        writer._ship_at = len(writer._queue) + 1
         # The child is stopped while the big batch is handed on, so that the pipe is full by
         # construction (it read everything meanwhile when this process was the slow one).
-        os.kill(child.pid, signal.SIGSTOP)
+        _stop(child.pid)
         try:
             _big_chat(client, 3 * PIPE_BYTES)  # one batch three times the pipe's size
         finally:
