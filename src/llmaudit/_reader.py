@@ -16,7 +16,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._chain import PAYLOAD_FIELDS, VerifyReport, chain_key, is_tombstone, tombstone, verify_chain
+from ._chain import (
+    MARKED_FIELDS,
+    PAYLOAD_FIELDS,
+    TOMBSTONE_FIELDS,
+    VerifyReport,
+    chain_key,
+    compute_hash,
+    hash_version,
+    is_marker,
+    is_tombstone,
+    marker,
+    tombstone,
+    verify_chain,
+)
 from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError
 from ._record import AuditRecord, utcnow
@@ -38,11 +51,19 @@ _FILTER_ALIASES = {"session": "session_key"}
 
 @dataclass(frozen=True, slots=True)
 class ForgetResult:
-    """What `Reader.forget` did: records erased, and spool files it could not touch (in use)."""
+    """What `Reader.forget` did: records erased, and spool files it could not touch (in use).
+
+    ``legacy``: records sealed with hashing version 1 (before llmaudit 0.x digested every field):
+    only their payloads (request, response, metadata) could be erased without breaking the chain;
+    their other fields are kept. ``unverified``: records that did not verify with the key given
+    before erasure, erased anyway because ``force=True``.
+    """
 
     erased: int
     spool_replayed: int
     spool_files_in_use: int
+    legacy: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,16 +202,31 @@ class Reader:
         session: str | None = None,
         user: str | None = None,
         ids: Sequence[str] | None = None,
+        key: str | bytes | None = None,
+        force: bool = False,
     ) -> ForgetResult:
-        """Erase the payloads (request, response, metadata) of the matching records, keeping their
-        digests in a tombstone so the log still verifies. Waiting spool files are replayed first so
-        that no copy survives there; files held by a running writer are left alone and counted.
+        """Erase what the matching records hold of the data subject, keeping digests so the log
+        still verifies: the JSON fields (request, response, metadata, headers) become tombstones
+        (with a MAC over record id, field, digest and time when a chain key is given), the text
+        fields (session_key, parent_session_key, user, url, error, tags, notes) the marker
+        ``erased:<digest>``, which groups as the value did. A session's nested sessions (records
+        whose ``parent_session_key`` is it) are erased with it. Waiting spool files are replayed
+        first so that no copy survives there; files held by a running writer are left alone and
+        counted. See `ForgetResult` for records sealed before every field was digested.
+
+        Args:
+            key: the chain key (``LLMAUDIT_CHAIN_KEY`` by default): the markers' digests are keyed
+                like the chain, so a keyed log erased without its key would no longer verify.
+            force: erase even records that do not verify with *key* before erasure (tampered, or
+                the wrong key): they are listed in ``ForgetResult.unverified``.
 
         Raises:
-            ConfigurationError: no selector was given, or the backend cannot erase.
+            ConfigurationError: no selector was given, the backend cannot erase, or (without
+                *force*) a matching record does not verify with *key*.
         """
         if session is None and user is None and not ids:
             raise ConfigurationError("forget needs session=, user= or ids=")
+        secret = chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
         store = self._chain_store("erasure")
         spool = Spool(self._spool_dir)
         replayed = spool.replay(self.storage).records if spool.pending() else 0
@@ -205,26 +241,46 @@ class Reader:
             queries.append(Query(user=user))
         if ids:
             queries.append(Query(ids=tuple(ids)))
+        wanted = set(ids or ())
+
+        def selected(r: AuditRecord) -> bool:
+            return (
+                r.id in wanted
+                or (session is not None and session in (r.session_key, r.parent_session_key))
+                or (user is not None and r.user == user)
+            )
+
+        if session is not None:  # nested sessions: no index on parent_session_key, so a scan (rare)
+            queries.append(Query())
+        legacy: list[str] = []
+        unverified: list[str] = []
         for query in queries:
             for record in self.storage.read(query):
-                fields = _tombstones(record, now)
-                if fields:
-                    payloads[record.id] = fields
+                if record.id in payloads or not selected(record):
+                    continue
+                fields = _erasure(record, now, secret)
+                if not fields:
+                    continue
+                payloads[record.id] = fields
+                if hash_version(record) == 1:
+                    legacy.append(record.id)
+                if record.hash is not None and compute_hash(record, secret) != record.hash:
+                    unverified.append(record.id)
+        if unverified and not force:
+            raise ConfigurationError(
+                f"{len(unverified)} matching records (e.g. {unverified[0]}) do not verify with "
+                f"{'the chain key given' if secret else 'no chain key (set LLMAUDIT_CHAIN_KEY)'}: "
+                "erasing them would leave digests that never verify; give the right key, or force"
+            )
         erased = store.erase(payloads) if payloads else 0
-        wanted = set(ids or ())
-        self._erase_rejected(
-            lambda r: (
-                r.id in wanted
-                or (session is not None and r.session_key == session)
-                or (user is not None and r.user == user)
-            ),
-            now,
-        )
-        return ForgetResult(erased, replayed, in_use)
+        self._erase_rejected(selected, now, secret)
+        return ForgetResult(erased, replayed, in_use, tuple(legacy), tuple(unverified))
 
-    def _erase_rejected(self, selected: Callable[[AuditRecord], bool], now: datetime) -> None:
-        """Rejected records kept in the spool for the operator lose their payloads too (the files
-        are rewritten atomically, like JSONL files)."""
+    def _erase_rejected(
+        self, selected: Callable[[AuditRecord], bool], now: datetime, key: bytes | None = None
+    ) -> None:
+        """Rejected records kept in the spool for the operator lose the subject's data too (the
+        files are rewritten atomically, like JSONL files)."""
         from .storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
 
         if not self._spool_dir.is_dir():
@@ -233,7 +289,7 @@ class Reader:
             data = path.read_bytes()
             ids = {r.id for r in _decode_lines(data) if selected(r)}
             if ids:
-                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))
+                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_erasure(r, now, key)))
                 _replace_file(path, b"".join(lines))
 
     def prune(self, older_than: datetime, *, progress: Callable[[int], None] | None = None) -> PruneResult:
@@ -451,13 +507,21 @@ def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | N
         progress(count)
 
 
-def _tombstones(record: AuditRecord, now: datetime) -> dict[str, Any]:
-    """The payload fields of *record* not erased yet, as tombstones."""
-    return {
-        name: tombstone(getattr(record, name), now)
-        for name in PAYLOAD_FIELDS
+def _erasure(record: AuditRecord, now: datetime, key: bytes | None) -> dict[str, Any]:
+    """The fields of *record* not erased yet, erased: tombstones and markers (see `Reader.forget`).
+    A record sealed with hashing version 1 digests its payloads only: only those can go."""
+    modern = hash_version(record) >= 2
+    changes: dict[str, Any] = {
+        name: tombstone(getattr(record, name), now, key=key, record_id=record.id, name=name)
+        for name in (TOMBSTONE_FIELDS if modern else PAYLOAD_FIELDS)
         if not is_tombstone(getattr(record, name))
     }
+    if modern:
+        for name in MARKED_FIELDS:
+            value = getattr(record, name)
+            if value and not is_marker(value):
+                changes[name] = marker(name, value, key)
+    return changes
 
 
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
@@ -80,8 +81,46 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
                 )
         if report.unchained:
             click.echo(f"  records without a chain: {report.unchained[:5]}")
+        _echo_erasures(report)
     if not report.ok or problems:
         sys.exit(1)
+
+
+#: How many erased records the text report lists (``--json`` lists them all).
+ERASURES_SHOWN = 50
+_ERASURE_NOTES = {
+    "authenticated": "erasure authenticated by the chain key",
+    "unchecked": "not authenticated: no chain key",
+    "forged": "FORGED: its erasure MAC does not match (payload replaced or time changed by hand)",
+    "unauthenticated": "NOT AUTHENTICATED: no erasure MAC (erased by hand, without the key, or before MACs)",
+}
+
+
+def _inert(text: str | None) -> str:
+    """Stored text as one inert line: control and other non-printable characters escaped."""
+    if text is None:
+        return "unknown time"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _echo_erasures(report: VerifyReport) -> None:
+    erasures = report.erasures
+    if not erasures:
+        return
+    click.echo(f"erased records ({len(erasures)}):")
+    for e in erasures[:ERASURES_SHOWN]:
+        click.echo(
+            f"  {_inert(e.id)}  erased {_inert(e.at)}  fields: {', '.join(e.fields)}  "
+            f"[{_ERASURE_NOTES.get(e.status, e.status)}]"
+        )
+    if len(erasures) > ERASURES_SHOWN:
+        click.echo(f"  ... and {len(erasures) - ERASURES_SHOWN} more (--json lists them all)")
+    if not report.keyed:
+        click.echo(
+            "note: without the chain key (--key or LLMAUDIT_CHAIN_KEY), verify can tell that an erased "
+            "field's digest still fits the chain, not who erased it or when: anyone able to write the "
+            "store can replace a payload by a tombstone or change its time."
+        )
 
 
 @cli.command()
@@ -89,17 +128,40 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
 @click.option("--session", default=None, help="Erase every record of this session key.")
 @click.option("--user", default=None, help="Erase every record of this user.")
 @click.option("--id", "ids", multiple=True, help="Erase this record (repeatable).")
-def forget(storage: str | None, session: str | None, user: str | None, ids: tuple[str, ...]) -> None:
-    """Erase payloads (right to be forgotten), keeping their digests so the log still verifies."""
+@click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
+@click.option("--force", is_flag=True, help="Erase records that do not verify with the key, too.")
+def forget(
+    storage: str | None,
+    session: str | None,
+    user: str | None,
+    ids: tuple[str, ...],
+    key: str | None,
+    force: bool,
+) -> None:
+    """Erase a data subject's records (right to be forgotten): payloads, headers, user, session keys,
+    URL, error, tags and notes, keeping digests so the log still verifies."""
     from .. import _reader  # noqa: PLC0415
 
     if session is None and user is None and not ids:
         _fail("forget needs --session, --user or --id")
     with _reader.open(storage_url(storage)) as reader:
-        result = reader.forget(session=session, user=user, ids=list(ids) or None)
+        result = reader.forget(session=session, user=user, ids=list(ids) or None, key=key, force=force)
     if not result.erased:
         _fail("no matching record")
-    click.echo(f"erased the payloads of {result.erased} records")
+    click.echo(f"erased {result.erased} records")
+    if result.legacy:
+        click.echo(
+            f"warning: {len(result.legacy)} records were sealed before every field was digested: only "
+            "their request, response and metadata could be erased; their user, session key, URL, "
+            "error, tags, headers and notes are kept (erasing them would break the chain)",
+            err=True,
+        )
+    if result.unverified:
+        click.echo(
+            f"warning: {len(result.unverified)} records did not verify before erasure (--force): "
+            "verify will report them as modified",
+            err=True,
+        )
     if result.spool_files_in_use:
         click.echo(
             f"warning: {result.spool_files_in_use} spool files are in use by a running writer", err=True
