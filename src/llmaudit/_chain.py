@@ -369,8 +369,10 @@ _set_hash = AuditRecord.__dict__["hash"].__set__
 
 #: What verify can say of an erasure: its tombstones' MACs check with the key ("authenticated"); no
 #: key was given, so nothing tells it from a hand-made one ("unchecked"); a key was given and a MAC is
-#: wrong ("forged") or absent ("unauthenticated": made without the key, by hand, or before MACs).
-ERASURE_STATUSES = ("authenticated", "unchecked", "forged", "unauthenticated")
+#: wrong ("forged") or absent ("unauthenticated": made without the key, or by hand); a record sealed
+#: with hashing version 1 whose tombstones have no MAC, as every erasure before MACs ("legacy": not
+#: authenticated, and not counted as forged, or every erasure made before would fail verify).
+ERASURE_STATUSES = ("authenticated", "unchecked", "forged", "unauthenticated", "legacy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +520,7 @@ def _erasure(record: AuditRecord, key: bytes | None) -> Erasure | None:
     elif not stones:  # markers alone: their digests are keyed, the chain hash checks them
         status = "authenticated"
     elif any("mac" not in stone for _, stone in stones):
-        status = "unauthenticated"
+        status = "legacy" if hash_version(record) == 1 else "unauthenticated"
     elif all(
         hmac.compare_digest(
             str(stone["mac"]), erasure_mac(key, record.id, name, stone["sha256"], str(stone["at"]))

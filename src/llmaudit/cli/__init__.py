@@ -92,7 +92,8 @@ _ERASURE_NOTES = {
     "authenticated": "erasure authenticated by the chain key",
     "unchecked": "not authenticated: no chain key",
     "forged": "FORGED: its erasure MAC does not match (payload replaced or time changed by hand)",
-    "unauthenticated": "NOT AUTHENTICATED: no erasure MAC (erased by hand, without the key, or before MACs)",
+    "unauthenticated": "NOT AUTHENTICATED: no erasure MAC (erased by hand, or without the key)",
+    "legacy": "not authenticated: erased before erasure MACs",
 }
 
 
