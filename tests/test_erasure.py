@@ -138,6 +138,8 @@ def test_forget_leaves_no_text_of_the_subject_in_any_file_or_table(
     assert report.ok and report.keyed is keyed, report.to_json()
     assert report.totals()["verified"] == 6 and report.totals()["erased"] == 4
     assert by_user == []
+    listed = CliRunner().invoke(cli, ["sessions", "-s", url, "--user", f"{TOKEN}-user", "--json"])
+    assert listed.exit_code == 0 and listed.output == "", listed.output
     assert len({r.user for r in erased}) == 1 and erased[0].user.startswith("erased:")  # type: ignore[union-attr]
     assert sorted(grouped.values()) == [1, 2, 3]  # the erased sessions still group as before
     assert all(
@@ -256,6 +258,7 @@ def test_a_forged_erasure_is_told_apart_with_the_key(tmp_path: Path, monkeypatch
     assert report.totals()["forged_erasures"] == 2
     out = CliRunner().invoke(cli, ["verify", "-s", url])
     assert out.exit_code == 1 and out.output.startswith("FAILED")
+    assert "0 modified" in out.output and "2 forged erasures" in out.output
     assert "FORGED" in out.output and "NOT AUTHENTICATED" in out.output
 
 

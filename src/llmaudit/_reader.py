@@ -53,7 +53,7 @@ _FILTER_ALIASES = {"session": "session_key"}
 class ForgetResult:
     """What `Reader.forget` did: records erased, and spool files it could not touch (in use).
 
-    ``legacy``: records sealed with hashing version 1 (before llmaudit 0.x digested every field):
+    ``legacy``: records sealed with hashing version 1 (before every field was hashed as a digest):
     only their payloads (request, response, metadata) could be erased without breaking the chain;
     their other fields are kept. ``unverified``: records that did not verify with the key given
     before erasure, erased anyway because ``force=True``.

@@ -72,6 +72,7 @@ def verify(storage: str | None, key: str | None, as_json: bool) -> None:
             f"({totals['erased']} erased) from {totals['writers']} writers; "
             f"{totals['modified']} modified, {totals['missing']} missing, "
             f"{totals['reordered']} reordered, {totals['inserted']} inserted"
+            + (f", {totals['forged_erasures']} forged erasures" if totals["forged_erasures"] else "")
         )
         for writer_id, w in sorted(report.writers.items()):
             if not w.ok:
