@@ -90,6 +90,8 @@ ERASED_PREFIX = "erased:"
 _MARKER = re.compile(r"erased:[0-9a-f]{64}")
 # a session key and the parent_session_key naming it erase to the same marker
 _DOMAINS = {name: name.encode() for name in MARKED_FIELDS} | {"parent_session_key": b"session_key"}
+_FIELD_PREFIXES = {name: b"llmaudit-field\0" + domain + b"\0" for name, domain in _DOMAINS.items()}
+_ERASABLE = tuple(sorted(TOMBSTONE_FIELDS + MARKED_FIELDS))
 
 
 class ChainState(NamedTuple):
@@ -157,10 +159,22 @@ def field_digest(name: str, value: Any, key: bytes | None) -> str:
     one, else HMAC-SHA256 (with the chain key) or SHA-256 (without) of its domain and canonical JSON."""
     if is_marker(value):
         return str(value[0] if isinstance(value, tuple) else value)[len(ERASED_PREFIX) :]
-    message = b"llmaudit-field\0" + _DOMAINS[name] + b"\0" + dumps(value)
-    if key is None:
-        return sha256(message).hexdigest()
-    return hmac.digest(key, message, "sha256").hex()
+    cacheable = isinstance(value, str) and len(value) <= 256
+    if cacheable:  # users, session keys and URLs repeat from record to record
+        known = _field_digests.get((key, name, value))
+        if known is not None:
+            return known
+    message = _FIELD_PREFIXES[name] + dumps(value)
+    digest = sha256(message).hexdigest() if key is None else hmac.digest(key, message, "sha256").hex()
+    if cacheable:
+        if len(_field_digests) >= _FIELD_DIGESTS_KEPT:
+            _field_digests.clear()
+        _field_digests[(key, name, value)] = digest
+    return digest
+
+
+_FIELD_DIGESTS_KEPT = 4096
+_field_digests: dict[tuple[bytes | None, str, str], str] = {}
 
 
 def marker(name: str, value: Any, key: bytes | None) -> Any:
@@ -178,11 +192,16 @@ def hash_version(record: AuditRecord) -> int:
 
 def erased_fields(record: AuditRecord) -> tuple[str, ...]:
     """The fields of *record* that were erased (tombstones and markers), in field order."""
-    return tuple(
-        name
-        for name in sorted(TOMBSTONE_FIELDS + MARKED_FIELDS)
-        if is_tombstone(getattr(record, name)) or is_marker(getattr(record, name))
-    )
+    found: tuple[str, ...] = ()
+    for name in _ERASABLE:
+        value = getattr(record, name)
+        # most values are plainly not erased: rule them out without a call
+        if isinstance(value, dict):
+            if 3 <= len(value) <= 4 and is_tombstone(value):
+                found += (name,)
+        elif isinstance(value, (str, tuple)) and (len(value) == 71 or len(value) == 1) and is_marker(value):
+            found += (name,)
+    return found
 
 
 def payload_digest(value: Any) -> str:
