@@ -314,3 +314,20 @@ def test_fixture_is_what_hashing_version_1_wrote() -> None:
     store = JSONLStorage(FIXTURES / "unkeyed")
     assert all(r.hash is not None and ":" not in r.hash for r in store.read())
     store.close()
+
+
+def test_a_tombstone_with_a_mac_that_is_not_ascii_is_forged_not_a_crash() -> None:
+    """The MAC is stored text anyone with write access can set: verify compares it as bytes."""
+    import dataclasses
+
+    from llmaudit._chain import ChainState, tombstone, verify_chain
+
+    key = KEY.encode()
+    (record,) = Chain(key, writer_id="w").seal([_subject(0)])
+    stone = {
+        **tombstone(record.request, START, key=key, record_id=record.id, name="request"),
+        "mac": "é" * 64,
+    }
+    erased = dataclasses.replace(record, request=stone)
+    report = verify_chain([erased], {"w": ChainState(1, record.hash or "")}, key)
+    assert [e.status for e in report.erasures] == ["forged"] and not report.ok

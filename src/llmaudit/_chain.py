@@ -540,9 +540,10 @@ def _erasure(record: AuditRecord, key: bytes | None) -> Erasure | None:
         status = "authenticated"
     elif any("mac" not in stone for _, stone in stones):
         status = "legacy" if hash_version(record) == 1 else "unauthenticated"
-    elif all(
+    elif all(  # as bytes: compare_digest refuses a str that is not ASCII, and the MAC is stored text
         hmac.compare_digest(
-            str(stone["mac"]), erasure_mac(key, record.id, name, stone["sha256"], str(stone["at"]))
+            str(stone["mac"]).encode(),
+            erasure_mac(key, record.id, name, stone["sha256"], str(stone["at"])).encode(),
         )
         for name, stone in stones
     ):
