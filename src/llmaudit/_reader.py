@@ -268,13 +268,13 @@ class Reader:
                     unverified.append(record.id)
         if unverified and not force:
             raise ConfigurationError(
-                f"{len(unverified)} matching records (e.g. {unverified[0]}) do not verify with "
+                f"{len(unverified)} matching records (e.g. {unverified[0]!r}) do not verify with "
                 f"{'the chain key given' if secret else 'no chain key (set LLMAUDIT_CHAIN_KEY)'}: "
                 "erasing them would leave digests that never verify; give the right key, or force"
             )
         erased = store.erase(payloads) if payloads else 0
         self._erase_rejected(selected, now, secret)
-        return ForgetResult(erased, replayed, in_use, tuple(legacy), tuple(unverified))
+        return ForgetResult(erased, replayed, in_use, legacy=tuple(legacy), unverified=tuple(unverified))
 
     def _erase_rejected(
         self, selected: Callable[[AuditRecord], bool], now: datetime, key: bytes | None = None
