@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import re
 import threading
 from collections import defaultdict
@@ -92,6 +93,7 @@ _MARKER = re.compile(r"erased:[0-9a-f]{64}")
 _DOMAINS = {name: name.encode() for name in MARKED_FIELDS} | {"parent_session_key": b"session_key"}
 _FIELD_PREFIXES = {name: b"llmaudit-field\0" + domain + b"\0" for name, domain in _DOMAINS.items()}
 _ERASABLE = tuple(sorted(TOMBSTONE_FIELDS + MARKED_FIELDS))
+_erasable_values = operator.attrgetter(*_ERASABLE)
 
 
 class ChainState(NamedTuple):
@@ -192,16 +194,18 @@ def hash_version(record: AuditRecord) -> int:
 
 def erased_fields(record: AuditRecord) -> tuple[str, ...]:
     """The fields of *record* that were erased (tombstones and markers), in field order."""
-    found: tuple[str, ...] = ()
-    for name in _ERASABLE:
-        value = getattr(record, name)
-        # most values are plainly not erased: rule them out without a call
-        if isinstance(value, dict):
-            if 3 <= len(value) <= 4 and is_tombstone(value):
-                found += (name,)
-        elif isinstance(value, (str, tuple)) and (len(value) == 71 or len(value) == 1) and is_marker(value):
-            found += (name,)
-    return found
+    found = [
+        name
+        for name, value in zip(_ERASABLE, _erasable_values(record), strict=True)
+        # most values are plainly not erased: ruled out without a call (verify asks every record)
+        if value
+        and (
+            (isinstance(value, dict) and "erased" in value and is_tombstone(value))
+            or (isinstance(value, str) and len(value) == 71 and is_marker(value))
+            or (isinstance(value, tuple) and len(value) == 1 and is_marker(value))
+        )
+    ]
+    return tuple(found)
 
 
 def payload_digest(value: Any) -> str:
