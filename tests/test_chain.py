@@ -286,7 +286,7 @@ def test_verify_and_forget_commands(tmp_path: Path) -> None:
     as_json = runner.invoke(cli, ["verify", "-s", url, "--json"])
     assert orjson.loads(as_json.output)["verified"] == 3
     forgot = runner.invoke(cli, ["forget", "-s", url, "--id", written[0].id])
-    assert forgot.exit_code == 0 and "erased the payloads of 1 records" in forgot.output
+    assert forgot.exit_code == 0 and "erased 1 records" in forgot.output
     none = runner.invoke(cli, ["forget", "-s", url, "--session", "nobody"])
     assert none.exit_code == 1 and "no matching record" in none.output
     Tamper("sqlite", url, None).update(written[1].id, user="mallory")
@@ -528,8 +528,9 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
     request: Any, metadata: dict[str, Any], headers: Any, tags: list[str], erased: bool, tokens: int | None
 ) -> None:
     """The hash (encoded without re-sorting: keys already in order, containers as fragments) is
-    exactly SHA-256 of `dumps` of the record with each payload as its digest, as the module says and
-    as every earlier version computed it; and the JSON remembered for storage is `dumps` of the record."""
+    exactly ``v2:`` and SHA-256 of `dumps` of the record with each JSON field (payloads, headers) as
+    its digest and each non-empty text field of the data subject as the digest of its domain and
+    JSON, as the module says; and the JSON remembered for storage is `dumps` of the record."""
     import hashlib
 
     from llmaudit._chain import tombstone
@@ -545,13 +546,15 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
         headers=headers,
         tags=tuple(tags),
         input_tokens=tokens,
+        user="alice",
+        parent_session_key="outer",
     )
     chain = Chain(None)
     chain.remember_records = True
     (sealed,) = chain.seal([record])
     expected = record_to_dict(sealed)
     del expected["hash"]
-    for name in ("request", "response", "metadata"):
+    for name in ("request", "response", "metadata", "headers"):
         value = expected[name]
         is_tomb = (
             isinstance(value, dict)
@@ -559,7 +562,12 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
             and set(value) == {"erased", "sha256", "at"}
         )
         expected[name] = value["sha256"] if is_tomb else hashlib.sha256(dumps(value)).hexdigest()
-    assert sealed.hash == hashlib.sha256(dumps(expected)).hexdigest()
+    domains = {"parent_session_key": "session_key"}
+    for name in ("session_key", "parent_session_key", "user", "url", "error", "tags", "notes"):
+        if expected[name]:
+            message = f"llmaudit-field\0{domains.get(name, name)}\0".encode() + dumps(expected[name])
+            expected[name] = hashlib.sha256(message).hexdigest()
+    assert sealed.hash == "v2:" + hashlib.sha256(dumps(expected)).hexdigest()
     assert sealed.hash == compute_hash(sealed)
     assert recall(sealed) == dumps(record_to_dict(sealed)) == encode_record(sealed)
     forget_encodings()
@@ -571,6 +579,8 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
         ({"erased": True, "sha256": "ab" * 32, "at": "2026-01-01T00:00:00.000000Z"}, True),
         ({"erased": True, "sha256": "ab" * 32}, False),  # no "at"
         ({"erased": True, "sha256": "ab" * 32, "at": "x", "more": 1}, False),  # a fourth key
+        ({"erased": True, "sha256": "ab" * 32, "at": "x", "mac": "cd" * 32}, True),  # keyed erasure
+        ({"erased": True, "sha256": "ab" * 32, "at": "x", "mac": 5}, False),  # a MAC that is not text
         ({"erased": True, "sha256": "ab" * 32, "when": "x"}, False),  # three keys, one of them wrong
         ({"erased": "true", "sha256": "ab" * 32, "at": "x"}, False),  # not the JSON true
         ({"erased": 1, "sha256": "ab" * 32, "at": "x"}, False),  # 1 == True, but is not True

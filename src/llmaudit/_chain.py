@@ -3,9 +3,20 @@
 Each writer (one per process, a new one after ``fork``) numbers its records ``seq = 1, 2, …`` under a
 fresh ``writer_id`` and links them: ``hash = H(canonical JSON of the record with prev_hash and seq)``
 where ``H`` is SHA-256, or HMAC-SHA256 keyed with ``LLMAUDIT_CHAIN_KEY`` when one is set. In that JSON
-each payload field (``request``, ``response``, ``metadata``) stands as the SHA-256 digest of its own
-canonical JSON, so `erase` can replace a payload by a tombstone that keeps the digest, and the chain
-still verifies. Everything else (timestamps, session, model, usage, headers, notes…) enters as is.
+every field that can hold the data subject's text stands as a digest, so that `Reader.forget` can
+replace it and the chain still verifies. The hashing is versioned, and the version is written in the
+hash itself:
+
+* version 1 (bare hex, written before version 2): the payload fields (``request``, ``response``,
+  ``metadata``) stand as the SHA-256 of their canonical JSON; everything else enters as is.
+* version 2 (``"v2:" + hex``): the JSON fields of `TOMBSTONE_FIELDS` (the payloads and ``headers``)
+  as the SHA-256 of their canonical JSON; the text fields of `MARKED_FIELDS` (``session_key``,
+  ``parent_session_key``, ``user``, ``url``, ``error``, ``tags``, ``notes``), unless empty, as
+  `field_digest`: HMAC-SHA256 with the chain key (SHA-256 without one) of the field's domain and
+  canonical JSON. An erased JSON field becomes a `tombstone` (its digest, the time of erasure and,
+  with a key, a MAC over record id, field, digest and time: `erasure_mac`); an erased text field
+  becomes the marker ``erased:<digest>``, which groups as the value did (the same user gives the same
+  marker) and, with a key, tells nothing about the value.
 
 Backends keep, beside the records, each writer's *head* (highest ``seq`` and its hash, updated in the
 same write as the records, so cutting the tail is detected) and, once old records are pruned, a
@@ -31,6 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -45,17 +58,28 @@ from ._codec import dumps, dumps_presorted, format_timestamp, record_to_dict, re
 from ._record import AuditRecord, new_id
 
 __all__ = [
+    "ERASED_PREFIX",
     "GENESIS",
+    "HASH_VERSION",
+    "MARKED_FIELDS",
     "PAYLOAD_FIELDS",
     "REGISTRY_KINDS",
+    "TOMBSTONE_FIELDS",
     "Chain",
     "ChainState",
+    "Erasure",
     "RegistryEntry",
     "VerifyReport",
     "WriterReport",
     "chain_key",
     "compute_hash",
+    "erased_fields",
+    "erasure_mac",
+    "field_digest",
+    "hash_version",
+    "is_marker",
     "is_tombstone",
+    "marker",
     "new_state",
     "payload_digest",
     "registry_entry",
@@ -66,8 +90,23 @@ __all__ = [
 
 #: The ``prev_hash`` of a writer's first record.
 GENESIS = "0" * 64
-#: Fields that enter the hash as the digest of their own canonical JSON (and that `erase` replaces).
+#: Fields that enter a version 1 hash as the digest of their own canonical JSON.
 PAYLOAD_FIELDS = ("request", "response", "metadata")
+#: The hashing of records sealed now (see the module docstring); older versions still verify.
+HASH_VERSION = 2
+_V2 = "v2:"
+#: JSON fields that enter a version 2 hash as the SHA-256 of their canonical JSON; erased, a `tombstone`.
+TOMBSTONE_FIELDS = ("headers", "metadata", "request", "response")
+#: Text fields that enter a version 2 hash as their `field_digest` (unless empty); erased, a `marker`.
+MARKED_FIELDS = ("error", "notes", "parent_session_key", "session_key", "tags", "url", "user")
+#: What an erased text field starts with (then 64 hex digits: 71 characters fit every column).
+ERASED_PREFIX = "erased:"
+_MARKER = re.compile(r"erased:[0-9a-f]{64}")
+# a session key and the parent_session_key naming it erase to the same marker
+_DOMAINS = {name: name.encode() for name in MARKED_FIELDS} | {"parent_session_key": b"session_key"}
+_FIELD_PREFIXES = {name: b"llmaudit-field\0" + domain + b"\0" for name, domain in _DOMAINS.items()}
+_ERASABLE = tuple(sorted(TOMBSTONE_FIELDS + MARKED_FIELDS))
+_erasable_values = operator.attrgetter(*_ERASABLE)
 
 
 class ChainState(NamedTuple):
@@ -154,9 +193,28 @@ def chain_key(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def tombstone(value: Any, at: datetime) -> dict[str, Any]:
-    """What an erased payload becomes: its digest (so the chain still verifies) and when it went."""
-    return {"erased": True, "sha256": payload_digest(value), "at": format_timestamp(at)}
+def tombstone(
+    value: Any,
+    at: datetime,
+    *,
+    key: bytes | None = None,
+    record_id: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """What an erased JSON field becomes: its digest (so the chain still verifies) and when it went;
+    with a *key* (and the *record_id* and field *name*), a MAC over those (`erasure_mac`), so that
+    verify tells this erasure from a hand-made tombstone or a changed time."""
+    digest, when = payload_digest(value), format_timestamp(at)
+    stone: dict[str, Any] = {"erased": True, "sha256": digest, "at": when}
+    if key is not None and record_id is not None and name is not None:
+        stone["mac"] = erasure_mac(key, record_id, name, digest, when)
+    return stone
+
+
+def erasure_mac(key: bytes, record_id: str, name: str, digest: str, at: str) -> str:
+    """HMAC-SHA256 over a tombstone's record id, field, digest and erasure time."""
+    message = "\0".join(("llmaudit-erasure-v1", record_id, name, digest, at)).encode()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 def is_tombstone(value: Any) -> bool:
@@ -164,12 +222,71 @@ def is_tombstone(value: Any) -> bool:
     # asks this of every payload it seals
     return (
         isinstance(value, dict)
-        and len(value) == 3
+        and (len(value) == 3 or (len(value) == 4 and isinstance(value.get("mac"), str)))
         and "sha256" in value
         and "at" in value
         and value.get("erased") is True
         and isinstance(value["sha256"], str)
     )
+
+
+def is_marker(value: Any) -> bool:
+    """Whether *value* is an erased text field: ``erased:<digest>`` (tags and notes: a tuple of one)."""
+    if isinstance(value, tuple):
+        return len(value) == 1 and is_marker(value[0])
+    return isinstance(value, str) and len(value) == 71 and _MARKER.fullmatch(value) is not None
+
+
+def field_digest(name: str, value: Any, key: bytes | None) -> str:
+    """What a text field of `MARKED_FIELDS` enters a version 2 hash as: its marker's digest if it is
+    one, else HMAC-SHA256 (with the chain key) or SHA-256 (without) of its domain and canonical JSON."""
+    if is_marker(value):
+        return str(value[0] if isinstance(value, tuple) else value)[len(ERASED_PREFIX) :]
+    cacheable = isinstance(value, str) and len(value) <= 256
+    if cacheable:  # users, session keys and URLs repeat from record to record
+        known = _field_digests.get((key, name, value))
+        if known is not None:
+            return known
+    message = _FIELD_PREFIXES[name] + dumps(value)
+    digest = sha256(message).hexdigest() if key is None else hmac.digest(key, message, "sha256").hex()
+    if cacheable:
+        if len(_field_digests) >= _FIELD_DIGESTS_KEPT:
+            _field_digests.clear()
+        _field_digests[(key, name, value)] = digest
+    return digest
+
+
+_FIELD_DIGESTS_KEPT = 4096
+_field_digests: dict[tuple[bytes | None, str, str], str] = {}
+
+
+def marker(name: str, value: Any, key: bytes | None) -> Any:
+    """What an erased text field becomes: ``erased:<field_digest>`` (a tuple of one for tags, notes)."""
+    text = ERASED_PREFIX + field_digest(name, value, key)
+    return (text,) if isinstance(value, tuple) else text
+
+
+def hash_version(record: AuditRecord) -> int:
+    """The hashing a sealed record was sealed with (`HASH_VERSION` for one not sealed yet)."""
+    if record.hash is None or record.hash.startswith(_V2):
+        return HASH_VERSION
+    return 1
+
+
+def erased_fields(record: AuditRecord) -> tuple[str, ...]:
+    """The fields of *record* that were erased (tombstones and markers), in field order."""
+    found = [
+        name
+        for name, value in zip(_ERASABLE, _erasable_values(record), strict=True)
+        # most values are plainly not erased: ruled out without a call (verify asks every record)
+        if value
+        and (
+            (isinstance(value, dict) and "erased" in value and is_tombstone(value))
+            or (isinstance(value, str) and len(value) == 71 and is_marker(value))
+            or (isinstance(value, tuple) and len(value) == 1 and is_marker(value))
+        )
+    ]
+    return tuple(found)
 
 
 def payload_digest(value: Any) -> str:
@@ -180,11 +297,12 @@ def payload_digest(value: Any) -> str:
 
 
 def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | None = None) -> str:
-    """The chain hash of *record* (with *seq* in place of its own, to test another position)."""
+    """The chain hash of *record* (with *seq* in place of its own, to test another position), in the
+    hashing version its own hash names (`hash_version`)."""
     data = record_to_dict(record)
     if seq is not None:
         data["seq"] = seq
-    return _hash_data(data, key)
+    return _hash_data(data, key, version=hash_version(record))
 
 
 #: Encodings this short (``{}``, ``null``, ``[]``, small numbers) keep their digest: most records
@@ -205,29 +323,31 @@ def _short_payload_hash(encoded: bytes) -> str:
 
 
 def _hash_data(
-    data: dict[str, Any], key: bytes | None, *, memo: bool = False, full: dict[str, Any] | None = None
+    data: dict[str, Any],
+    key: bytes | None,
+    *,
+    memo: bool = False,
+    full: dict[str, Any] | None = None,
+    version: int = HASH_VERSION,
 ) -> str:
-    """The hash of a record's dict (`record_to_dict`, keys in sorted order): payloads by digest,
-    ``hash`` itself left out. With *memo*, the canonical JSON of each payload and of the headers is
-    remembered for the storage to reuse; *full* (a copy of *data*) gets every container as a
-    canonical fragment, ready for `dumps_presorted` to encode the whole record without encoding a
-    payload twice."""
+    """The hash of a record's dict (`record_to_dict`, keys in sorted order) in hashing *version*:
+    fields by digest as the module docstring says, ``hash`` itself left out. With *memo*, the
+    canonical JSON of each payload and of the headers is remembered for the storage to reuse; *full*
+    (a copy of *data*) gets every container as a canonical fragment, ready for `dumps_presorted` to
+    encode the whole record without encoding a payload twice."""
     data.pop("hash", None)
-    headers = data["headers"]
-    if isinstance(headers, (dict, list)):  # the one container that is not a payload
-        if not headers and isinstance(headers, dict):
-            fragment = _EMPTY_OBJECT
-        else:
-            encoded = dumps(headers)
-            if memo:
-                remember(headers, encoded)
-            fragment = orjson.Fragment(encoded)
-        data["headers"] = fragment
-        if full is not None:
-            full["headers"] = fragment
-    for name in PAYLOAD_FIELDS:
+    if version == 1:
+        _headers_as_is(data, memo, full)
+        digested: tuple[str, ...] = PAYLOAD_FIELDS
+    else:
+        for name in MARKED_FIELDS:
+            value = data[name]
+            if value:  # None, "" and () enter as they are: there is nothing to erase
+                data[name] = field_digest(name, value, key)
+        digested = TOMBSTONE_FIELDS
+    for name in digested:
         value = data[name]
-        if isinstance(value, dict) and len(value) == 3 and is_tombstone(value):  # no call for most payloads
+        if isinstance(value, dict) and 3 <= len(value) <= 4 and is_tombstone(value):  # no call for most
             data[name] = value["sha256"]
             if full is not None:
                 full[name] = orjson.Fragment(dumps(value))
@@ -241,7 +361,24 @@ def _hash_data(
             data[name] = sha256(encoded).hexdigest()
         else:
             data[name] = _short_payload_hash(encoded)
-    return _digest(dumps_presorted(data), key)
+    digest = _digest(dumps_presorted(data), key)
+    return digest if version == 1 else _V2 + digest
+
+
+def _headers_as_is(data: dict[str, Any], memo: bool, full: dict[str, Any] | None) -> None:
+    """Version 1: the headers enter the hash as they are (a canonical fragment)."""
+    headers = data["headers"]
+    if isinstance(headers, (dict, list)):
+        if not headers and isinstance(headers, dict):
+            fragment = _EMPTY_OBJECT
+        else:
+            encoded = dumps(headers)
+            if memo:
+                remember(headers, encoded)
+            fragment = orjson.Fragment(encoded)
+        data["headers"] = fragment
+        if full is not None:
+            full["headers"] = fragment
 
 
 class Chain:
@@ -334,6 +471,28 @@ _set_prev_hash = AuditRecord.__dict__["prev_hash"].__set__
 _set_hash = AuditRecord.__dict__["hash"].__set__
 
 
+#: What verify can say of an erasure: its tombstones' MACs check with the key ("authenticated"); no
+#: key was given, so nothing tells it from a hand-made one ("unchecked"); a key was given and a MAC is
+#: wrong ("forged") or absent ("unauthenticated": made without the key, or by hand); a record sealed
+#: with hashing version 1 whose tombstones have no MAC, as every erasure before MACs ("legacy": not
+#: authenticated, and not counted as forged, or every erasure made before would fail verify).
+ERASURE_STATUSES = ("authenticated", "unchecked", "forged", "unauthenticated", "legacy")
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One erased record as verify found it: which fields, when (the latest tombstone time, as
+    stored: untrusted text unless *status* is "authenticated"), and whether that is proven."""
+
+    id: str
+    at: str | None
+    fields: tuple[str, ...]
+    status: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at, "fields": list(self.fields), "status": self.status}
+
+
 @dataclass(slots=True)
 class WriterReport:
     """The verdict on one writer's chain (ids of the records at fault, at most a few of each kind)."""
@@ -351,14 +510,28 @@ class WriterReport:
     problems: list[str] = field(default_factory=list)
     #: What could not be checked and why (a head written before heads had MACs): reported, not failed.
     warnings: list[str] = field(default_factory=list)
+    #: Every erased record among the verified ones, in ``seq`` order.
+    erasures: list[Erasure] = field(default_factory=list)
 
     @property
     def missing_count(self) -> int:
         return sum(end - start + 1 for start, end in self.missing)
 
     @property
+    def forged_erasures(self) -> list[str]:
+        """Records whose erasure a keyed verify could not authenticate (forged or without a MAC)."""
+        return [e.id for e in self.erasures if e.status in ("forged", "unauthenticated")]
+
+    @property
     def ok(self) -> bool:
-        return not (self.modified or self.reordered or self.inserted or self.missing or self.problems)
+        return not (
+            self.modified
+            or self.reordered
+            or self.inserted
+            or self.missing
+            or self.problems
+            or self.forged_erasures
+        )
 
 
 @dataclass(slots=True)
@@ -375,6 +548,13 @@ class VerifyReport:
     seals: list[dict[str, Any]] = field(default_factory=list)
     #: False when the store keeps no registry (a third-party backend): writers could vanish unseen.
     registry_checked: bool = False
+    #: Whether a chain key was given: without one, nothing proves who erased what, or when.
+    keyed: bool = False
+
+    @property
+    def erasures(self) -> list[Erasure]:
+        """Every erased record of every writer."""
+        return [e for _, w in sorted(self.writers.items()) for e in w.erasures]
 
     @property
     def ok(self) -> bool:
@@ -395,6 +575,7 @@ class VerifyReport:
             "reordered": sum(len(w.reordered) for w in reports),
             "inserted": sum(len(w.inserted) for w in reports) + len(self.unchained),
             "missing": sum(w.missing_count for w in reports),
+            "forged_erasures": sum(len(w.forged_erasures) for w in reports),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -406,6 +587,8 @@ class VerifyReport:
             "registry_errors": self.registry_errors,
             "registry_checked": self.registry_checked,
             "seals": self.seals,
+            "keyed": self.keyed,
+            "erasures": [e.to_json() for e in self.erasures],
             "by_writer": {
                 wid: {
                     "ok": w.ok,
@@ -419,6 +602,7 @@ class VerifyReport:
                     "base_seq": w.base_seq,
                     "problems": w.problems,
                     "warnings": w.warnings,
+                    "forged_erasures": w.forged_erasures,
                 }
                 for wid, w in sorted(self.writers.items())
             },
@@ -431,7 +615,7 @@ class _Link(NamedTuple):
     prev_hash: str
     hash: str
     self_ok: bool
-    erased: bool
+    erasure: Erasure | None
     record: AuditRecord | None  # kept only when its hash fails, to test other positions
 
 
@@ -456,16 +640,16 @@ def verify_chain(
 
     Holds one small tuple per record (not the payloads' text twice), so a few million records fit.
     """
-    report = VerifyReport()
+    report = VerifyReport(keyed=key is not None)
     by_writer: dict[str, list[_Link]] = defaultdict(list)
     for record in records:
         if record.writer_id is None or record.seq is None or record.hash is None or record.prev_hash is None:
             report.unchained.append(record.id)
             continue
-        erased = any(is_tombstone(getattr(record, name)) for name in PAYLOAD_FIELDS)
+        erasure = _erasure(record, key)
         ok = hmac.compare_digest(compute_hash(record, key), record.hash)
         by_writer[record.writer_id].append(
-            _Link(record.id, record.seq, record.prev_hash, record.hash, ok, erased, None if ok else record)
+            _Link(record.id, record.seq, record.prev_hash, record.hash, ok, erasure, None if ok else record)
         )
     for writer_id in sorted(set(by_writer) | set(states)):
         report.writers[writer_id] = _verify_writer(writer_id, by_writer.get(writer_id, []), states, key)
@@ -564,6 +748,32 @@ def _check_registered(
         out.problems.append(f"prune checkpoint (seq {state.base_seq}) was not made by prune")
 
 
+def _erasure(record: AuditRecord, key: bytes | None) -> Erasure | None:
+    """What *record* says of its erasure, its tombstones' MACs checked with *key*; None if not erased."""
+    names = erased_fields(record)
+    if not names:
+        return None
+    stones = [(name, getattr(record, name)) for name in names if name in TOMBSTONE_FIELDS]
+    times = [str(stone["at"]) for _, stone in stones]
+    if key is None:
+        status = "unchecked"
+    elif not stones:  # markers alone: their digests are keyed, the chain hash checks them
+        status = "authenticated"
+    elif any("mac" not in stone for _, stone in stones):
+        status = "legacy" if hash_version(record) == 1 else "unauthenticated"
+    elif all(  # as bytes: compare_digest refuses a str that is not ASCII, and the MAC is stored text
+        hmac.compare_digest(
+            str(stone["mac"]).encode(),
+            erasure_mac(key, record.id, name, stone["sha256"], str(stone["at"])).encode(),
+        )
+        for name, stone in stones
+    ):
+        status = "authenticated"
+    else:
+        status = "forged"
+    return Erasure(record.id, max(times) if times else None, names, status)
+
+
 def _verify_writer(
     writer_id: str, links: list[_Link], states: Mapping[str, ChainState], key: bytes | None
 ) -> WriterReport:
@@ -607,7 +817,9 @@ def _verify_writer(
             if where in (link.seq, None) and link.seq not in accepted and link.seq > base_seq:
                 accepted[link.seq] = link
                 out.verified += 1
-                out.erased += link.erased
+                if link.erasure is not None:
+                    out.erased += 1
+                    out.erasures.append(link.erasure)
             else:
                 out.inserted.append(link.id)  # a valid hash at a position it does not link to
             continue
@@ -648,3 +860,21 @@ def _find_gaps(
             start = None
     if start is not None:
         out.missing.append((start, last))
+
+
+def erasure_changes(record: AuditRecord, now: datetime, key: bytes | None) -> dict[str, Any]:
+    """The fields of *record* not erased yet, erased at *now*: tombstones and markers (see
+    `Reader.forget`; the spool's forget list applies the same).
+    A record sealed with hashing version 1 digests its payloads only: only those can go."""
+    modern = hash_version(record) >= 2
+    changes: dict[str, Any] = {
+        name: tombstone(getattr(record, name), now, key=key, record_id=record.id, name=name)
+        for name in (TOMBSTONE_FIELDS if modern else PAYLOAD_FIELDS)
+        if not is_tombstone(getattr(record, name))
+    }
+    if modern:
+        for name in MARKED_FIELDS:
+            value = getattr(record, name)
+            if value and not is_marker(value):
+                changes[name] = marker(name, value, key)
+    return changes

@@ -21,12 +21,12 @@ from types import TracebackType
 from typing import Any
 
 from ._chain import (
-    PAYLOAD_FIELDS,
     Chain,
     VerifyReport,
     chain_key,
-    is_tombstone,
-    tombstone,
+    compute_hash,
+    erasure_changes,
+    hash_version,
     verify_chain,
 )
 from ._codec import decode_record, format_timestamp
@@ -59,6 +59,11 @@ class ForgetResult:
     or check, and what to do about it (empty: every copy llmaudit can reach is gone).
     ``residual_copies`` names where the backend keeps copies beyond llmaudit's reach on every run
     (a server's write-ahead log, backups, replicas: SECURITY.md says what an operator must do).
+
+    ``legacy``: records sealed with hashing version 1 (before every field was hashed as a digest):
+    only their payloads (request, response, metadata) could be erased without breaking the chain;
+    their other fields are kept. ``unverified``: records that did not verify with the key given
+    before erasure, erased anyway because ``force=True``.
     """
 
     erased: int
@@ -67,6 +72,8 @@ class ForgetResult:
     already_erased: int = 0  # matching records whose payloads an earlier forget erased
     unguaranteed: tuple[str, ...] = ()
     residual_copies: tuple[str, ...] = ()
+    legacy: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,22 +287,40 @@ class Reader:
         session: str | None = None,
         user: str | None = None,
         ids: Sequence[str] | None = None,
+        key: str | bytes | None = None,
+        force: bool = False,
     ) -> ForgetResult:
-        """Erase the payloads (request, response, metadata) of the matching records, keeping their
-        digests in a tombstone so the log still verifies. Waiting spool files are replayed first so
-        that no copy survives there; files held by a running writer are left alone and counted, and
-        the erasure is recorded in the spool's forget list so that their records are erased when they
-        are replayed. What could not be made sure of is listed in ``ForgetResult.unguaranteed``.
+        """Erase what the matching records hold of the data subject, keeping digests so the log
+        still verifies: the JSON fields (request, response, metadata, headers) become tombstones
+        (with a MAC over record id, field, digest and time when a chain key is given), the text
+        fields (session_key, parent_session_key, user, url, error, tags, notes) the marker
+        ``erased:<digest>``, which groups as the value did. A session's nested sessions (records
+        whose ``parent_session_key`` is it) are erased with it. Waiting spool files are replayed
+        first so that no copy survives there; files held by a running writer are left alone and
+        counted, and the erasure is recorded in the spool's forget list so that their records are
+        erased when they are replayed. What could not be made sure of is listed in
+        ``ForgetResult.unguaranteed``; see `ForgetResult` for records sealed before every field was
+        digested.
+
+        Args:
+            key: the chain key (``LLMAUDIT_CHAIN_KEY`` by default): the markers' digests are keyed
+                like the chain, so a keyed log erased without its key would no longer verify.
+            force: erase even records that do not verify with *key* before erasure (tampered, or
+                the wrong key): they are listed in ``ForgetResult.unverified``.
 
         Raises:
-            ConfigurationError: no selector was given, or the backend cannot erase.
+            ConfigurationError: no selector was given, the backend cannot erase, or (without
+                *force*) a matching record does not verify with *key*.
         """
         if session is None and user is None and not ids:
             raise ConfigurationError("forget needs session=, user= or ids=")
+        secret = chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
         store = self._chain_store("erasure")
         now = utcnow()
         unguaranteed: list[str] = []
-        replayed, in_use = self._forget_spooled(session, user, ids or (), now, unguaranteed)
+        replayed, in_use = self._forget_spooled(
+            session, user=user, ids=ids or (), now=now, key=secret, unguaranteed=unguaranteed
+        )
         payloads: dict[str, dict[str, Any]] = {}
         matched: set[str] = set()
         queries = []
@@ -305,25 +330,43 @@ class Reader:
             queries.append(Query(user=user))
         if ids:
             queries.append(Query(ids=tuple(ids)))
+        wanted = set(ids or ())
+
+        def selected(r: AuditRecord) -> bool:
+            return (
+                r.id in wanted
+                or (session is not None and session in (r.session_key, r.parent_session_key))
+                or (user is not None and r.user == user)
+            )
+
+        if session is not None:  # nested sessions: no index on parent_session_key, so a scan (rare)
+            queries.append(Query())
+        legacy: list[str] = []
+        unverified: list[str] = []
         for query in queries:
             for record in self.storage.read(query):
+                if record.id in matched or not selected(record):
+                    continue
                 matched.add(record.id)
-                fields = _tombstones(record, now)
-                if fields:
-                    payloads[record.id] = fields
+                fields = erasure_changes(record, now, secret)
+                if not fields:
+                    continue  # erased before
+                payloads[record.id] = fields
+                if hash_version(record) == 1:
+                    legacy.append(record.id)
+                if record.hash is not None and compute_hash(record, secret) != record.hash:
+                    unverified.append(record.id)
+        if unverified and not force:
+            raise ConfigurationError(
+                f"{len(unverified)} matching records (e.g. {unverified[0]!r}) do not verify with "
+                f"{'the chain key given' if secret else 'no chain key (set LLMAUDIT_CHAIN_KEY)'}: "
+                "erasing them would leave digests that never verify; give the right key, or force"
+            )
         # Already erased records erase again (nothing to change): the database gets another chance
         # to drop the old text from its files, e.g. after a reader blocked SQLite's checkpoint.
         erased = store.erase(payloads) if matched else 0
         unguaranteed.extend(getattr(store, "erase_caveats", ()) if matched else ())
-        wanted = set(ids or ())
-        self._erase_rejected(
-            lambda r: (
-                r.id in wanted
-                or (session is not None and r.session_key == session)
-                or (user is not None and r.user == user)
-            ),
-            now,
-        )
+        self._erase_rejected(selected, now, secret)
         return ForgetResult(
             erased,
             replayed,
@@ -331,14 +374,18 @@ class Reader:
             already_erased=len(matched) - len(payloads),
             unguaranteed=tuple(unguaranteed),
             residual_copies=tuple(getattr(store, "residual_copies", ())),
+            legacy=tuple(legacy),
+            unverified=tuple(unverified),
         )
 
     def _forget_spooled(
         self,
         session: str | None,
+        *,
         user: str | None,
         ids: Sequence[str],
         now: datetime,
+        key: bytes | None,
         unguaranteed: list[str],
     ) -> tuple[int, int]:
         """Replay the spool files no writer holds, and record the erasure for those it holds (and
@@ -351,6 +398,7 @@ class Reader:
                 f"directory, then run forget again as the user that runs the application"
             )
             return 0, 0
+        spool.chain_key = key  # a replayed record erased by the forget list is erased with this key
         replayed = spool.replay(self.storage).records if spool.pending() else 0
         in_use = len(spool.files())
         spool.release()
@@ -371,9 +419,11 @@ class Reader:
             )
         return replayed, in_use
 
-    def _erase_rejected(self, selected: Callable[[AuditRecord], bool], now: datetime) -> None:
-        """Rejected records kept in the spool for the operator lose their payloads too (the files
-        are rewritten atomically, like JSONL files)."""
+    def _erase_rejected(
+        self, selected: Callable[[AuditRecord], bool], now: datetime, key: bytes | None = None
+    ) -> None:
+        """Rejected records kept in the spool for the operator lose the subject's data too (the
+        files are rewritten atomically, like JSONL files)."""
         from .storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
 
         if not self._spool_dir.is_dir():
@@ -385,7 +435,7 @@ class Reader:
                 continue
             ids = {r.id for r in _decode_lines(data) if selected(r)}
             if ids:
-                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **_tombstones(r, now)))
+                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **erasure_changes(r, now, key)))
                 _replace_file(path, b"".join(lines))
 
     def prune(
@@ -629,15 +679,6 @@ def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | N
             count = 0
     if count:
         progress(count)
-
-
-def _tombstones(record: AuditRecord, now: datetime) -> dict[str, Any]:
-    """The payload fields of *record* not erased yet, as tombstones."""
-    return {
-        name: tombstone(getattr(record, name), now)
-        for name in PAYLOAD_FIELDS
-        if not is_tombstone(getattr(record, name))
-    }
 
 
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:

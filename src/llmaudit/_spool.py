@@ -31,9 +31,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from ._chain import PAYLOAD_FIELDS, is_tombstone, tombstone
+from ._chain import erasure_changes
 from ._codec import decode_record, dumps, encode_record, format_timestamp, loads, parse_timestamp
 from ._errors import StorageError
 from ._record import AuditRecord, utcnow
@@ -111,6 +110,9 @@ class Spool:
         self.directory = Path(directory)
         if self.directory.is_dir():  # anything else fails when a record is spilled (and is counted)
             check_directory(self.directory, "spool directory")
+        #: The chain key replayed records are erased with when the forget list selects them (a
+        #: writer sets its own, `Reader.forget` the one it erases with).
+        self.chain_key: bytes | None = None
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._rejected = 0
@@ -292,7 +294,7 @@ class Spool:
                 if record is None:
                     skipped += 1
                     continue
-                batch.append(_erase_listed(record, erasures))
+                batch.append(_erase_listed(record, erasures, self.chain_key))
                 if len(batch) >= batch_size:
                     self._write_or_keep_rest(storage, batch, path, fd, done)
                     count, batch, done = count + len(batch), [], end
@@ -384,8 +386,10 @@ class _Erasure:
             return True
         if (
             self.session_sha256 is not None
-            and record.session_key is not None
-            and _selector_digest(record.session_key) == self.session_sha256
+            and any(  # a session's nested sessions go with it, as in `Reader.forget`
+                value is not None and _selector_digest(value) == self.session_sha256
+                for value in (record.session_key, record.parent_session_key)
+            )
         ):
             return True
         return (
@@ -415,15 +419,11 @@ def _parse_erasures(data: bytes) -> Iterator[_Erasure]:
             continue
 
 
-def _erase_listed(record: AuditRecord, erasures: list[_Erasure]) -> AuditRecord:
-    """*record* with its payloads replaced by tombstones when an erasure of the forget list selects
-    it (the same fields, and tombstones, as `Reader.forget` writes into the storage)."""
+def _erase_listed(record: AuditRecord, erasures: list[_Erasure], key: bytes | None) -> AuditRecord:
+    """*record* erased when an erasure of the forget list selects it (the same fields, tombstones and
+    markers as `Reader.forget` writes into the storage: `erasure_changes`)."""
     for erasure in erasures:
         if erasure.selects(record):
-            fields: dict[str, Any] = {
-                name: tombstone(getattr(record, name), erasure.at)
-                for name in PAYLOAD_FIELDS
-                if not is_tombstone(getattr(record, name))
-            }
+            fields = erasure_changes(record, erasure.at, key)
             return replace(record, **fields) if fields else record
     return record

@@ -151,6 +151,7 @@ class Writer:
         self.chain_key = chain_key
         if isinstance(storage, RegistryStore):  # it MACs the heads and registry entries it writes
             storage.chain_key = chain_key
+        spool.chain_key = chain_key  # erasures of the spool's forget list are keyed like the chain
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.queue_size, self.processors = queue_size, tuple(processors)
         self.retry_delays_s, self.probe_interval_s = tuple(retry_delays_s), probe_interval_s

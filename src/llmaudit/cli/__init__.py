@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
@@ -85,6 +86,7 @@ def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bo
             f"({totals['erased']} erased) from {totals['writers']} writers; "
             f"{totals['modified']} modified, {totals['missing']} missing, "
             f"{totals['reordered']} reordered, {totals['inserted']} inserted"
+            + (f", {totals['forged_erasures']} forged erasures" if totals["forged_erasures"] else "")
         )
         for writer_id, w in sorted(report.writers.items()):
             if not w.ok:
@@ -97,6 +99,7 @@ def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bo
         if report.unchained:
             click.echo(plain(f"  records without a chain: {report.unchained[:5]}"))
         _echo_heads(report)
+        _echo_erasures(report)
     if not report.ok or problems:
         sys.exit(1)
 
@@ -122,25 +125,80 @@ def _echo_heads(report: VerifyReport) -> None:
         )
 
 
+#: How many erased records the text report lists (``--json`` lists them all).
+ERASURES_SHOWN = 50
+_ERASURE_NOTES = {
+    "authenticated": "erasure authenticated by the chain key",
+    "unchecked": "not authenticated: no chain key",
+    "forged": "FORGED: its erasure MAC does not match (payload replaced or time changed by hand)",
+    "unauthenticated": "NOT AUTHENTICATED: no erasure MAC (erased by hand, or without the key)",
+    "legacy": "not authenticated: erased before erasure MACs",
+}
+
+
+def _echo_erasures(report: VerifyReport) -> None:
+    erasures = report.erasures
+    if not erasures:
+        return
+    click.echo(f"erased records ({len(erasures)}):")
+    for e in erasures[:ERASURES_SHOWN]:
+        click.echo(
+            f"  {plain(e.id)}  erased {plain(e.at) if e.at else 'at an unknown time'}  "
+            f"fields: {', '.join(e.fields)}  "
+            f"[{_ERASURE_NOTES.get(e.status, e.status)}]"
+        )
+    if len(erasures) > ERASURES_SHOWN:
+        click.echo(f"  ... and {len(erasures) - ERASURES_SHOWN} more (--json lists them all)")
+    if not report.keyed:
+        click.echo(
+            "note: without the chain key (--key or LLMAUDIT_CHAIN_KEY), verify can tell that an erased "
+            "field's digest still fits the chain, not who erased it or when: anyone able to write the "
+            "store can replace a payload by a tombstone or change its time."
+        )
+
+
 @cli.command()
 @storage_option
 @click.option("--session", default=None, help="Erase every record of this session key.")
 @click.option("--user", default=None, help="Erase every record of this user.")
 @click.option("--id", "ids", multiple=True, help="Erase this record (repeatable).")
-def forget(storage: str | None, session: str | None, user: str | None, ids: tuple[str, ...]) -> None:
-    """Erase payloads (right to be forgotten), keeping their digests so the log still verifies."""
+@click.option("--key", envvar="LLMAUDIT_CHAIN_KEY", default=None, help="HMAC key of the chain.")
+@click.option("--force", is_flag=True, help="Erase records that do not verify with the key, too.")
+def forget(
+    storage: str | None,
+    session: str | None,
+    user: str | None,
+    ids: tuple[str, ...],
+    key: str | None,
+    force: bool,
+) -> None:
+    """Erase a data subject's records (right to be forgotten): payloads, headers, user, session keys,
+    URL, error, tags and notes, keeping digests so the log still verifies."""
     from .. import _reader  # noqa: PLC0415
 
     if session is None and user is None and not ids:
         _fail("forget needs --session, --user or --id")
     with _reader.open(storage_url(storage)) as reader:
-        result = reader.forget(session=session, user=user, ids=list(ids) or None)
+        result = reader.forget(session=session, user=user, ids=list(ids) or None, key=key, force=force)
     if not result.erased and not result.already_erased and not result.unguaranteed:
         _fail("no matching record")
     already = (
         f" ({result.already_erased} matching records were already erased)" if result.already_erased else ""
     )
-    click.echo(f"erased the payloads of {result.erased} records{already}")
+    click.echo(f"erased {result.erased} records{already}")
+    if result.legacy:
+        click.echo(
+            f"warning: {len(result.legacy)} records were sealed before every field was digested: only "
+            "their request, response and metadata could be erased; their user, session key, URL, "
+            "error, tags, headers and notes are kept (erasing them would break the chain)",
+            err=True,
+        )
+    if result.unverified:
+        click.echo(
+            f"warning: {len(result.unverified)} records did not verify before erasure (--force): "
+            "verify will report them as modified",
+            err=True,
+        )
     for note in result.residual_copies:
         click.echo(f"note: {note}", err=True)
     for caveat in result.unguaranteed:
