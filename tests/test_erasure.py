@@ -298,7 +298,7 @@ def test_the_hash_names_its_version_and_covers_the_subjects_fields() -> None:
     for name in ("session_key", "user", "url", "error"):
         edited = AuditRecord(**{**_fields(record), name: "someone else"})
         assert compute_hash(edited, KEY.encode()) != record.hash, name
-    from llmaudit._reader import _erasure
+    from llmaudit._chain import erasure_changes as _erasure
 
     erased = AuditRecord(**{**_fields(record), **_erasure(record, START, KEY.encode())})
     assert compute_hash(erased, KEY.encode()) == record.hash

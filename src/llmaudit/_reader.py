@@ -27,6 +27,7 @@ from ._chain import (
     compute_hash,
     erasure_changes,
     hash_version,
+    marker,
     verify_chain,
 )
 from ._codec import decode_record, format_timestamp
@@ -323,11 +324,11 @@ class Reader:
         )
         payloads: dict[str, dict[str, Any]] = {}
         matched: set[str] = set()
-        queries = []
-        if session is not None:
-            queries.append(Query(session_key=session))
-        if user is not None:
-            queries.append(Query(user=user))
+        # A record erased before carries the marker instead of the value: matched too, so that
+        # forget run again (after a blocked checkpoint, a held spool file) reaches what it erased.
+        sessions = () if session is None else (session, marker("session_key", session, secret))
+        users = () if user is None else (user, marker("user", user, secret))
+        queries = [Query(session_key=s) for s in sessions] + [Query(user=u) for u in users]
         if ids:
             queries.append(Query(ids=tuple(ids)))
         wanted = set(ids or ())
@@ -335,8 +336,9 @@ class Reader:
         def selected(r: AuditRecord) -> bool:
             return (
                 r.id in wanted
-                or (session is not None and session in (r.session_key, r.parent_session_key))
-                or (user is not None and r.user == user)
+                or r.session_key in sessions
+                or r.parent_session_key in sessions
+                or r.user in users
             )
 
         if session is not None:  # nested sessions: no index on parent_session_key, so a scan (rare)
