@@ -146,6 +146,24 @@ class Load:
         sync_client.close()
 
 
+#: How long the streams' tasks get to finish their cancellation at exit, as an application server
+#: bounds its graceful shutdown (uvicorn's ``--timeout-graceful-shutdown``). asyncio.run waits for them
+#: without a bound, and once a task hung there after SIGTERM's SystemExit was raised at an arbitrary
+#: bytecode of the event loop (seen on a loaded machine: the main thread in _cancel_all_tasks for
+#: minutes, every other thread idle), which kept the process alive and not llmaudit's exit flush.
+GRACEFUL_SHUTDOWN_S = 15.0
+
+
+def _cancel_within(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
+    if not any(not task.done() for task in tasks):
+        loop.close()  # else left open: closing it would destroy the pending tasks noisily
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
@@ -163,10 +181,12 @@ def main() -> None:
         llmaudit.configure(storage=args.storage, mode=args.mode, spool_dir=args.spool)
     load = Load(args)
     print("STARTED", flush=True)
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(load.main())
+        loop.run_until_complete(load.main())
     finally:  # SIGTERM (SystemExit in the main thread) stops the threads too, as an application would
         load.deadline = 0
+        _cancel_within(loop, GRACEFUL_SHUTDOWN_S)
     elapsed = time.monotonic() - load.started
     flushed = llmaudit.flush(timeout=120) if args.mode != "off" else True
     stats = dataclasses.asdict(llmaudit.stats()) if args.mode != "off" else {}
