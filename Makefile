@@ -11,7 +11,7 @@ DEV_STAMP  := $(VENV)/.installed-dev
 .PHONY: demo test lint typecheck unit stress bench clean
 
 $(BIN)/python:
-	@$(PYTHON) -c 'import sys; sys.exit("llmaudit needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	@$(PYTHON) -c 'import sys; sys.exit("llmaudit needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
