@@ -2,37 +2,48 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+# `make demo` installs only the package (the demo runs on its core dependencies); `make test` installs
+# it with every extra and the development tools (pyproject.toml's dependency group `dev`). Each has its
+# own stamp, redone when pyproject.toml changes.
+DEMO_STAMP := $(VENV)/.installed-demo
+DEV_STAMP  := $(VENV)/.installed-dev
 
 .PHONY: demo test lint typecheck unit stress bench clean
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit("llmaudit needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("llmaudit needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(DEMO_STAMP)
+
+# pip installs dependency groups (--group) from 25.1 on; the venv's own pip may be older
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev
+	@touch $(DEV_STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/llmaudit demo
 
 test: lint typecheck unit stress
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks examples integrations
 	$(BIN)/ruff format --check src tests benchmarks examples integrations
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest
 
 # the long-running reliability proofs (RELIABILITY.md): load, kill -9, restarts, full disk, fuzzing
-stress: $(STAMP)
+stress: $(DEV_STAMP)
 	$(BIN)/pytest -m stress tests/stress
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_writer.py
 	$(BIN)/python benchmarks/bench_transport.py
 	$(BIN)/python benchmarks/bench_capture_hold.py
