@@ -56,7 +56,7 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from integrations.web.conftest import Recorded
-from llmaudit import AuditRecord
+from llmaudit import AuditRecord, ConfigurationError
 from llmaudit.web.django import session_key_for
 
 BARRIER: list[threading.Barrier] = []
@@ -140,6 +140,11 @@ def download(request: HttpRequest) -> FileResponse:
 def header_user(request: HttpRequest) -> str | None:
     """A user resolver that does not look at the session (Django's default one does)."""
     return request.headers.get("X-User")
+
+
+def not_for_probes(request: HttpRequest) -> bool:
+    """An ``LLMAUDIT_CREATE_SESSION`` rule: no session for the load balancer's health probe."""
+    return request.path != "/ask/health"
 
 
 urlpatterns = [
@@ -260,6 +265,24 @@ def test_a_first_visit_gets_its_session_at_once_and_keeps_it(recorded: Recorded)
     assert first == second == session_key_for(cookie)
     assert other not in (first, None)
     assert recorded.keys_by_tag() == {"a": first, "b": first, "c": other}
+
+
+def test_creation_can_be_decided_per_request_and_a_bad_setting_fails_at_start_up(
+    recorded: Recorded,
+) -> None:
+    """``LLMAUDIT_CREATE_SESSION`` as a dotted path to ``request -> bool``: the health probe gets no
+    session (no cookie, unbound), a page does; a value that is neither fails when Django loads the
+    middleware, naming the setting."""
+    with override_settings(LLMAUDIT_CREATE_SESSION=f"{__name__}.not_for_probes"):
+        probe, page = Client().get("/ask/health"), Client().get("/ask/page")
+    assert probe.json() == {"seen": None} and "sessionid" not in probe.cookies
+    assert page.json()["seen"] == session_key_for(page.cookies["sessionid"].value)
+    for bad in ("yes", 1):
+        with (
+            override_settings(LLMAUDIT_CREATE_SESSION=bad),
+            pytest.raises(ConfigurationError, match="LLMAUDIT_CREATE_SESSION must be True, False or"),
+        ):
+            Client().get("/ask/a")
 
 
 def test_a_stale_cookie_gets_a_new_session_instead_of_a_key_no_session_has(recorded: Recorded) -> None:
@@ -403,3 +426,18 @@ async def test_under_asgi_a_first_visit_and_its_async_streamed_body_carry_the_se
     assert (first.text, second.text) == (f"{key}You asked a", f"{key}You asked b")
     assert "sessionid" not in second.cookies
     assert _by_source(recorded.records()) == {"decorator": [key, key], "transport": [key, key]}
+
+
+@pytest.mark.asyncio
+async def test_under_asgi_a_sync_streamed_body_still_carries_the_key(recorded: Recorded) -> None:
+    """A sync body served under ASGI: Django warns and reads it whole in a worker thread; llmaudit
+    keeps it sync (no second conversion) and its records still carry the request's key."""
+    app = httpx.ASGITransport(app=ASGIHandler())
+    async with httpx.AsyncClient(transport=app, base_url="http://testserver") as browser:
+        with pytest.warns(Warning, match="must consume synchronous iterators"):
+            response = await browser.get("/stream/s", headers={"X-Session-Key": "sync-under-asgi"})
+    assert response.text == "sync-under-asgiYou asked s"
+    assert _by_source(recorded.records()) == {
+        "decorator": ["sync-under-asgi"],
+        "transport": ["sync-under-asgi"],
+    }

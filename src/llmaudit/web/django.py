@@ -63,14 +63,15 @@ def _django_user(request: Any) -> str | None:
 
 def _creation_rule(value: object) -> Rule | bool:
     """``LLMAUDIT_CREATE_SESSION``: a bool, or ``request -> bool`` (a callable or its dotted path)."""
+    expected = "True, False or a `request -> bool` callable (or its dotted path)"
     if isinstance(value, str):
-        value = import_string(value)
+        try:
+            value = import_string(value)
+        except ImportError as exc:
+            raise ConfigurationError(f"LLMAUDIT_CREATE_SESSION must be {expected}: {exc}") from exc
     if isinstance(value, bool) or callable(value):
         return value
-    raise ConfigurationError(
-        f"LLMAUDIT_CREATE_SESSION must be True, False or a `request -> bool` callable (or its dotted "
-        f"path), not {value!r}"
-    )
+    raise ConfigurationError(f"LLMAUDIT_CREATE_SESSION must be {expected}, not {value!r}")
 
 
 def _live_session(request: Any, store: Any) -> Any:
