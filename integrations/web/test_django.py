@@ -253,9 +253,11 @@ def test_with_creation_off_a_first_visit_runs_unbound_and_untouched(recorded: Re
     assert "sessionid" not in response.cookies
 
 
-def test_a_first_visit_gets_its_session_at_once_and_keeps_it(recorded: Recorded) -> None:
+def test_a_first_visit_gets_its_session_at_once_and_keeps_it(stored: Recorded) -> None:
     """No cookie yet: the middleware saves the visitor's session before the view runs, so the first
-    request's records carry its key, and the next request (with the cookie Django set) the same one."""
+    request's records carry its key (as its keyed hash: the new cookie is nowhere on disk), and the
+    next request, with the cookie Django set, the same one."""
+    RECORDED[:] = [stored]
     client = Client()
     first = client.get("/ask/a").json()["seen"]
     cookie = client.cookies["sessionid"].value
@@ -264,7 +266,9 @@ def test_a_first_visit_gets_its_session_at_once_and_keeps_it(recorded: Recorded)
     assert re.fullmatch(DJANGO_KEY, first)
     assert first == second == session_key_for(cookie)
     assert other not in (first, None)
-    assert recorded.keys_by_tag() == {"a": first, "b": first, "c": other}
+    assert stored.keys_by_tag() == {"a": first, "b": first, "c": other}
+    disk = stored.stored_bytes()
+    assert first.encode() in disk and cookie.encode() not in disk
 
 
 def test_creation_can_be_decided_per_request_and_a_bad_setting_fails_at_start_up(

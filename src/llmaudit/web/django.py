@@ -162,10 +162,8 @@ class SessionMiddleware:
 
     def _respond(self, bound: AbstractContextManager[Any], response: Any) -> Any:
         if isinstance(bound, session):  # nothing to carry for a request that runs unbound
-            try:
+            with guard("django streaming response"):  # an odd response must not break the request
                 _carry(response)
-            except Exception as exc:  # noqa: BLE001 - an odd response object must not break requests
-                report("django streaming response", exc)
         return response
 
     def __call__(self, request: Any) -> Any:
