@@ -1,6 +1,7 @@
 """Django: the middleware binds the Django session, so LLM calls in a view carry it (as ``dj-<hex>``, a
 keyed hash of the session key: the key itself is the login cookie). A minimal single-file project,
-driven by Django's test client, offline.
+driven by Django's test client, offline. A first-time visitor gets its session (and key) before the
+view runs, so its first call groups with the next one.
 
     python examples/django_view.py
 """
@@ -26,7 +27,6 @@ settings.configure(
     INSTALLED_APPS=["django.contrib.sessions"],
     SESSION_ENGINE="django.contrib.sessions.backends.cache",
     CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-    LLMAUDIT_CREATE_SESSION=True,  # a first-time visitor gets a session key before the view runs
     MIDDLEWARE=[
         "django.contrib.sessions.middleware.SessionMiddleware",
         "llmaudit.web.django.SessionMiddleware",

@@ -1,4 +1,5 @@
-"""What every middleware shares: turning a request's key and user into a `session`, safely.
+"""What every middleware shares: turning a request's key and user into a `session`, safely, and
+carrying it into a response body that is produced after the middleware returned.
 
 A framework's session id (Django's ``sessionid`` cookie, any session cookie) is a login credential:
 whoever reads it from the audit log can take over the session. So it is never recorded as it is, but
@@ -12,15 +13,37 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from contextvars import Context
+from typing import Any, TypeVar
 
 from .._errors import ConfigurationError
 from .._guard import report
 from .._session import session
 
-__all__ = ["COOKIE_PREFIX", "DEFAULT_HEADER", "Binder", "Middleware", "Resolver", "hash_session_id"]
+__all__ = [
+    "COOKIE_PREFIX",
+    "DEFAULT_HEADER",
+    "Binder",
+    "Middleware",
+    "Resolver",
+    "aiterate_in",
+    "hash_session_id",
+    "iterate_in",
+]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("llmaudit")
 DEFAULT_HEADER = "X-Session-Key"
@@ -174,3 +197,60 @@ class Middleware(Binder):
             raw_cookie=raw_cookie,
         )
         self.app = app
+
+
+def iterate_in(chunks: Iterable[T], ctx: Context) -> Iterator[T]:
+    """*chunks*, each one produced inside *ctx* (the request's context), one at a time, when asked.
+
+    Nothing is bound in the consumer's own context, so nothing can leak from the body into whatever
+    the thread runs next, whether the body is exhausted, closed early or abandoned.
+    """
+    iterator = ctx.run(iter, chunks)
+    while True:
+        try:
+            chunk = ctx.run(next, iterator)
+        except StopIteration:
+            return
+        yield chunk
+
+
+class _InContext:
+    """Await *awaitable* with each of its steps run inside *ctx*, as an asyncio task runs every step
+    of its coroutine in the task's context: the awaitable sees *ctx*, the awaiting task's own context
+    is never touched. Whatever the loop sends or throws in (cancellation included) is passed on, as
+    ``await`` would."""
+
+    __slots__ = ("_ctx", "_steps")
+
+    def __init__(self, awaitable: Awaitable[T], ctx: Context) -> None:
+        self._steps = awaitable.__await__()
+        self._ctx = ctx
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        run, steps = self._ctx.run, self._steps
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            try:
+                signal = run(steps.send, sent) if thrown is None else run(steps.throw, thrown)
+            except StopIteration as stop:
+                return stop.value
+            sent = thrown = None
+            try:
+                sent = yield signal
+            except GeneratorExit:
+                run(steps.close)
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed on to the awaitable, which decides
+                thrown = exc
+
+
+async def aiterate_in(chunks: AsyncIterable[T], ctx: Context) -> AsyncIterator[T]:
+    """`iterate_in` for an async body: every step of every chunk runs inside *ctx*."""
+    iterator = ctx.run(aiter, chunks)
+    while True:
+        try:
+            chunk: T = await _InContext(ctx.run(iterator.__anext__), ctx)
+        except StopAsyncIteration:
+            return
+        yield chunk
