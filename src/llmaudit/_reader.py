@@ -221,7 +221,7 @@ class Reader:
 
     def get(self, record_id: str) -> AuditRecord | None:
         """The record with this id, or None."""
-        return next(iter(self.storage.read(Query(ids=(record_id,), limit=1))), None)
+        return _first(self.storage.read(Query(ids=(record_id,), limit=1)))
 
     # -- the chain ------------------------------------------------------------------------------
 
@@ -576,7 +576,7 @@ class Reader:
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)
-        return next(iter(self.storage.read(Query(ids=(record.id,)))), record)
+        return _first(self.storage.read(Query(ids=(record.id,), limit=1))) or record
 
     def export(
         self,
@@ -655,6 +655,13 @@ def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | N
             count = 0
     if count:
         progress(count)
+
+
+def _first(records: Iterator[AuditRecord]) -> AuditRecord | None:
+    """The first of *records* (a read with ``limit=1``), read to its end: a read left suspended
+    keeps its PostgreSQL server-side cursor open until the garbage collector finds it."""
+    found = list(records)
+    return found[0] if found else None
 
 
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:
