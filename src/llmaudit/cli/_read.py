@@ -19,6 +19,7 @@ from ._common import parse_age, storage_option, storage_url
 from ._text import json_line, plain, shown
 from ._views import (
     console,
+    last_errors_lines,
     render_conversation,
     render_record_line,
     sessions_table,
@@ -80,11 +81,22 @@ def sessions(
         rows = reader.sessions(
             user=user, client=client, since=_since(since), limit=limit, on_problem=_problem
         )
+        failed = [row.key for row in rows if row.errors] if not as_json else []
+        last_errors = {key: error for key in failed if (error := _last_error(reader, key))}
     if as_json:
         for row in rows:
             _emit_json(row.to_json())
     else:
-        console().print(sessions_table(rows))
+        out = console()
+        out.print(sessions_table(rows))
+        for line in last_errors_lines(last_errors):
+            out.print(line)
+
+
+def _last_error(reader: _reader.Reader, session: str) -> str | None:
+    """The error of the session's latest failed LLM call (read to its end: one record)."""
+    found = list(reader.records(session=session, errors_only=True, kind="call", order="desc", limit=1))
+    return found[0].error if found else None
 
 
 @click.command()

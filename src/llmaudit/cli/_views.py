@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +22,7 @@ from ._text import plain, shown
 
 __all__ = [
     "console",
+    "last_errors_lines",
     "render_conversation",
     "render_record_line",
     "sessions_table",
@@ -48,6 +49,16 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
+
+
+#: How much of a record's error a one-line view shows.
+_SHORT_ERROR_CHARS = 160
+
+
+def _short(text: str | None) -> str | None:
+    if text is None or len(text) <= _SHORT_ERROR_CHARS:
+        return text
+    return text[: _SHORT_ERROR_CHARS - 1] + "…"
 
 
 def sessions_table(rows: Sequence[SessionSummary]) -> Table:
@@ -84,6 +95,14 @@ def sessions_table(rows: Sequence[SessionSummary]) -> Table:
             Text(str(s.errors), style="red" if s.errors else ""),
         )
     return table
+
+
+def last_errors_lines(last_errors: Mapping[str, str]) -> list[Text]:
+    """Under the sessions table, one line per session with a failed call: why its latest one failed."""
+    return [
+        Text.assemble("last error of ", shown(key), ": ", shown(_short(error), style="red"))
+        for key, error in last_errors.items()
+    ]
 
 
 def stats_table(rows: Sequence[StatsRow], by: Sequence[str], *, functions: bool = False) -> Table:
@@ -124,7 +143,11 @@ def render_record_line(r: AuditRecord) -> str:
     status = "-" if r.status_code is None else str(r.status_code)
     what = plain(r.model or r.operation or r.url)
     flags = "".join(
-        [" stream" if r.is_stream else "", " INCOMPLETE" if r.incomplete else "", " ERROR" if r.error else ""]
+        [
+            " stream" if r.is_stream else "",
+            " INCOMPLETE" if r.incomplete else "",
+            f" ERROR {plain(_short(r.error))}" if r.error else "",
+        ]
     )
     return (
         f"{r.created_at:%Y-%m-%d %H:%M:%S} {plain(r.source):<10} {plain(r.client):<18} {what:<28} "
