@@ -58,7 +58,8 @@ ANTHROPIC_429 = {
 HTML_500 = (
     "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
     "<title>Error 500 (Server Error)!!1</title>\n<style>body{margin:0}</style>\n</head>\n"
-    "<body><p><b>500.</b> That’s an error.</p><p>There was an error. Please try again later.</p></body>\n</html>\n"
+    "<body><p><b>500.</b> That's an error.</p><p>There was an error. Please try again later.</p>"
+    "</body>\n</html>\n"
 )
 HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
@@ -81,7 +82,9 @@ def _anthropic_server(request: httpx2.Request) -> httpx2.Response:
     question = json.loads(request.content)["messages"][-1]["content"]
     if question == "rate limit":
         return httpx2.Response(429, json=ANTHROPIC_429, headers=FAST_RETRY)
-    return httpx2.Response(502, content=HTML_502.encode(), headers={"content-type": "text/html", **FAST_RETRY})
+    return httpx2.Response(
+        502, content=HTML_502.encode(), headers={"content-type": "text/html", **FAST_RETRY}
+    )
 
 
 def _openai(recorder: Recorder, retries: int) -> openai.OpenAI:
@@ -140,7 +143,9 @@ def test_a_key_quoted_in_the_providers_message_is_not_stored(recorder: Recorder)
     request's own key, which the Recorder checks for, is nowhere either)."""
     (record,) = _ask_openai(recorder, "bad key", 0, openai.AuthenticationError)
     assert record.error is not None
-    assert record.error.startswith("HTTP 401 invalid_request_error/invalid_api_key: Incorrect API key provided: ")
+    assert record.error.startswith(
+        "HTTP 401 invalid_request_error/invalid_api_key: Incorrect API key provided: "
+    )
     assert "[REDACTED" in record.error
     assert ECHOED_KEY not in encode_record(record).decode()
 

@@ -28,6 +28,7 @@ __all__ = [
     "round_cost",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
     """One session: its key, a user (the smallest, when several), its time span and totals.
@@ -111,6 +112,9 @@ class StatsRow:
         }
 
 
+_CALLS: tuple[Kind, ...] = ("call",)
+
+
 class Tally:
     """The running totals of a group of records: what sessions, stats and aggregation add up.
 
@@ -132,7 +136,7 @@ class Tally:
         "users",
     )
 
-    def __init__(self, measured: Collection[Kind] = ("call",)) -> None:
+    def __init__(self, measured: Collection[Kind] = _CALLS) -> None:
         self._measured = frozenset(measured)
         self.counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self.errors = self.input_tokens = self.output_tokens = 0

@@ -18,14 +18,14 @@ CASES: list[tuple[str, int, Any, str]] = [
         429,
         {
             "error": {
-                "message": "Rate limit reached for gpt-4o-mini in organization org-x on tokens per min (TPM).",
+                "message": "Rate limit reached for gpt-4o-mini in organization org-x on tokens per min.",
                 "type": "tokens",
                 "param": None,
                 "code": "rate_limit_exceeded",
             }
         },
         "HTTP 429 tokens/rate_limit_exceeded: Rate limit reached for gpt-4o-mini in organization org-x "
-        "on tokens per min (TPM).",
+        "on tokens per min.",
     ),
     (
         "openai, a bad parameter",
@@ -44,13 +44,22 @@ CASES: list[tuple[str, int, Any, str]] = [
     (
         "azure openai: its code repeats the status",
         429,
-        {"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation have exceeded"}},
+        {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation have exceeded",
+            }
+        },
         "HTTP 429: Requests to the ChatCompletions_Create Operation have exceeded",
     ),
     (
         "anthropic",
         529,
-        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}, "request_id": "req_1"},
+        {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+            "request_id": "req_1",
+        },
         "HTTP 529 overloaded_error: Overloaded",
     ),
     (
@@ -115,7 +124,11 @@ CASES: list[tuple[str, int, Any, str]] = [
     (
         "fastapi-style validation list",
         422,
-        {"detail": [{"loc": ["body", "messages", i], "msg": "Field required", "input": "x"} for i in range(5)]},
+        {
+            "detail": [
+                {"loc": ["body", "messages", i], "msg": "Field required", "input": "x"} for i in range(5)
+            ]
+        },
         "HTTP 422: body.messages.0: Field required; body.messages.1: Field required; "
         "body.messages.2: Field required; and 2 more",
     ),
@@ -128,14 +141,16 @@ CASES: list[tuple[str, int, Any, str]] = [
     (
         "ollama",
         404,
-        {"error": "model \"llama3.2\" not found, try pulling it first"},
+        {"error": 'model "llama3.2" not found, try pulling it first'},
         'HTTP 404: model "llama3.2" not found, try pulling it first',
     ),
     (
         "text-generation-inference",
         422,
-        {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096",
-         "error_type": "validation"},
+        {
+            "error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096",
+            "error_type": "validation",
+        },
         "HTTP 422 validation: Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096",
     ),
     (
@@ -198,7 +213,9 @@ def _server(status: int, content: bytes, content_type: str) -> httpx.MockTranspo
         (
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent",
             429,
-            json.dumps({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}).encode(),
+            json.dumps(
+                {"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}
+            ).encode(),
             "application/json; charset=UTF-8",
             "HTTP 429 RESOURCE_EXHAUSTED: Quota exceeded",
         ),

@@ -23,7 +23,9 @@ URL = "https://api.openai.com/v1/chat/completions"
 def _openai(request: httpx.Request) -> httpx.Response:
     question = json.loads(request.content)["messages"][-1]["content"]
     if "fail" in question:
-        error = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
+        error = {
+            "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+        }
         return httpx.Response(429, json=error)
     body = {
         "id": "chatcmpl-1",

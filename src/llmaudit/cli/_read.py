@@ -125,12 +125,14 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
 def _show_counts(records: list[AuditRecord]) -> str:
     """``2 calls, 2 functions, 1 aggregation, cost $…``: every record listed, each counted as what
     it is, and the cost of the calls alone."""
-    kinds = Counter(record_kind(r) for r in records)
+    kinds: Counter[str] = Counter(record_kind(r) for r in records)
     cost = sum(r.cost_usd or 0 for r in records if record_kind(r) == "call")
     parts = [f"{kinds['call']} call{'s' if kinds['call'] != 1 else ''}"]
-    for kind, label in (("function", "function"), ("aggregation", "aggregation")):
-        if kinds[kind]:
-            parts.append(f"{kinds[kind]} {label}{'s' if kinds[kind] != 1 else ''}")
+    parts.extend(
+        f"{kinds[kind]} {kind}{'s' if kinds[kind] != 1 else ''}"
+        for kind in ("function", "aggregation")
+        if kinds[kind]
+    )
     return f"{', '.join(parts)}, cost ${cost:,.6f}"
 
 
@@ -174,14 +176,21 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
 @click.option(
     "--by",
     default=None,
-    help="Comma-separated: " + ", ".join(_reader.GROUPABLE) + " (default client,model; client,operation with --functions)",
+    help="Comma-separated: "
+    + ", ".join(_reader.GROUPABLE)
+    + " (default client,model; client,operation with --functions)",
 )
 @click.option("--since", default=None, help="Only the last AGE (e.g. 7d).")
 @click.option("--session", default=None, help="Only this session.")
 @click.option("--functions", is_flag=True, help="The @audited function records instead of the LLM calls.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def stats(
-    storage: str | None, by: str | None, since: str | None, session: str | None, functions: bool, as_json: bool
+    storage: str | None,
+    by: str | None,
+    since: str | None,
+    session: str | None,
+    functions: bool,
+    as_json: bool,
 ) -> None:
     """LLM calls, tokens, cost, p50/p95 latency and error rate per group (--functions: @audited records)."""
     default = "client,operation" if functions else "client,model"

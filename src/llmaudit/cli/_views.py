@@ -132,7 +132,9 @@ def uncounted_note(functions: int, aggregations: int) -> str | None:
     """The line under a table of calls that says which records it did not count, or None."""
     parts = []
     if functions:
-        parts.append(f"{functions:,} @audited function record{'s' if functions != 1 else ''} (stats --functions)")
+        parts.append(
+            f"{functions:,} @audited function record{'s' if functions != 1 else ''} (stats --functions)"
+        )
     if aggregations:
         parts.append(f"{aggregations:,} aggregation record{'s' if aggregations != 1 else ''}")
     return f"not counted as calls: {' and '.join(parts)}" if parts else None

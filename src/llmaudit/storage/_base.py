@@ -189,7 +189,7 @@ def batch_heads(records: Sequence[AuditRecord]) -> dict[str, tuple[int, str]]:
 _EQUALITY_FILTERS = ("session_key", "user", "client", "provider", "model", "source")
 
 
-def matches(record: AuditRecord, query: Query) -> bool:
+def matches(record: AuditRecord, query: Query) -> bool:  # noqa: PLR0911 - one return per filter
     """Whether *record* satisfies every filter of *query* (limit and order aside)."""
     for name in _EQUALITY_FILTERS:
         wanted = getattr(query, name)
