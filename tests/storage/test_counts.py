@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 import llmaudit
@@ -175,3 +177,48 @@ def test_the_demo_reports_its_two_calls_per_session(storage_url: str) -> None:
     shown = _cli("show", "-s", storage_url, bob)
     assert shown.startswith(f"{bob}: 2 calls, 2 functions, cost $")
     assert shown.count("  id ") == 4
+
+
+def _plans(url: str) -> list[str]:
+    """SQLite's query plans of `Reader.sessions` and `Reader.stats`."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from llmaudit.storage.sql import SQLStorage  # noqa: PLC0415
+
+    store = SQLStorage(url)
+    statements: list[tuple[str, Any]] = []
+    event.listen(store._engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
+    with llmaudit.open(store) as reader:
+        reader.sessions(limit=5)
+        reader.stats(("client", "model"))
+    summaries = [(sql, params) for sql, params in statements if "GROUP BY" in sql]
+    with store._engine.connect() as conn:
+        plans = [
+            " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+            for sql, params in summaries
+        ]
+    store.close()
+    return plans
+
+
+def test_sqlite_summaries_read_covering_indexes_also_in_an_older_database(tmp_path: Path) -> None:
+    """The summaries tell calls from function records by ``source``: SQLite's covering indexes hold
+    it (else every summary reads whole rows, payloads included), and a database made before gets
+    them when it is opened, its older indexes dropped."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _record_app(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the indexes an earlier llmaudit made, without source
+        for name in ("stats", "sessions"):
+            conn.exec_driver_sql(f"DROP INDEX ix_llmaudit_records_{name}_by_kind")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_llmaudit_records_stats ON llmaudit_records (client, model, is_aggregation)"
+        )
+        conn.exec_driver_sql("CREATE INDEX ix_llmaudit_records_sessions ON llmaudit_records (session_key)")
+    plans = _plans(url)
+    with engine.connect() as conn:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes("llmaudit_records")}
+    engine.dispose()
+    assert {"ix_llmaudit_records_stats_by_kind", "ix_llmaudit_records_sessions_by_kind"} <= names
+    assert not {"ix_llmaudit_records_stats", "ix_llmaudit_records_sessions"} & names
+    assert len(plans) == 2 and all("COVERING INDEX" in plan for plan in plans), plans

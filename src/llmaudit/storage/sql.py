@@ -86,9 +86,21 @@ _BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
 _TEXT_FIELDS = ("url", "error")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
 _SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
+# ``source`` tells a call from a function record (`_kinds`); the names changed with it, so that an
+# older database gets the new indexes on open (`_migrations.refresh_covering_indexes`)
 _COVERING = {
-    "stats": ("client", "model", "is_aggregation", "provider", "user", *_SUMMED, "duration_ms", "created_at"),
-    "sessions": ("session_key", "is_aggregation", "created_at", "user", *_SUMMED),
+    "stats_by_kind": (
+        "client",
+        "model",
+        "is_aggregation",
+        "source",
+        "provider",
+        "user",
+        *_SUMMED,
+        "duration_ms",
+        "created_at",
+    ),
+    "sessions_by_kind": ("session_key", "is_aggregation", "source", "created_at", "user", *_SUMMED),
 }
 _COVERED_ON_SQLITE = ("client", "session_key")
 
