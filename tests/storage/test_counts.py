@@ -14,10 +14,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlalchemy import event
 
 import llmaudit
 from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.storage.sql import SQLStorage
 
 URL = "https://api.openai.com/v1/chat/completions"
 
@@ -181,10 +183,6 @@ def test_the_demo_reports_its_two_calls_per_session(storage_url: str) -> None:
 
 def _plans(url: str) -> list[str]:
     """SQLite's query plans of `Reader.sessions` and `Reader.stats`."""
-    from sqlalchemy import event  # noqa: PLC0415
-
-    from llmaudit.storage.sql import SQLStorage  # noqa: PLC0415
-
     store = SQLStorage(url)
     statements: list[tuple[str, Any]] = []
     event.listen(store._engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
