@@ -99,7 +99,7 @@ def test_show_renders_the_conversation(url: str) -> None:
     assert "system: Be brief." in out and "user: Question number 0?" in out
     assert "assistant: Answer number 1." in out
     assert 'tool call: lookup_order({"id": "A-17"})' in out
-    assert "cost $0.003000" in out and "3 records" in out
+    assert "cost $0.003000" in out and "3 calls" in out
     one = json.loads(run("show", "-s", url, "--json", "sess-bob").output.splitlines()[0])
     by_id = run("show", "-s", url, one["id"])
     assert (

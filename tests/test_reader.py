@@ -33,7 +33,7 @@ def dataset() -> list[AuditRecord]:
                 client=rng.choice(["support-bot", "search"]),
                 provider="openai" if model == "gpt-4o-mini" else "anthropic",
                 model=model,
-                source=rng.choice(["transport", "transport", "decorator"]),
+                source=rng.choice(["transport", "transport", "decorator", "manual"]),
                 status_code=rng.choice([200, 200, 200, 429, 500, None]),
                 error=rng.choice([None, None, None, "ConnectTimeout: timed out"]),
                 duration_ms=rng.choice([None, round(rng.uniform(50, 3000), 3)]),
@@ -89,6 +89,9 @@ def _answers(reader: llmaudit.Reader) -> dict[str, Any]:
         "stats": [r.to_json() for r in reader.stats()],
         "stats_day": [r.to_json() for r in reader.stats(by=("day", "provider"), errors_only=True)],
         "stats_all": [r.to_json() for r in reader.stats(by=(), include_aggregations=True)],
+        "stats_functions": [r.to_json() for r in reader.stats(by=("client",), kind="function")],
+        "stats_aggregations": [r.to_json() for r in reader.stats(by=("session_key",), kind="aggregation")],
+        "functions": [r.id for r in reader.records(kind="function", order="desc", limit=7)],
         "stats_since": [r.to_json() for r in reader.stats(by=("user",), since=T0 + timedelta(hours=5))],
         "records": [r.id for r in reader.records(session="s-b", order="desc", limit=5)],
     }
@@ -104,23 +107,36 @@ def test_every_backend_answers_like_the_reference(
 
 
 def test_the_reference_answers_are_right(reference: llmaudit.Reader) -> None:
+    """Calls, tokens, cost, latency and errors are the LLM calls' (transport and hand-submitted
+    records), each counted once; function and aggregation records are counted apart."""
     records = [r for r in dataset() if not r.is_aggregation]
+    calls = [r for r in records if r.source != "decorator"]
+    functions = [r for r in records if r.source == "decorator"]
+    assert {r.source for r in calls} == {"transport", "manual"} and functions
     (everything,) = reference.stats(by=())
-    assert everything.calls == len(records) == 300
-    assert everything.input_tokens == sum(r.input_tokens or 0 for r in records)
-    assert everything.cost_usd == pytest.approx(sum(r.cost_usd or 0 for r in records))
-    errors = [r for r in records if r.error is not None or (r.status_code or 0) >= 400]
+    assert everything.calls == len(calls) and everything.functions == 0
+    assert everything.input_tokens == sum(r.input_tokens or 0 for r in calls)
+    assert everything.cost_usd == pytest.approx(sum(r.cost_usd or 0 for r in calls))
+    errors = [r for r in calls if r.error is not None or (r.status_code or 0) >= 400]
     assert everything.errors == len(errors) and 0 < everything.error_rate < 1
-    durations = sorted(r.duration_ms for r in records if r.duration_ms is not None)
+    durations = sorted(r.duration_ms for r in calls if r.duration_ms is not None)
     assert everything.p50_ms == durations[(len(durations) + 1) // 2 - 1]
     assert everything.p95_ms == durations[-(-95 * len(durations) // 100) - 1]
+    (of_functions,) = reference.stats(by=(), kind="function")
+    assert (of_functions.calls, of_functions.functions) == (0, len(functions))
+    assert of_functions.input_tokens == sum(r.input_tokens or 0 for r in functions)
     (with_aggregation,) = reference.stats(by=(), include_aggregations=True)
     assert with_aggregation.input_tokens == everything.input_tokens + 10**6  # counted only when asked
+    assert (with_aggregation.calls, with_aggregation.aggregations) == (len(calls), 1)
     sessions = {s.key: s for s in reference.sessions()}
     assert set(sessions) == {"s-a", "s-b", "s-c", "s-d"}
     in_a = [r for r in records if r.session_key == "s-a"]
-    assert sessions["s-a"].calls == len(in_a)
-    assert sessions["s-a"].first == min(r.created_at for r in in_a)
+    calls_a = [r for r in calls if r.session_key == "s-a"]
+    assert sessions["s-a"].calls == len(calls_a)
+    assert sessions["s-a"].functions == len(in_a) - len(calls_a)
+    assert sessions["s-a"].aggregations == 1
+    assert sessions["s-a"].input_tokens == sum(r.input_tokens or 0 for r in calls_a)
+    assert sessions["s-a"].first == min(r.created_at for r in in_a)  # not the aggregation's
     assert sessions["s-a"].user == min(r.user for r in in_a if r.user)
     assert [s.key for s in reference.sessions()] == sorted(
         sessions, key=lambda k: sessions[k].last, reverse=True

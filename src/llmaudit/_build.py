@@ -25,6 +25,7 @@ from ._cost import cost_usd
 from ._decode import decode_content, parse_json
 from ._headers import MASK, NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS, is_credential_name
 from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
+from .providers._failure import describe_failure
 from .storage._base import mask_url_credentials
 
 __all__ = [
@@ -410,7 +411,7 @@ def _build(raw: RawCapture) -> AuditRecord:
         request=exchange.request,
         response=_mask_oauth(parsed.response),
         status_code=raw.status_code,
-        error=_error_text(raw.error, secrets),
+        error=_error_text(_failure(raw, parsed.response), secrets),
         is_stream=is_stream,
         incomplete=not _finished(raw, exchange.response_body, is_stream),
         duration_ms=raw.duration_ms,
@@ -426,6 +427,14 @@ def _build(raw: RawCapture) -> AuditRecord:
         attempt=_attempt(exchange.request_headers),
         notes=tuple(notes),
     )
+
+
+def _failure(raw: RawCapture, response: Any) -> str | None:
+    """Why the call failed: the exception it raised (a stream broken mid-way, a timeout), else for
+    an HTTP status of 400 or more the status and what the provider's body says (`describe_failure`)."""
+    if raw.error is not None or raw.status_code is None or raw.status_code < 400:
+        return raw.error
+    return describe_failure(raw.status_code, response)
 
 
 def _fallback(raw: RawCapture, exc: Exception) -> AuditRecord:

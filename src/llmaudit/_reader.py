@@ -32,12 +32,12 @@ from ._chain import (
 )
 from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError, StorageError
-from ._record import AuditRecord, new_id, utcnow
+from ._record import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
 from ._settings import default_spool_dir, default_storage_url
 from ._spool import Spool
-from ._summary import SessionSummary, StatsRow, nearest_rank, round_cost
+from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
 from .storage import Query, Storage, open_storage
-from .storage._base import ChainStore, ProblemHandler, RegistryStore, is_error
+from .storage._base import ChainStore, ProblemHandler, RegistryStore
 from .storage._files import read_private
 
 __all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
@@ -113,7 +113,8 @@ class Reader:
     def records(self, *, on_problem: ProblemHandler | None = None, **filters: Any) -> Iterator[AuditRecord]:
         """Records matching the filters (``session=``, ``user=``, ``client=``, ``model=``,
         ``provider=``, ``source=``, ``since=``, ``until=``, ``errors_only=``, ``is_aggregation=``,
-        ``ids=``, ``limit=``, ``order="asc"|"desc"``).
+        ``kind=`` (``"call"``, ``"function"``, ``"aggregation"`` or a tuple of them: see
+        `record_kind`), ``ids=``, ``limit=``, ``order="asc"|"desc"``).
 
         Raises:
             ConfigurationError: an unknown filter.
@@ -127,19 +128,31 @@ class Reader:
         on_problem: ProblemHandler | None = None,
         **filters: Any,
     ) -> list[SessionSummary]:
-        """One summary per session key, the most recently active first (aggregation records left
-        out). Takes the filters of `records` except ``limit`` and ``order``."""
-        query = replace(_query(filters), is_aggregation=False)
+        """One summary per session key, the most recently active first: its LLM calls (``calls``,
+        tokens, cost, errors), its ``@audited`` function records (``functions``) and its
+        aggregation records (``aggregations``), each counted as what it is (see `SessionSummary`).
+        Takes the filters of `records` except ``limit`` and ``order``."""
+        query = _query(filters)
         native = getattr(self.storage, "summarize_sessions", None)
         if native is not None:
             return list(native(query, limit))
-        tallies: dict[str, _Tally] = {}
+        tallies: dict[str, Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
             if r.session_key is not None:
-                tallies.setdefault(r.session_key, _Tally()).add(r)
+                tallies.setdefault(r.session_key, Tally()).add(r)
         out = [
             SessionSummary(
-                key, t.user, t.first, t.last, t.calls, t.input_tokens, t.output_tokens, t.cost, t.errors
+                key,
+                t.user,
+                t.first,
+                t.last,
+                t.calls,
+                t.input_tokens,
+                t.output_tokens,
+                t.cost,
+                t.errors,
+                functions=t.functions,
+                aggregations=t.aggregations,
             )
             for key, t in tallies.items()
             if t.first is not None and t.last is not None
@@ -151,32 +164,42 @@ class Reader:
         self,
         by: Sequence[str] = ("client", "model"),
         *,
+        kind: Kind = "call",
         include_aggregations: bool = False,
         on_problem: ProblemHandler | None = None,
         **filters: Any,
     ) -> list[StatsRow]:
-        """Calls, tokens, cost, p50/p95 latency and errors per group (``by`` from `GROUPABLE`;
-        ``day`` is the UTC date), the busiest group first. Aggregation records are left out unless
-        *include_aggregations*, so nothing is counted twice.
+        """Totals per group (``by`` from `GROUPABLE`; ``day`` is the UTC date), the busiest group
+        first: calls, tokens, cost, p50/p95 latency and errors of the LLM calls. With
+        ``kind="function"`` the rows summarise the ``@audited`` function records instead (counted
+        as ``functions``: their latency and errors), with ``kind="aggregation"`` the aggregation
+        records. Calls and function records are never counted together. *include_aggregations*
+        adds the aggregation records to the calls' rows (counted as ``aggregations``, their tokens
+        and cost summed in), for totals over records that were aggregated and then pruned.
 
         Raises:
-            ConfigurationError: an unknown grouping field or filter.
+            ConfigurationError: an unknown grouping field, kind or filter.
         """
         unknown = [name for name in by if name not in GROUPABLE]
         if unknown:
             raise ConfigurationError(
                 f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPABLE)}"
             )
-        query = _query(filters)
-        if not include_aggregations:
-            query = replace(query, is_aggregation=False)
+        if kind not in KINDS:
+            raise ConfigurationError(f"stats of kind {kind!r}: choose from {', '.join(KINDS)}")
+        kinds: tuple[Kind, ...] = (kind,)
+        if include_aggregations and kind == "call":
+            kinds = ("call", "aggregation")
+        query = replace(_query(filters), kind=kinds)
         native = getattr(self.storage, "summarize", None)
         if native is not None:
             return sort_stats(list(native(tuple(by), query)))
-        groups: dict[tuple[Any, ...], _Tally] = {}
+        groups: dict[tuple[Any, ...], Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
+            if record_kind(r) not in kinds:  # a backend that does not know the kind filter
+                continue
             key = tuple(_group_value(r, name) for name in by)
-            groups.setdefault(key, _Tally()).add(r)
+            groups.setdefault(key, Tally(kinds)).add(r)
         rows = []
         for key, t in groups.items():
             values = sorted(t.durations)
@@ -190,13 +213,15 @@ class Reader:
                     nearest_rank(values, 0.5),
                     nearest_rank(values, 0.95),
                     t.errors,
+                    functions=t.functions,
+                    aggregations=t.aggregations,
                 )
             )
         return sort_stats(rows)
 
     def get(self, record_id: str) -> AuditRecord | None:
         """The record with this id, or None."""
-        return next(iter(self.storage.read(Query(ids=(record_id,), limit=1))), None)
+        return _first(self.storage.read(Query(ids=(record_id,), limit=1)))
 
     # -- the chain ------------------------------------------------------------------------------
 
@@ -500,14 +525,17 @@ class Reader:
         """
         if (session is None) == (day is None):
             raise ConfigurationError("aggregate needs exactly one of session= or day=")
+        covered: tuple[Kind, ...] = ("call", "function")  # never an aggregation of aggregations
         if day is not None:
             start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-            query = Query(since=start, until=start + timedelta(days=1), is_aggregation=False)
+            query = Query(since=start, until=start + timedelta(days=1), kind=covered)
         else:
-            query = Query(session_key=session, is_aggregation=False)
+            query = Query(session_key=session, kind=covered)
         ids: list[str] = []
-        tally = _Tally()
+        tally = Tally()
         for r in _counted(self.storage.read(query), progress):
+            if record_kind(r) == "aggregation":  # a backend that does not know the kind filter
+                continue
             tally.add(r)
             if len(ids) <= MAX_AGGREGATED_IDS:
                 ids.append(r.id)
@@ -518,6 +546,7 @@ class Reader:
             )
         summary: dict[str, Any] = {
             "calls": tally.calls,
+            "functions": tally.functions,
             "errors": tally.errors,
             "input_tokens": tally.input_tokens,
             "output_tokens": tally.output_tokens,
@@ -547,7 +576,7 @@ class Reader:
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)
-        return next(iter(self.storage.read(Query(ids=(record.id,)))), record)
+        return _first(self.storage.read(Query(ids=(record.id,), limit=1))) or record
 
     def export(
         self,
@@ -596,61 +625,6 @@ class Reader:
         return f"<Reader {self.storage.url!r}>"
 
 
-class _Tally:
-    """The running totals of a group of records: what sessions, stats and aggregation all add up."""
-
-    __slots__ = (
-        "_cost",
-        "calls",
-        "durations",
-        "errors",
-        "first",
-        "input_tokens",
-        "last",
-        "models",
-        "output_tokens",
-        "users",
-    )
-
-    def __init__(self) -> None:
-        self.calls = self.errors = self.input_tokens = self.output_tokens = 0
-        self._cost: float | None = None
-        self.first: datetime | None = None
-        self.last: datetime | None = None
-        self.durations: list[float] = []
-        self.models: set[str] = set()
-        self.users: set[str] = set()
-
-    def add(self, r: AuditRecord) -> None:
-        self.calls += 1
-        self.errors += is_error(r)
-        self.input_tokens += r.input_tokens or 0
-        self.output_tokens += r.output_tokens or 0
-        if r.cost_usd is not None:
-            self._cost = (self._cost or 0.0) + r.cost_usd
-        if r.duration_ms is not None:
-            self.durations.append(r.duration_ms)
-        if r.model:
-            self.models.add(r.model)
-        if r.user is not None:
-            self.users.add(r.user)
-        self.first = r.created_at if self.first is None else min(self.first, r.created_at)
-        self.last = r.created_at if self.last is None else max(self.last, r.created_at)
-
-    @property
-    def cost(self) -> float | None:
-        return round_cost(self._cost)
-
-    @property
-    def user(self) -> str | None:
-        """The smallest user (what SQL's MIN gives), so every backend names the same one."""
-        return min(self.users) if self.users else None
-
-    @property
-    def only_user(self) -> str | None:
-        return next(iter(self.users)) if len(self.users) == 1 else None
-
-
 def _secret(key: str | bytes | None) -> bytes | None:
     return chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
 
@@ -683,6 +657,13 @@ def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | N
         progress(count)
 
 
+def _first(records: Iterator[AuditRecord]) -> AuditRecord | None:
+    """The first of *records* (a read with ``limit=1``), read to its end: a read left suspended
+    keeps its PostgreSQL server-side cursor open until the garbage collector finds it."""
+    found = list(records)
+    return found[0] if found else None
+
+
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:
     for line in data.splitlines():
         try:
@@ -695,6 +676,12 @@ def _query(filters: dict[str, Any]) -> Query:
     named = {_FILTER_ALIASES.get(k, k): v for k, v in filters.items()}
     if isinstance(named.get("ids"), (list, set)):
         named["ids"] = tuple(named["ids"])
+    kind = named.get("kind")
+    if kind is not None:
+        named["kind"] = (kind,) if isinstance(kind, str) else tuple(kind)
+        unknown = [k for k in named["kind"] if k not in KINDS]
+        if unknown:
+            raise ConfigurationError(f"unknown record kind {unknown[0]!r}: choose from {', '.join(KINDS)}")
     try:
         return Query(**named)
     except TypeError as exc:
@@ -712,7 +699,7 @@ def sort_stats(rows: list[StatsRow]) -> list[StatsRow]:
     return sorted(
         rows,
         key=lambda r: (
-            -r.calls,
+            -r.records,
             [(v is not None, str(v) if v is not None else "") for v in r.group.values()],
         ),
     )

@@ -14,19 +14,22 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final, Literal
 
 from ._frozen import fast_init
 
 __all__ = [
+    "KINDS",
     "SCHEMA_VERSION",
     "SOURCES",
     "STRING_LIMITS",
     "AuditRecord",
     "JSONValue",
+    "Kind",
     "format_id",
     "new_id",
     "new_id_value",
+    "record_kind",
     "utcnow",
 ]
 
@@ -174,3 +177,20 @@ class AuditRecord:
             object.__setattr__(self, "tags", tuple(self.tags))
         if not isinstance(self.notes, tuple):
             object.__setattr__(self, "notes", tuple(self.notes))
+
+
+Kind = Literal["call", "function", "aggregation"]
+#: What a record can be (see `record_kind`).
+KINDS: Final[tuple[Kind, ...]] = ("call", "function", "aggregation")
+#: The source labels that make a record a function record, or an aggregation, rather than a call.
+FUNCTION_SOURCE: Final = "decorator"
+AGGREGATE_SOURCE: Final = "aggregate"
+
+
+def record_kind(record: AuditRecord) -> Kind:
+    """What *record* is: ``"aggregation"`` (``is_aggregation`` or source ``aggregate``),
+    ``"function"`` (an ``@audited`` record, source ``decorator``), else ``"call"``: an LLM call,
+    whatever its source says (``transport``, ``manual``, a label of a later version)."""
+    if record.is_aggregation or record.source == AGGREGATE_SOURCE:
+        return "aggregation"
+    return "function" if record.source == FUNCTION_SOURCE else "call"

@@ -107,9 +107,9 @@ def test_filter_columns_are_indexed(sqlite_store: SQLStorage) -> None:
     leading = {i["column_names"][0] for i in indexes}
     assert {"session_key", "client", "model", "created_at", "user", "parent_id", "writer_id"} <= leading
     by_name = {i["name"]: i["column_names"] for i in indexes}
-    stats = set(by_name["ix_llmaudit_records_stats"])
-    sessions = set(by_name["ix_llmaudit_records_sessions"])
-    summed = {"input_tokens", "output_tokens", "cost_usd", "status_code", "error", "is_aggregation"}
+    stats = set(by_name["ix_llmaudit_records_stats_by_kind"])
+    sessions = set(by_name["ix_llmaudit_records_sessions_by_kind"])
+    summed = {"input_tokens", "output_tokens", "cost_usd", "status_code", "error", "is_aggregation", "source"}
     assert summed | {"client", "model", "duration_ms", "created_at"} <= stats
     assert summed | {"session_key", "user", "created_at"} <= sessions
 

@@ -128,6 +128,8 @@ def run_demo(storage_url: str, *, echo: Echo) -> None:
         out = console()
         out.print(sessions_table(reader.sessions(limit=10)))
         out.print(stats_table(reader.stats(("client", "model")), ("client", "model")))
+        functions = ("client", "operation")
+        out.print(stats_table(reader.stats(functions, kind="function"), functions, functions=True))
     echo(f"\nThe log is in {storage_url} (`llmaudit path` prints it). Next, try:")
     for command in (
         f"llmaudit show {keys['bob']}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
@@ -13,10 +14,18 @@ import click
 
 from .. import _reader
 from .._codec import record_to_dict
-from .._record import AuditRecord
+from .._record import AuditRecord, record_kind
 from ._common import parse_age, storage_option, storage_url
 from ._text import json_line, plain, shown
-from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
+from ._views import (
+    console,
+    last_errors_lines,
+    render_conversation,
+    render_record_line,
+    sessions_table,
+    stats_table,
+    uncounted_note,
+)
 
 __all__ = ["COMMANDS", "progress_bar"]
 
@@ -72,11 +81,22 @@ def sessions(
         rows = reader.sessions(
             user=user, client=client, since=_since(since), limit=limit, on_problem=_problem
         )
+        failed = [row.key for row in rows if row.errors] if not as_json else []
+        last_errors = {key: error for key in failed if (error := _last_error(reader, key))}
     if as_json:
         for row in rows:
             _emit_json(row.to_json())
     else:
-        console().print(sessions_table(rows))
+        out = console()
+        out.print(sessions_table(rows))
+        for line in last_errors_lines(last_errors):
+            out.print(line)
+
+
+def _last_error(reader: _reader.Reader, session: str) -> str | None:
+    """The error of the session's latest failed LLM call (read to its end: one record)."""
+    found = list(reader.records(session=session, errors_only=True, kind="call", order="desc", limit=1))
+    return found[0].error if found else None
 
 
 @click.command()
@@ -98,10 +118,22 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
             _emit_json(_record_json(record))
         return
     out = console()
-    calls = [r for r in records if not r.is_aggregation]
-    cost = sum(r.cost_usd or 0 for r in calls)
-    out.print(shown(target, style="bold").append(f": {len(calls)} records, cost ${cost:,.6f}\n"))
+    out.print(shown(target, style="bold").append(f": {_show_counts(records)}\n"))
     render_conversation(records, out)
+
+
+def _show_counts(records: list[AuditRecord]) -> str:
+    """``2 calls, 2 functions, 1 aggregation, cost $…``: every record listed, each counted as what
+    it is, and the cost of the calls alone."""
+    kinds: Counter[str] = Counter(record_kind(r) for r in records)
+    cost = sum(r.cost_usd or 0 for r in records if record_kind(r) == "call")
+    parts = [f"{kinds['call']} call{'s' if kinds['call'] != 1 else ''}"]
+    parts.extend(
+        f"{kinds[kind]} {kind}{'s' if kinds[kind] != 1 else ''}"
+        for kind in ("function", "aggregation")
+        if kinds[kind]
+    )
+    return f"{', '.join(parts)}, cost ${cost:,.6f}"
 
 
 @click.command()
@@ -143,23 +175,40 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
 @storage_option
 @click.option(
     "--by",
-    default="client,model",
-    show_default=True,
-    help="Comma-separated: " + ", ".join(_reader.GROUPABLE),
+    default=None,
+    help="Comma-separated: "
+    + ", ".join(_reader.GROUPABLE)
+    + " (default client,model; client,operation with --functions)",
 )
 @click.option("--since", default=None, help="Only the last AGE (e.g. 7d).")
 @click.option("--session", default=None, help="Only this session.")
+@click.option("--functions", is_flag=True, help="The @audited function records instead of the LLM calls.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def stats(storage: str | None, by: str, since: str | None, session: str | None, as_json: bool) -> None:
-    """Calls, tokens, cost, p50/p95 latency and error rate per group."""
-    fields = tuple(name.strip() for name in by.split(",") if name.strip())
+def stats(
+    storage: str | None,
+    by: str | None,
+    since: str | None,
+    session: str | None,
+    functions: bool,
+    as_json: bool,
+) -> None:
+    """LLM calls, tokens, cost, p50/p95 latency and error rate per group (--functions: @audited records)."""
+    default = "client,operation" if functions else "client,model"
+    fields = tuple(name.strip() for name in (by or default).split(",") if name.strip())
+    filters: dict[str, Any] = {"since": _since(since), "session": session, "on_problem": _problem}
     with _reader.open(storage_url(storage)) as reader:
-        rows = reader.stats(fields, since=_since(since), session=session, on_problem=_problem)
+        rows = reader.stats(fields, kind="function" if functions else "call", **filters)
+        if not as_json and not functions:
+            others = [reader.stats((), kind=kind, **filters) for kind in ("function", "aggregation")]
     if as_json:
         for row in rows:
             _emit_json(row.to_json())
-    else:
-        console().print(stats_table(rows, fields))
+        return
+    console().print(stats_table(rows, fields, functions=functions))
+    if not functions:
+        note = uncounted_note(sum(r.functions for r in others[0]), sum(r.aggregations for r in others[1]))
+        if note:
+            click.echo(note)
 
 
 @click.command()
@@ -192,7 +241,8 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
         return
     summary: Any = record.response
     click.echo(
-        f"aggregation {record.id}: {summary['calls']} calls, {record.input_tokens} in / "
+        f"aggregation {record.id}: {summary['calls']} calls, {summary['functions']} function records, "
+        f"{record.input_tokens} in / "
         f"{record.output_tokens} out tokens, cost {summary['cost_usd']}, "
         f"models {plain(', '.join(map(str, summary['models'])))}"
     )

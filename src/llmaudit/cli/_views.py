@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +20,15 @@ from .._record import AuditRecord
 from .._summary import SessionSummary, StatsRow
 from ._text import plain, shown
 
-__all__ = ["console", "render_conversation", "render_record_line", "sessions_table", "stats_table"]
+__all__ = [
+    "console",
+    "last_errors_lines",
+    "render_conversation",
+    "render_record_line",
+    "sessions_table",
+    "stats_table",
+    "uncounted_note",
+]
 
 
 def console(err: bool = False) -> Console:
@@ -43,14 +51,29 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2g}" if value < 1 else f"{value:.1f}"
 
 
+#: How much of a record's error a one-line view shows.
+_SHORT_ERROR_CHARS = 160
+
+
+def _short(text: str | None) -> str | None:
+    if text is None or len(text) <= _SHORT_ERROR_CHARS:
+        return text
+    return text[: _SHORT_ERROR_CHARS - 1] + "…"
+
+
 def sessions_table(rows: Sequence[SessionSummary]) -> Table:
+    """Sessions: their LLM calls and what those cost, their ``@audited`` function records apart
+    (and their aggregation records, when any has one)."""
     table = Table(title=f"{len(rows)} sessions", title_justify="left")
+    aggregations = any(s.aggregations for s in rows)
     for name, justify in [
         ("session", "left"),
         ("user", "left"),
         ("first (UTC)", "left"),
         ("last (UTC)", "left"),
         ("calls", "right"),
+        ("functions", "right"),
+        *([("aggregations", "right")] if aggregations else []),
         ("in tokens", "right"),
         ("out tokens", "right"),
         ("cost", "right"),
@@ -64,6 +87,8 @@ def sessions_table(rows: Sequence[SessionSummary]) -> Table:
             f"{s.first:%Y-%m-%d %H:%M:%S}",
             f"{s.last:%Y-%m-%d %H:%M:%S}",
             _int(s.calls),
+            _int(s.functions),
+            *([_int(s.aggregations)] if aggregations else []),
             _int(s.input_tokens),
             _int(s.output_tokens),
             _money(s.cost_usd),
@@ -72,19 +97,30 @@ def sessions_table(rows: Sequence[SessionSummary]) -> Table:
     return table
 
 
-def stats_table(rows: Sequence[StatsRow], by: Sequence[str]) -> Table:
-    table = Table(title=f"stats by {', '.join(by) or 'everything'}", title_justify="left")
+def last_errors_lines(last_errors: Mapping[str, str]) -> list[Text]:
+    """Under the sessions table, one line per session with a failed call: why its latest one failed."""
+    return [
+        Text.assemble("last error of ", shown(key), ": ", shown(_short(error), style="red"))
+        for key, error in last_errors.items()
+    ]
+
+
+def stats_table(rows: Sequence[StatsRow], by: Sequence[str], *, functions: bool = False) -> Table:
+    """`Reader.stats` rows: of LLM calls, or (*functions*) of ``@audited`` function records, which
+    have no tokens or cost of their own."""
+    what = "@audited functions" if functions else "stats"
+    table = Table(title=f"{what} by {', '.join(by) or 'everything'}", title_justify="left")
     for name in by:
         table.add_column(name)
-    for name in ("calls", "in tokens", "out tokens", "cost", "p50 ms", "p95 ms", "error rate"):
+    money = () if functions else ("in tokens", "out tokens", "cost")
+    for name in ("functions" if functions else "calls", *money, "p50 ms", "p95 ms", "error rate"):
         table.add_column(name, justify="right")
     for r in rows:
+        usage = () if functions else (_int(r.input_tokens), _int(r.output_tokens), _money(r.cost_usd))
         table.add_row(
             *[shown(r.group[name]) for name in by],
-            _int(r.calls),
-            _int(r.input_tokens),
-            _int(r.output_tokens),
-            _money(r.cost_usd),
+            _int(r.functions if functions else r.calls),
+            *usage,
             _ms(r.p50_ms),
             _ms(r.p95_ms),
             f"{r.error_rate:.1%}",
@@ -92,12 +128,28 @@ def stats_table(rows: Sequence[StatsRow], by: Sequence[str]) -> Table:
     return table
 
 
+def uncounted_note(functions: int, aggregations: int) -> str | None:
+    """The line under a table of calls that says which records it did not count, or None."""
+    parts = []
+    if functions:
+        parts.append(
+            f"{functions:,} @audited function record{'s' if functions != 1 else ''} (stats --functions)"
+        )
+    if aggregations:
+        parts.append(f"{aggregations:,} aggregation record{'s' if aggregations != 1 else ''}")
+    return f"not counted as calls: {' and '.join(parts)}" if parts else None
+
+
 def render_record_line(r: AuditRecord) -> str:
     """One line per record, for ``tail``."""
     status = "-" if r.status_code is None else str(r.status_code)
     what = plain(r.model or r.operation or r.url)
     flags = "".join(
-        [" stream" if r.is_stream else "", " INCOMPLETE" if r.incomplete else "", " ERROR" if r.error else ""]
+        [
+            " stream" if r.is_stream else "",
+            " INCOMPLETE" if r.incomplete else "",
+            f" ERROR {plain(_short(r.error))}" if r.error else "",
+        ]
     )
     return (
         f"{r.created_at:%Y-%m-%d %H:%M:%S} {plain(r.source):<10} {plain(r.client):<18} {what:<28} "

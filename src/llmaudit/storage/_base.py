@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .._chain import ChainState, RegistryEntry, new_state, registry_entry
-from .._record import AuditRecord, utcnow
+from .._record import AuditRecord, Kind, record_kind, utcnow
 
 __all__ = [
     "ChainStore",
@@ -47,7 +47,8 @@ class Query:
     """Which records to read. Every filter is optional; ``None`` means "any".
 
     ``since`` is inclusive and ``until`` exclusive. ``order`` sorts by ``(created_at, id)``.
-    ``is_aggregation=None`` returns call records and aggregation records alike.
+    ``is_aggregation=None`` returns call records and aggregation records alike. ``kind`` keeps only
+    records of those kinds (``"call"``, ``"function"``, ``"aggregation"``: see `record_kind`).
     """
 
     ids: tuple[str, ...] | None = None
@@ -61,6 +62,7 @@ class Query:
     until: datetime | None = None
     errors_only: bool = False
     is_aggregation: bool | None = None
+    kind: tuple[Kind, ...] | None = None
     limit: int | None = None
     order: Literal["asc", "desc"] = "asc"
 
@@ -187,7 +189,7 @@ def batch_heads(records: Sequence[AuditRecord]) -> dict[str, tuple[int, str]]:
 _EQUALITY_FILTERS = ("session_key", "user", "client", "provider", "model", "source")
 
 
-def matches(record: AuditRecord, query: Query) -> bool:
+def matches(record: AuditRecord, query: Query) -> bool:  # noqa: PLR0911 - one return per filter
     """Whether *record* satisfies every filter of *query* (limit and order aside)."""
     for name in _EQUALITY_FILTERS:
         wanted = getattr(query, name)
@@ -200,6 +202,8 @@ def matches(record: AuditRecord, query: Query) -> bool:
     if query.until is not None and record.created_at >= query.until:
         return False
     if query.errors_only and not is_error(record):
+        return False
+    if query.kind is not None and record_kind(record) not in query.kind:
         return False
     return query.is_aggregation is None or record.is_aggregation == query.is_aggregation
 

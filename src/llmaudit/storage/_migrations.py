@@ -26,6 +26,7 @@ __all__ = [
     "current_version",
     "meta_table",
     "prepare",
+    "refresh_covering_indexes",
     "registry_table",
 ]
 
@@ -224,4 +225,38 @@ def prepare(engine: Engine, table: sa.Table, *, migrate: bool) -> int:
         raise StorageError(
             f"database schema version {version} is older than {SCHEMA_VERSION}: run `llmaudit db upgrade`"
         )
-    return _migrate(engine, table, version)
+    version = _migrate(engine, table, version)
+    if engine.dialect.name == "sqlite":
+        refresh_covering_indexes(engine, table)
+    return version
+
+
+#: Covering indexes of the summaries that an earlier llmaudit made (without ``source``).
+_LEGACY_COVERING = ("stats", "sessions")
+
+
+def refresh_covering_indexes(engine: Engine, table: sa.Table) -> None:
+    """SQLite: create the summaries' covering indexes of the current table definition that the
+    database lacks, and drop the ones they replace. Indexes only (no schema version): without
+    them the summaries read whole rows (about ten times slower), so a database that cannot be
+    written to (read-only file) is left as it is."""
+    wanted = [ix for ix in table.indexes if ix.name and ix.name.endswith("_by_kind")]
+    try:
+        with engine.begin() as conn:
+            existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
+            missing = [ix for ix in wanted if ix.name not in existing]
+            legacy = [f"ix_{table.name}_{name}" for name in _LEGACY_COVERING]
+            stale = [name for name in legacy if name in existing]
+            if not missing and not stale:
+                return
+            quote = conn.dialect.identifier_preparer
+            for index in missing:
+                conn.exec_driver_sql(
+                    f"CREATE INDEX IF NOT EXISTS {quote.quote(str(index.name))} ON "
+                    f"{quote.format_table(table)} ({', '.join(quote.quote(c.name) for c in index.columns)})"
+                )
+            for name in stale:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {quote.quote(name)}")
+    except sa.exc.OperationalError as exc:
+        if "readonly" not in str(exc).replace("-", "").replace(" ", ""):
+            raise

@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from .._chain import ChainState, RegistryEntry, new_state, state_mac
 from .._codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageUnavailableError
-from .._record import STRING_LIMITS, AuditRecord
+from .._record import AGGREGATE_SOURCE, FUNCTION_SOURCE, KINDS, STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from . import _migrations
 from ._base import (
@@ -86,9 +86,21 @@ _BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
 _TEXT_FIELDS = ("url", "error")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
 _SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
+# ``source`` tells a call from a function record (`_kinds`); the names changed with it, so that an
+# older database gets the new indexes on open (`_migrations.refresh_covering_indexes`)
 _COVERING = {
-    "stats": ("client", "model", "is_aggregation", "provider", "user", *_SUMMED, "duration_ms", "created_at"),
-    "sessions": ("session_key", "is_aggregation", "created_at", "user", *_SUMMED),
+    "stats_by_kind": (
+        "client",
+        "model",
+        "is_aggregation",
+        "source",
+        "provider",
+        "user",
+        *_SUMMED,
+        "duration_ms",
+        "created_at",
+    ),
+    "sessions_by_kind": ("session_key", "is_aggregation", "source", "created_at", "user", *_SUMMED),
 }
 _COVERED_ON_SQLITE = ("client", "session_key")
 
@@ -627,6 +639,9 @@ class SQLStorage:
             conditions.append(_is_error(t))
         if query.is_aggregation is not None:
             conditions.append(t.c.is_aggregation == query.is_aggregation)
+        if query.kind is not None:
+            kinds = _kinds(t)
+            conditions.append(sa.or_(sa.false(), *(kinds[k] for k in dict.fromkeys(query.kind))))
         return conditions
 
     def _select(self, query: Query) -> Any:
@@ -639,20 +654,28 @@ class SQLStorage:
     # -- aggregates pushed down into the database (the reader falls back to Python elsewhere) ------
 
     def summarize_sessions(self, query: Query, limit: int | None) -> Iterator[SessionSummary]:
-        """`Reader.sessions` in one GROUP BY."""
+        """`Reader.sessions` in one GROUP BY: each kind counted apart, totals of the LLM calls."""
         t = self.table
-        last = sa.func.max(t.c.created_at)
+        kinds = _kinds(t)
+        call, aggregation = kinds["call"], kinds["aggregation"]
+        # the span of the calls and function records; of the aggregation records when that is all
+        first = sa.func.coalesce(
+            sa.func.min(sa.case((~aggregation, t.c.created_at))), sa.func.min(t.c.created_at)
+        )
+        last = sa.func.coalesce(
+            sa.func.max(sa.case((~aggregation, t.c.created_at))), sa.func.max(t.c.created_at)
+        )
         stmt = (
             sa.select(
                 t.c.session_key,
                 sa.func.min(t.c.user),
-                sa.func.min(t.c.created_at),
+                first,
                 last,
-                sa.func.count(),
-                sa.func.sum(t.c.input_tokens),
-                sa.func.sum(t.c.output_tokens),
-                sa.func.sum(t.c.cost_usd),
-                sa.func.sum(sa.case((_is_error(t), 1), else_=0)),
+                *(_count(kinds[k]) for k in KINDS),
+                sa.func.sum(sa.case((call, t.c.input_tokens))),
+                sa.func.sum(sa.case((call, t.c.output_tokens))),
+                sa.func.sum(sa.case((call, t.c.cost_usd))),
+                _count(sa.and_(call, _is_error(t))),
             )
             .where(t.c.session_key.is_not(None), *self._where(query))
             .group_by(t.c.session_key)
@@ -663,16 +686,19 @@ class SQLStorage:
         utc = UTCDateTime()
         with self._translated("summarise sessions"), self._engine.connect() as conn:
             for row in conn.execute(stmt):
+                calls, functions, aggregations = (int(n or 0) for n in row[4:7])
                 yield SessionSummary(
                     row[0],
                     row[1],
                     _as_utc(utc, row[2], conn.dialect),
                     _as_utc(utc, row[3], conn.dialect),
-                    int(row[4]),
-                    int(row[5] or 0),
-                    int(row[6] or 0),
-                    round_cost(None if row[7] is None else float(row[7])),
+                    calls,
+                    int(row[7] or 0),
                     int(row[8] or 0),
+                    round_cost(None if row[9] is None else float(row[9])),
+                    int(row[10] or 0),
+                    functions=functions,
+                    aggregations=aggregations,
                 )
 
     def summarize(self, by: tuple[str, ...], query: Query) -> Iterator[StatsRow]:
@@ -693,9 +719,10 @@ class SQLStorage:
             extra = [sa.func.llmaudit_percentiles(t.c.duration_ms)]
         else:
             extra = []
+        kinds = _kinds(t)
         totals = sa.select(
             *keys,
-            sa.func.count(),
+            *(_count(kinds[k]) for k in KINDS),
             sa.func.sum(t.c.input_tokens),
             sa.func.sum(t.c.output_tokens),
             sa.func.sum(t.c.cost_usd),
@@ -708,7 +735,7 @@ class SQLStorage:
             windowed = self._windowed_percentiles(conn, by, where) if not extra else {}
             for row in conn.execute(totals):
                 key = tuple(row[: len(by)])
-                count, inp, out, cost, errors = row[len(by) : len(by) + 5]
+                calls, functions, aggregations, inp, out, cost, errors = row[len(by) : len(by) + 7]
                 if dialect == "postgresql":
                     p50, p95 = row[-2], row[-1]
                 elif dialect == "sqlite":
@@ -717,13 +744,15 @@ class SQLStorage:
                     p50, p95 = windowed.get(key, (None, None))
                 yield StatsRow(
                     dict(zip(by, key, strict=True)),
-                    int(count),
+                    int(calls or 0),
                     int(inp or 0),
                     int(out or 0),
                     round_cost(None if cost is None else float(cost)),
                     None if p50 is None else float(p50),
                     None if p95 is None else float(p95),
                     int(errors or 0),
+                    functions=int(functions or 0),
+                    aggregations=int(aggregations or 0),
                 )
 
     def _windowed_percentiles(
@@ -809,6 +838,19 @@ def _split_percentiles(text: str | None) -> tuple[float | None, float | None]:
 
 def _is_error(t: sa.Table) -> Any:
     return sa.or_(t.c.error.is_not(None), t.c.status_code >= 400)
+
+
+def _kinds(t: sa.Table) -> dict[str, Any]:
+    """`record_kind` in SQL: one condition per kind, true for exactly one of them on every row."""
+    source = sa.func.coalesce(t.c.source, "")
+    aggregation = sa.or_(t.c.is_aggregation == sa.true(), source == AGGREGATE_SOURCE)
+    function = sa.and_(~aggregation, source == FUNCTION_SOURCE)
+    call = sa.and_(~aggregation, source != FUNCTION_SOURCE)
+    return {"call": call, "function": function, "aggregation": aggregation}
+
+
+def _count(condition: Any) -> Any:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 def _as_utc(kind: UTCDateTime, value: Any, dialect: sa.Dialect) -> datetime:
