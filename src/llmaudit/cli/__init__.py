@@ -14,7 +14,7 @@ from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
-from ._common import parse_age, storage_option, storage_url
+from ._common import open_reader, parse_age, storage_option, storage_url
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
@@ -70,10 +70,8 @@ def _fail(message: str) -> None:
 )
 def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bool) -> None:
     """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
-    from .. import _reader  # noqa: PLC0415
-
     problems: list[str] = []
-    with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
+    with open_reader(storage) as reader, progress_bar("verifying") as advance:
         report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
     if as_json:
         click.echo(json_line({**report.to_json(), "unreadable": problems}))
@@ -174,11 +172,9 @@ def forget(
 ) -> None:
     """Erase a data subject's records (right to be forgotten): payloads, headers, user, session keys,
     URL, error, tags and notes, keeping digests so the log still verifies."""
-    from .. import _reader  # noqa: PLC0415
-
     if session is None and user is None and not ids:
         _fail("forget needs --session, --user or --id")
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, create_for_spool=True) as reader:
         result = reader.forget(session=session, user=user, ids=list(ids) or None, key=key, force=force)
     if not result.erased and not result.already_erased and not result.unguaranteed:
         _fail("no matching record")
@@ -212,10 +208,8 @@ def forget(
 @click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
 def prune(storage: str | None, older_than: str) -> None:
     """Delete old records, leaving a checkpoint so that what remains still verifies."""
-    from .. import _reader  # noqa: PLC0415
-
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
-    with _reader.open(storage_url(storage)) as reader, progress_bar("pruning") as advance:
+    with open_reader(storage) as reader, progress_bar("pruning") as advance:
         result = reader.prune(cutoff, progress=advance)
     click.echo(
         f"deleted {result.deleted} records older than {cutoff:%Y-%m-%d %H:%M:%S} UTC; "

@@ -14,7 +14,7 @@ import click
 from .. import _reader
 from .._codec import record_to_dict
 from .._record import AuditRecord
-from ._common import parse_age, storage_option, storage_url
+from ._common import open_reader, parse_age, storage_option, storage_url
 from ._text import json_line, plain, shown
 from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
 
@@ -68,7 +68,7 @@ def sessions(
     as_json: bool,
 ) -> None:
     """The most recently active sessions, with calls, tokens, cost and errors."""
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, listing=True) as reader:
         rows = reader.sessions(
             user=user, client=client, since=_since(since), limit=limit, on_problem=_problem
         )
@@ -85,7 +85,7 @@ def sessions(
 @click.option("--json", "as_json", is_flag=True, help="The records as JSON lines.")
 def show(storage: str | None, target: str, as_json: bool) -> None:
     """Render a session (by key) or one record (by id) as a conversation."""
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage) as reader:
         records = list(reader.records(session=target, on_problem=_problem))
         if not records:
             one = reader.get(target)
@@ -120,7 +120,7 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
             else:
                 click.echo(render_record_line(record))
 
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, listing=True) as reader:
         newest = list(reader.records(order="desc", limit=max(lines, 1), on_problem=_problem))
         latest = newest[:lines][::-1]
         show_all(latest)
@@ -153,7 +153,7 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
 def stats(storage: str | None, by: str, since: str | None, session: str | None, as_json: bool) -> None:
     """Calls, tokens, cost, p50/p95 latency and error rate per group."""
     fields = tuple(name.strip() for name in by.split(",") if name.strip())
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, listing=True) as reader:
         rows = reader.stats(fields, since=_since(since), session=session, on_problem=_problem)
     if as_json:
         for row in rows:
@@ -169,7 +169,7 @@ def stats(storage: str | None, by: str, since: str | None, session: str | None, 
 @click.option("--session", default=None, help="Only this session.")
 def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
     """Copy records to another storage or a file (idempotent: run it again to resume)."""
-    with _reader.open(storage_url(storage)) as reader, progress_bar("exporting") as advance:
+    with open_reader(storage) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {plain(destination)}")
 
@@ -185,7 +185,7 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
         when = None if day is None else date.fromisoformat(day)
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--day") from None
-    with _reader.open(storage_url(storage)) as reader, progress_bar("aggregating") as advance:
+    with open_reader(storage) as reader, progress_bar("aggregating") as advance:
         record = reader.aggregate(session=session, day=when, progress=advance)
     if as_json:
         _emit_json(_record_json(record))
@@ -214,7 +214,7 @@ def db_upgrade(storage: str | None) -> None:
     if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         click.echo(f"{plain(url)} is not a SQL storage: nothing to upgrade")
         return
-    store = SQLStorage(url)  # opening applies pending migrations
+    store = SQLStorage(url, create=False)  # opening applies pending migrations; never creates
     try:
         click.echo(f"{store.url}: schema version {store.upgrade()}")
     finally:
@@ -232,9 +232,7 @@ def db_seal_legacy(storage: str | None, key: str | None, by: str | None) -> None
     in the chain registry (count, ids, time, who, key fingerprint) and `llmaudit verify` lists it.
     Migrations never do this: run it once, knowing what the unchained records are.
     """
-    from .. import _reader  # noqa: PLC0415
-
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage) as reader:
         result = reader.seal_legacy(key, by=by)
     click.echo(
         f"sealed {result.sealed} records into {result.writer_id or 'no chain'}; "
