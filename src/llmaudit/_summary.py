@@ -4,13 +4,23 @@ cost rounding) that make every backend give identical answers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from ._codec import format_timestamp
 
-__all__ = ["SessionSummary", "StatsRow", "nearest_rank", "round_cost"]
+__all__ = ["SessionSummary", "StatsRow", "fields_json", "nearest_rank", "round_cost"]
+
+
+def _json_value(value: Any) -> Any:
+    return format_timestamp(value) if isinstance(value, datetime) else value
+
+
+def fields_json(summary: Any) -> dict[str, Any]:
+    """A summary dataclass as JSON: every field under its Python name (timestamps formatted), so
+    that ``--json`` output and the Python API name each value the same way."""
+    return {f.name: _json_value(getattr(summary, f.name)) for f in fields(summary)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +30,7 @@ class SessionSummary:
     ``calls`` counts every record of the session except aggregation records (decorator records
     included); ``errors`` those with an exception or an HTTP status of 400 or more."""
 
-    key: str
+    session_key: str
     user: str | None
     first: datetime
     last: datetime
@@ -30,23 +40,22 @@ class SessionSummary:
     cost_usd: float | None
     errors: int
 
+    @property
+    def key(self) -> str:
+        """The session key (the name this field had before it took `AuditRecord`'s name)."""
+        return self.session_key
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "session_key": self.key,
-            "user": self.user,
-            "first": format_timestamp(self.first),
-            "last": format_timestamp(self.last),
-            "calls": self.calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "errors": self.errors,
-        }
+        """Every field under its own name (``session_key``, ``first``, …, ``errors``)."""
+        return fields_json(self)
 
 
 @dataclass(frozen=True, slots=True)
 class StatsRow:
-    """Totals of one group. Latency percentiles are nearest-rank over the records with a duration."""
+    """Totals of one group. Latency percentiles are nearest-rank over the records with a duration.
+
+    ``group`` maps each ``by=`` name to this group's value (``{"client": "bot", "model": "gpt-4o"}``).
+    """
 
     group: dict[str, Any]
     calls: int
@@ -62,16 +71,8 @@ class StatsRow:
         return self.errors / self.calls if self.calls else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            **self.group,
-            "calls": self.calls,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "error_rate": round(self.error_rate, 6),
-        }
+        """Every field under its own name (``group`` as an object), plus ``error_rate``."""
+        return {**fields_json(self), "group": dict(self.group), "error_rate": round(self.error_rate, 6)}
 
 
 def nearest_rank(sorted_values: Sequence[float], fraction: float) -> float | None:
