@@ -9,6 +9,7 @@ nothing is set). Tests and multi-sink applications create `Auditor` objects of t
 from __future__ import annotations
 
 import atexit
+import inspect
 import itertools
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -92,6 +93,8 @@ class Auditor:
         shutdown_timeout_s: float | None = None,
         handle_sigterm: bool | None = None,
     ) -> None:
+        storage = _check_storage(storage)
+        steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
             mode=mode,
@@ -108,7 +111,7 @@ class Auditor:
             install_sigterm_handler()
         self._owns_storage = isinstance(storage, str) or storage is None
         if isinstance(storage, str) or storage is None:
-            storage = open_storage(self.settings.storage or default_storage_url())
+            storage = _open_configured(self.settings.storage, explicit=isinstance(storage, str))
         self.storage: Storage = storage
         spool = Spool(self.settings.spool_dir or default_spool_dir(storage.url))
         options: dict[str, Any] = {
@@ -117,7 +120,7 @@ class Auditor:
             "batch_size": self.settings.batch_size,
             "flush_interval_s": self.settings.flush_interval_s,
             "queue_size": self.settings.queue_size,
-            "processors": _pipeline(redactor, before_write, processors),
+            "processors": steps,
             "chain_key": chain_key(self.settings.chain_key),
         }
         if self.settings.writer == "process":
@@ -200,21 +203,72 @@ def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: d
     return ProcessWriter(storage, spool, storage_url=url, **options)
 
 
+def _check_storage(storage: object) -> str | Storage | None:
+    """``storage=``: a URL, an open `Storage` (it has ``write``, ``read``, ``close`` and ``url``), or None."""
+    if storage is None or isinstance(storage, str):
+        return storage
+    if isinstance(storage, os.PathLike):
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL, "
+            f"e.g. 'sqlite:///{os.fspath(storage)}' or 'jsonl://{os.fspath(storage)}', not a path"
+        )
+    if not isinstance(storage, Storage):  # the protocol is runtime-checkable: url, write, read, close
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL such as "
+            "'sqlite:///audit.db' or 'jsonl:///var/log/llm', or a Storage object (write, read, close, url)"
+        )
+    return storage
+
+
+def _open_configured(url: str | None, *, explicit: bool) -> Storage:
+    """Open the configured store, naming the keyword or variable the URL came from when it is bad."""
+    label = "storage=" if explicit else "LLMAUDIT_STORAGE=" if url else None
+    try:
+        return open_storage(url or default_storage_url())
+    except ConfigurationError as exc:
+        if label is None:
+            raise
+        raise ConfigurationError(f"invalid llmaudit setting {label}: {exc}") from None
+
+
 def _pipeline(
-    redactor: Redactor | Literal[False] | None,
-    before_write: Processor | None,
-    processors: Sequence[Processor],
+    redactor: object,
+    before_write: object,
+    processors: object,
 ) -> list[Processor]:
+    """The writer's processors, each checked here so that a bad one fails at ``configure()``
+    instead of failing every record on the writer thread."""
     steps: list[Processor] = []
-    if redactor is None:
+    if redactor is None or redactor is True:
         redactor = Redactor()
     if redactor is not False:
+        if not isinstance(redactor, Redactor):
+            raise ConfigurationError(
+                f"invalid llmaudit setting redactor={redactor!r}: expected a llmaudit.Redactor, "
+                "None or True (the default Redactor()), or False (no redaction); for a function of "
+                "your own, use before_write= or processors="
+            )
         steps.append(redactor)
     if before_write is not None:
         if not callable(before_write):
-            raise ConfigurationError(f"before_write must be callable, not {type(before_write).__name__}")
+            raise ConfigurationError(
+                f"invalid llmaudit setting before_write={before_write!r}: expected a callable "
+                "record -> record | None, or None"
+            )
         steps.append(before_write)
-    return [*steps, *processors]
+    if callable(processors) or isinstance(processors, (str, bytes)) or not isinstance(processors, Iterable):
+        raise ConfigurationError(
+            f"invalid llmaudit setting processors={processors!r}: expected a list of callables "
+            "record -> record | None (for one, processors=[fn] or before_write=fn)"
+        )
+    listed = list(processors)
+    for step in listed:
+        if not callable(step):
+            raise ConfigurationError(
+                f"invalid llmaudit setting processors=: {step!r} is not callable "
+                "(each processor is a callable record -> record | None)"
+            )
+    return [*steps, *listed]
 
 
 class NullAuditor:
@@ -241,6 +295,9 @@ class NullAuditor:
         return "<NullAuditor (LLMAUDIT_DISABLED)>"
 
 
+#: The keywords `configure` hands on to `Auditor` (every other one is a misspelling).
+_AUDITOR_KEYWORDS = frozenset(inspect.signature(Auditor.__init__).parameters) - {"self", "storage"}
+_PROCESSING_DEFAULTS = (("redactor", None), ("before_write", None), ("processors", ()))
 _live_auditors: weakref.WeakSet[Auditor] = weakref.WeakSet()
 _default: Auditor | NullAuditor | None = None
 _default_lock = threading.Lock()
@@ -252,7 +309,15 @@ def configure(storage: str | Storage | None = None, **options: Any) -> Auditor |
     Takes the keywords of `Auditor` plus ``disabled``; each also reads ``LLMAUDIT_<NAME>``.
     """
     global _default
+    unknown = set(options) - _AUDITOR_KEYWORDS - {"disabled"}
+    if unknown:
+        known = ", ".join(sorted(_AUDITOR_KEYWORDS | {"disabled", "storage"}))
+        raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; known: {known}")
     disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
+    if disabled:  # nothing is opened, but a bad setting is still an error now, not when enabled
+        _check_storage(storage)
+        _pipeline(*(options.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
+        Settings.resolve(**options)
     new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)
     with _default_lock:
         old, _default = _default, new

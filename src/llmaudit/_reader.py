@@ -33,7 +33,7 @@ from ._chain import (
 from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError, StorageError
 from ._record import AuditRecord, new_id, utcnow
-from ._settings import default_spool_dir, default_storage_url
+from ._settings import check_setting, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from .storage import Query, Storage, open_storage
@@ -739,6 +739,13 @@ def open(
         StorageNotFoundError: there is no store at *url* (and *create* is False).
         StorageError: the storage cannot be opened.
     """
+    if spool_dir is not None:
+        check_setting("spool_dir", spool_dir)
+    if not (url is None or isinstance(url, (str, Storage))):
+        raise ConfigurationError(
+            f"llmaudit.open() takes a storage URL such as 'sqlite:///audit.db' or an open Storage, "
+            f"not {type(url).__name__}"
+        )
     if url is None or isinstance(url, str):
         storage = open_storage(
             url or os.environ.get("LLMAUDIT_STORAGE") or default_storage_url(), create=create

@@ -8,11 +8,12 @@ writer thread.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import platformdirs
 
@@ -22,6 +23,7 @@ from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "Settings",
+    "check_setting",
     "data_dir",
     "default_spool_dir",
     "default_storage_url",
@@ -47,49 +49,83 @@ def default_spool_dir(storage_url: str) -> Path:
     return data_dir() / "spool" / digest
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
+class _Invalid(ValueError):
+    """A value that is not what a setting accepts (the message says what it accepts)."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower() if isinstance(value, str) else None
     if lowered in _TRUE | _FALSE:
         return lowered in _TRUE
-    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+    raise _Invalid(f"expected True or False (or one of {sorted(_TRUE | _FALSE - {''})} as text)")
 
 
-def _parse_mode(text: str) -> Mode:
-    if text not in ("background", "sync"):
-        raise ValueError("expected 'background' or 'sync'")
-    return cast(Mode, text)
-
-
-def _parse_writer(text: str) -> str:
-    if text not in ("thread", "process"):
-        raise ValueError("expected 'thread' or 'process'")
-    return text
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise ValueError("must be greater than 0")
+def _choice(*allowed: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value not in allowed:
+            raise _Invalid(f"expected {' or '.join(repr(a) for a in allowed)}")
         return value
 
     return parse
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "storage": str,
-    "mode": _parse_mode,
-    "writer": _parse_writer,
-    "strict": _parse_bool,
-    "disabled": _parse_bool,
-    "handle_sigterm": _parse_bool,
-    "batch_size": _positive(int),
-    "flush_interval_s": _positive(float),
-    "queue_size": _positive(int),
-    "spool_dir": str,
-    "shutdown_timeout_s": _positive(float),
-    "chain_key": str,
+def _count(value: Any) -> int:
+    """A whole number greater than 0 (an int, or its digits as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _Invalid("expected a whole number greater than 0")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    """A finite number of seconds greater than 0 (an int or float, or one as text)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _Invalid("expected a number of seconds greater than 0") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise _Invalid("expected a number of seconds greater than 0")
+    return float(value)
+
+
+def _text(what: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise _Invalid(f"expected {what}")
+        return value
+
+    return parse
+
+
+def _path(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise _Invalid("expected a directory path (a str or an os.PathLike such as pathlib.Path)")
+    return value
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "storage": _text("a storage URL such as 'sqlite:///audit.db' (or, in Python, a Storage object)"),
+    "mode": _choice("background", "sync"),
+    "writer": _choice("thread", "process"),
+    "strict": _bool,
+    "disabled": _bool,
+    "handle_sigterm": _bool,
+    "batch_size": _count,
+    "flush_interval_s": _seconds,
+    "queue_size": _count,
+    "spool_dir": _path,
+    "shutdown_timeout_s": _seconds,
+    "chain_key": _text("a non-empty string (the HMAC key of the hash chain)"),
 }
+
+
+_UNSET_WHEN_EMPTY = frozenset({"storage", "spool_dir", "chain_key"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,24 +155,34 @@ class Settings:
         env = os.environ if environ is None else environ
         unknown = set(explicit) - set(_PARSERS)
         if unknown:
-            raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigurationError(
+                f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(_PARSERS))}"
+            )
         values: dict[str, Any] = {}
         for f in fields(cls):
             if explicit.get(f.name) is not None:
                 values[f.name] = _check(f.name, explicit[f.name], f"{f.name}=")
             elif f"LLMAUDIT_{f.name.upper()}" in env:
                 name = f"LLMAUDIT_{f.name.upper()}"
+                if env[name] == "" and f.name in _UNSET_WHEN_EMPTY:
+                    continue  # VAR= in a shell or a compose file means "not set"
                 values[f.name] = _check(f.name, env[name], f"{name}=")
         return cls(**values)
 
 
 def _check(name: str, value: Any, label: str) -> Any:
-    parser = _PARSERS[name]
     try:
-        if isinstance(value, str):
-            return parser(value)
-        if name in ("strict", "disabled", "handle_sigterm") and isinstance(value, bool):
-            return value
-        return parser(str(value)) if not isinstance(value, bool) else parser(str(int(value)))
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid llmaudit setting {label}{value!r}: {exc}") from None
+        return _PARSERS[name](value)
+    except _Invalid as exc:
+        shown = "<hidden>" if name == "chain_key" else repr(value)  # a key is never echoed
+        raise ConfigurationError(f"invalid llmaudit setting {label}{shown}: {exc}") from None
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """*value* checked as the ``configure()`` keyword *name* (see `Settings`).
+
+    Raises:
+        ConfigurationError: naming the keyword and what it accepts.
+    """
+    return _check(name, value, f"{name}=")
