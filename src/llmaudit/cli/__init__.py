@@ -14,7 +14,16 @@ from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
-from ._common import open_reader, parse_age, storage_option, storage_url
+from ._common import (
+    JSON_HELP,
+    STORAGE_HELP,
+    STORAGE_OPTION_ARGS,
+    open_reader,
+    parse_age,
+    storage_option,
+    storage_url,
+    wants_json,
+)
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
@@ -28,10 +37,16 @@ __all__ = ["main"]
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llmaudit")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option(*STORAGE_OPTION_ARGS, default=None, help=STORAGE_HELP + " Also after the subcommand.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " Also after the subcommand.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Record, read and verify every call your application makes to an LLM API."""
-    ctx.obj = {"debug": debug}
+def cli(ctx: click.Context, debug: bool, storage: str | None, as_json: bool) -> None:
+    """Record, read and verify every call your application makes to an LLM API.
+
+    The shared options (-s/--storage, --json) go before or after the subcommand:
+    `llmaudit -s URL tail` and `llmaudit tail -s URL` are the same (after it wins when both are given).
+    """
+    ctx.obj = {"debug": debug, "storage": storage, "as_json": as_json}
     handler = EscapedLogHandler()
     logging.getLogger("llmaudit").addHandler(handler)
     ctx.call_on_close(lambda: logging.getLogger("llmaudit").removeHandler(handler))
@@ -73,7 +88,7 @@ def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bo
     problems: list[str] = []
     with open_reader(storage) as reader, progress_bar("verifying") as advance:
         report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
-    if as_json:
+    if wants_json(as_json):
         click.echo(json_line({**report.to_json(), "unreadable": problems}))
     else:
         for problem in problems:

@@ -14,24 +14,45 @@ from .._errors import StorageNotFoundError
 from .._settings import Settings, data_dir, default_spool_dir, default_storage_url
 from .._spool import Spool
 
-__all__ = ["open_reader", "parse_age", "storage_option", "storage_url"]
+__all__ = [
+    "JSON_HELP",
+    "STORAGE_HELP",
+    "STORAGE_OPTION_ARGS",
+    "open_reader",
+    "parse_age",
+    "storage_option",
+    "storage_url",
+    "wants_json",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def _global(name: str) -> object:
+    """An option given to the ``llmaudit`` group itself (``llmaudit -s URL tail``), if any."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get(name) if isinstance(obj, dict) else None
+
+
 def storage_url(value: str | None) -> str:
-    """The ``--storage`` value, else ``LLMAUDIT_STORAGE``, else the embedded SQLite store."""
-    return value or Settings.resolve().storage or default_storage_url()
+    """The subcommand's ``--storage``, else the one before the subcommand, else ``LLMAUDIT_STORAGE``,
+    else the embedded SQLite store."""
+    given = value or _global("storage")
+    return given if isinstance(given, str) and given else Settings.resolve().storage or default_storage_url()
 
 
-storage_option = click.option(
-    "--storage",
-    "-s",
-    "storage",
-    envvar="LLMAUDIT_STORAGE",
-    default=None,
-    help="Storage URL (default: LLMAUDIT_STORAGE, else the embedded SQLite store).",
-)
+def wants_json(as_json: bool) -> bool:
+    """``--json`` after the subcommand, or before it (``llmaudit --json sessions``)."""
+    return as_json or _global("as_json") is True
+
+
+# No envvar here: LLMAUDIT_STORAGE is read by `storage_url`, after both command-line places, so that
+# an explicit -s always beats the environment wherever it is typed.
+STORAGE_OPTION_ARGS: tuple[str, ...] = ("--storage", "-s", "storage")
+STORAGE_HELP = "Storage URL (default: LLMAUDIT_STORAGE, else the embedded SQLite store)."
+storage_option = click.option(*STORAGE_OPTION_ARGS, default=None, help=STORAGE_HELP)
+JSON_HELP = "Print JSON (one object per line) instead of a table, where the command has one."
 
 
 def open_reader(

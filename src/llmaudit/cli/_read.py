@@ -14,7 +14,7 @@ import click
 from .. import _reader
 from .._codec import record_to_dict
 from .._record import AuditRecord
-from ._common import open_reader, parse_age, storage_option, storage_url
+from ._common import open_reader, parse_age, storage_option, storage_url, wants_json
 from ._text import json_line, plain, shown
 from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
 
@@ -72,7 +72,7 @@ def sessions(
         rows = reader.sessions(
             user=user, client=client, since=_since(since), limit=limit, on_problem=_problem
         )
-    if as_json:
+    if wants_json(as_json):
         for row in rows:
             _emit_json(row.to_json())
     else:
@@ -93,7 +93,7 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
     if not records:
         click.echo(f"llmaudit: no session or record {plain(repr(target))}", err=True)
         sys.exit(1)
-    if as_json:
+    if wants_json(as_json):
         for record in records:
             _emit_json(_record_json(record))
         return
@@ -115,7 +115,7 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
 
     def show_all(records: list[AuditRecord]) -> None:
         for record in records:
-            if as_json:
+            if wants_json(as_json):
                 _emit_json(_record_json(record))
             else:
                 click.echo(render_record_line(record))
@@ -155,7 +155,7 @@ def stats(storage: str | None, by: str, since: str | None, session: str | None, 
     fields = tuple(name.strip() for name in by.split(",") if name.strip())
     with open_reader(storage, listing=True) as reader:
         rows = reader.stats(fields, since=_since(since), session=session, on_problem=_problem)
-    if as_json:
+    if wants_json(as_json):
         for row in rows:
             _emit_json(row.to_json())
     else:
@@ -187,7 +187,7 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
         raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--day") from None
     with open_reader(storage) as reader, progress_bar("aggregating") as advance:
         record = reader.aggregate(session=session, day=when, progress=advance)
-    if as_json:
+    if wants_json(as_json):
         _emit_json(_record_json(record))
         return
     summary: Any = record.response
