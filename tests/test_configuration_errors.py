@@ -60,6 +60,7 @@ CONFIGURE_BAD: list[tuple[str, Any, str]] = [
     ("before_write", "drop", "callable"),
     ("processors", print, "list of callables"),
     ("processors", ["not callable"], "not callable"),
+    ("chain_key", 42, "non-empty string"),
 ]
 
 
@@ -335,3 +336,12 @@ def test_open_with_a_bad_argument_is_a_configuration_error(tmp_path: Path) -> No
         llmaudit.open(_memory(), spool_dir=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="scheme://"):
         llmaudit.open_storage(42)  # type: ignore[arg-type]
+
+
+def test_chain_key_is_a_configure_keyword_as_documented(tmp_path: Path) -> None:
+    """The README lists ``chain_key`` as a keyword: it keys the chain like LLMAUDIT_CHAIN_KEY."""
+    url = _memory()
+    with llmaudit.Auditor(url, mode="sync", chain_key="k1", spool_dir=str(tmp_path / "spool")) as auditor:
+        auditor.submit(llmaudit.AuditRecord(session_key="s"))
+        reader = llmaudit.open(auditor.storage)
+        assert reader.verify(key="k1").ok and not reader.verify(key="another").ok

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from ._chain import chain_key
+from ._chain import chain_key as key_bytes
 from ._errors import AuditError, ConfigurationError
 from ._guard import logger, report
 from ._redact import Redactor
@@ -70,6 +70,7 @@ class Auditor:
             Python swallows that SystemExit (the handler ran inside a weakref callback or a
             ``__del__``), SIGTERM is sent again; a SIGTERM during the exit flush does not cut it short.
             Default on; ``False`` or ``LLMAUDIT_HANDLE_SIGTERM=0`` leaves SIGTERM alone.
+        chain_key: the HMAC key of the hash chain (default ``LLMAUDIT_CHAIN_KEY``; unkeyed without).
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -92,6 +93,7 @@ class Auditor:
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
         handle_sigterm: bool | None = None,
+        chain_key: str | None = None,
     ) -> None:
         storage = _check_storage(storage)
         steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
@@ -106,6 +108,7 @@ class Auditor:
             spool_dir=spool_dir,
             shutdown_timeout_s=shutdown_timeout_s,
             handle_sigterm=handle_sigterm,
+            chain_key=chain_key,
         )
         if self.settings.handle_sigterm:
             install_sigterm_handler()
@@ -121,7 +124,7 @@ class Auditor:
             "flush_interval_s": self.settings.flush_interval_s,
             "queue_size": self.settings.queue_size,
             "processors": steps,
-            "chain_key": chain_key(self.settings.chain_key),
+            "chain_key": key_bytes(self.settings.chain_key),
         }
         if self.settings.writer == "process":
             self._writer: Writer = _process_writer(self, storage, spool, options)

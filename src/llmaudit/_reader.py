@@ -196,7 +196,8 @@ class Reader:
 
     def get(self, record_id: str) -> AuditRecord | None:
         """The record with this id, or None."""
-        return next(iter(self.storage.read(Query(ids=(record_id,), limit=1))), None)
+        found = list(self.storage.read(Query(ids=(record_id,), limit=1)))  # to the end: see aggregate
+        return found[0] if found else None
 
     # -- the chain ------------------------------------------------------------------------------
 
@@ -547,7 +548,9 @@ class Reader:
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)
-        return next(iter(self.storage.read(Query(ids=(record.id,)))), record)
+        # read to the end: a generator left open holds a server-side cursor (PostgreSQL)
+        stored = list(self.storage.read(Query(ids=(record.id,))))
+        return stored[0] if stored else record
 
     def export(
         self,
