@@ -100,7 +100,7 @@ def _args(command: list[str], tmp_path: Path, first: str) -> list[str]:
     return [part.replace("{tmp}", str(tmp_path)).replace("{first}", first) for part in command]
 
 
-@pytest.mark.parametrize("command", STORAGE_COMMANDS, ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", STORAGE_COMMANDS, ids=" ".join)
 def test_storage_before_the_subcommand_is_used(command: list[str], url: str, tmp_path: Path) -> None:
     """``llmaudit -s URL CMD``: the default store does not exist here (empty XDG data dir), so a
     command that ignored the group's -s would fail (or, listing, print nothing)."""
@@ -111,7 +111,7 @@ def test_storage_before_the_subcommand_is_used(command: list[str], url: str, tmp
     assert result.stdout.strip() and "nothing recorded yet" not in result.stderr
 
 
-@pytest.mark.parametrize("command", STORAGE_COMMANDS[:4] + [["path"]], ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", [*STORAGE_COMMANDS[:4], ["path"]], ids=" ".join)
 def test_storage_before_the_subcommand_reads_what_after_it_reads(command: list[str], url: str) -> None:
     assert run("-s", url, *command).stdout == run(*command, "-s", url).stdout
 
@@ -153,7 +153,9 @@ def _names(cls: type) -> set[str]:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_json_field_names_equal_the_python_api(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_json_field_names_equal_the_python_api(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     url = _url(kind, tmp_path, request)
     _seed(url, tmp_path)
     for command in (["show", "--json", "s1"], ["tail", "--json"], ["aggregate", "--json", "--session", "s1"]):

@@ -99,7 +99,9 @@ def test_redactor_yes_used_to_lose_every_record_on_the_writer_thread(tmp_path: P
 
 
 def test_an_unknown_keyword_names_the_known_ones() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown llmaudit setting\(s\): batchsize; known: .*batch_size"):
+    with pytest.raises(
+        ConfigurationError, match=r"unknown llmaudit setting\(s\): batchsize; known: .*batch_size"
+    ):
         llmaudit.configure(_memory(), batchsize=3)
 
 
@@ -298,7 +300,9 @@ SESSION_BAD: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("keyword", "value", "expected"), SESSION_BAD)
-def test_every_session_keyword_with_a_bad_value_fails_at_once(keyword: str, value: Any, expected: str) -> None:
+def test_every_session_keyword_with_a_bad_value_fails_at_once(
+    keyword: str, value: Any, expected: str
+) -> None:
     with pytest.raises(ValueError, match=expected):
         llmaudit.session(**{keyword: value})
     keywords = set(inspect.signature(llmaudit.session.__init__).parameters) - {"self"}

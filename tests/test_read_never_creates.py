@@ -117,7 +117,7 @@ def test_sqlite_without_a_path_is_a_configuration_error(url: str, tmp_path: Path
         lambda: llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool")),
         lambda: llmaudit.open_storage(url),
     ):
-        with pytest.raises(llmaudit.ConfigurationError, match="names no database file.*memory://"):
+        with pytest.raises(llmaudit.ConfigurationError, match=r"names no database file.*memory://"):
             attempt()
 
 
@@ -151,7 +151,7 @@ def _args(command: list[str], tmp_path: Path) -> list[str]:
     return [part.replace("{tmp}", str(tmp_path)) for part in command]
 
 
-@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
 @pytest.mark.parametrize("kind", ["sqlite", "jsonl"])
 def test_every_read_command_on_a_missing_store_fails_in_one_line_and_creates_nothing(
     command: list[str],

@@ -16,14 +16,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.transport.server import LocalServer
 
 import llmaudit
-from tests.transport.server import LocalServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 #: Sections whose Python blocks run as written.
-RUN = ("Three ways in", "Recording records directly", "Reading the log", "Secrets, redaction and the hash chain")
+RUN = (
+    "Three ways in",
+    "Recording records directly",
+    "Reading the log",
+    "Secrets, redaction and the hash chain",
+)
 #: Sections whose Python blocks are fragments of someone's application, and why.
 FRAGMENTS = {"Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app"}
 

@@ -49,7 +49,7 @@ def default_spool_dir(storage_url: str) -> Path:
     return data_dir() / "spool" / digest
 
 
-class _Invalid(ValueError):
+class _InvalidError(ValueError):
     """A value that is not what a setting accepts (the message says what it accepts)."""
 
 
@@ -59,13 +59,13 @@ def _bool(value: Any) -> bool:
     lowered = value.strip().lower() if isinstance(value, str) else None
     if lowered in _TRUE | _FALSE:
         return lowered in _TRUE
-    raise _Invalid(f"expected True or False (or one of {sorted(_TRUE | _FALSE - {''})} as text)")
+    raise _InvalidError(f"expected True or False (or one of {sorted(_TRUE | _FALSE - {''})} as text)")
 
 
 def _choice(*allowed: str) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if value not in allowed:
-            raise _Invalid(f"expected {' or '.join(repr(a) for a in allowed)}")
+            raise _InvalidError(f"expected {' or '.join(repr(a) for a in allowed)}")
         return value
 
     return parse
@@ -76,7 +76,7 @@ def _count(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _Invalid("expected a whole number greater than 0")
+        raise _InvalidError("expected a whole number greater than 0")
     return value
 
 
@@ -86,16 +86,16 @@ def _seconds(value: Any) -> float:
         try:
             value = float(value)
         except ValueError:
-            raise _Invalid("expected a number of seconds greater than 0") from None
+            raise _InvalidError("expected a number of seconds greater than 0") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise _Invalid("expected a number of seconds greater than 0")
+        raise _InvalidError("expected a number of seconds greater than 0")
     return float(value)
 
 
 def _text(what: str) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if not isinstance(value, str) or not value:
-            raise _Invalid(f"expected {what}")
+            raise _InvalidError(f"expected {what}")
         return value
 
     return parse
@@ -105,7 +105,7 @@ def _path(value: Any) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value:
-        raise _Invalid("expected a directory path (a str or an os.PathLike such as pathlib.Path)")
+        raise _InvalidError("expected a directory path (a str or an os.PathLike such as pathlib.Path)")
     return value
 
 
@@ -174,7 +174,7 @@ class Settings:
 def _check(name: str, value: Any, label: str) -> Any:
     try:
         return _PARSERS[name](value)
-    except _Invalid as exc:
+    except _InvalidError as exc:
         shown = "<hidden>" if name == "chain_key" else repr(value)  # a key is never echoed
         raise ConfigurationError(f"invalid llmaudit setting {label}{shown}: {exc}") from None
 

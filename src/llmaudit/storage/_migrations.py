@@ -21,8 +21,8 @@ from .._errors import StorageError
 
 __all__ = [
     "MIGRATIONS",
-    "NoSchemaError",
     "SCHEMA_VERSION",
+    "NoSchemaError",
     "chain_table",
     "current_version",
     "meta_table",
