@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from ._chain import chain_key as key_bytes
 from ._errors import AuditError, ConfigurationError
 from ._guard import logger, report
 from ._redact import Redactor
-from ._settings import Settings, default_spool_dir, default_storage_url
+from ._settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
 from .storage import Storage, open_storage
@@ -95,7 +95,7 @@ class Auditor:
         handle_sigterm: bool | None = None,
         chain_key: str | None = None,
     ) -> None:
-        storage = _check_storage(storage)
+        storage = check_storage(storage)
         steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
@@ -206,23 +206,6 @@ def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: d
     return ProcessWriter(storage, spool, storage_url=url, **options)
 
 
-def _check_storage(storage: object) -> str | Storage | None:
-    """``storage=``: a URL, an open `Storage` (it has ``write``, ``read``, ``close`` and ``url``), or None."""
-    if storage is None or isinstance(storage, str):
-        return storage
-    if isinstance(storage, os.PathLike):
-        raise ConfigurationError(
-            f"invalid llmaudit setting storage={storage!r}: expected a storage URL, "
-            f"e.g. 'sqlite:///{os.fspath(storage)}' or 'jsonl://{os.fspath(storage)}', not a path"
-        )
-    if not isinstance(storage, Storage):  # the protocol is runtime-checkable: url, write, read, close
-        raise ConfigurationError(
-            f"invalid llmaudit setting storage={storage!r}: expected a storage URL such as "
-            "'sqlite:///audit.db' or 'jsonl:///var/log/llm', or a Storage object (write, read, close, url)"
-        )
-    return storage
-
-
 def _open_configured(url: str | None, *, explicit: bool) -> Storage:
     """Open the configured store, naming the keyword or variable the URL came from when it is bad."""
     label = "storage=" if explicit else "LLMAUDIT_STORAGE=" if url else None
@@ -234,44 +217,12 @@ def _open_configured(url: str | None, *, explicit: bool) -> Storage:
         raise ConfigurationError(f"invalid llmaudit setting {label}: {exc}") from None
 
 
-def _pipeline(
-    redactor: object,
-    before_write: object,
-    processors: object,
-) -> list[Processor]:
-    """The writer's processors, each checked here so that a bad one fails at ``configure()``
-    instead of failing every record on the writer thread."""
-    steps: list[Processor] = []
-    if redactor is None or redactor is True:
-        redactor = Redactor()
-    if redactor is not False:
-        if not isinstance(redactor, Redactor):
-            raise ConfigurationError(
-                f"invalid llmaudit setting redactor={redactor!r}: expected a llmaudit.Redactor, "
-                "None or True (the default Redactor()), or False (no redaction); for a function of "
-                "your own, use before_write= or processors="
-            )
-        steps.append(redactor)
-    if before_write is not None:
-        if not callable(before_write):
-            raise ConfigurationError(
-                f"invalid llmaudit setting before_write={before_write!r}: expected a callable "
-                "record -> record | None, or None"
-            )
-        steps.append(before_write)
-    if callable(processors) or isinstance(processors, (str, bytes)) or not isinstance(processors, Iterable):
-        raise ConfigurationError(
-            f"invalid llmaudit setting processors={processors!r}: expected a list of callables "
-            "record -> record | None (for one, processors=[fn] or before_write=fn)"
-        )
-    listed = list(processors)
-    for step in listed:
-        if not callable(step):
-            raise ConfigurationError(
-                f"invalid llmaudit setting processors=: {step!r} is not callable "
-                "(each processor is a callable record -> record | None)"
-            )
-    return [*steps, *listed]
+def _pipeline(redactor: object, before_write: object, processors: object) -> list[Processor]:
+    """The writer's processors, checked here (`check_processing`) so that a bad one fails at
+    ``configure()`` instead of failing every record on the writer thread."""
+    chosen, extra = check_processing(redactor, before_write, processors)
+    steps: list[Processor] = [] if chosen is False else [Redactor() if chosen is None else chosen]
+    return [*steps, *extra]
 
 
 class NullAuditor:
@@ -318,7 +269,7 @@ def configure(storage: str | Storage | None = None, **options: Any) -> Auditor |
         raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; known: {known}")
     disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
     if disabled:  # nothing is opened, but a bad setting is still an error now, not when enabled
-        _check_storage(storage)
+        check_storage(storage)
         _pipeline(*(options.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
         Settings.resolve(**options)
     new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)

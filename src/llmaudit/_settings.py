@@ -10,20 +10,24 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 
 from ._errors import ConfigurationError
-from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode
+from ._redact import Redactor
+from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
+from .storage import Storage
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "Settings",
+    "check_processing",
     "check_setting",
+    "check_storage",
     "data_dir",
     "default_spool_dir",
     "default_storage_url",
@@ -186,3 +190,64 @@ def check_setting(name: str, value: Any) -> Any:
         ConfigurationError: naming the keyword and what it accepts.
     """
     return _check(name, value, f"{name}=")
+
+
+def check_storage(storage: object) -> str | Storage | None:
+    """``storage=``: a URL, an open `Storage` (it has ``url``, ``write``, ``read`` and ``close``), or None.
+
+    Raises:
+        ConfigurationError: anything else (a path is told to become a URL).
+    """
+    if storage is None or isinstance(storage, str):
+        return storage
+    if isinstance(storage, os.PathLike):
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL, "
+            f"e.g. 'sqlite:///{os.fspath(storage)}' or 'jsonl://{os.fspath(storage)}', not a path"
+        )
+    if not isinstance(storage, Storage):  # the protocol is runtime-checkable: url, write, read, close
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL such as "
+            "'sqlite:///audit.db' or 'jsonl:///var/log/llm', or a Storage object (write, read, close, url)"
+        )
+    return storage
+
+
+def check_processing(
+    redactor: object, before_write: object, processors: object
+) -> tuple[Redactor | Literal[False] | None, list[Processor]]:
+    """``redactor=``, ``before_write=`` and ``processors=``: the redactor (None: the default one;
+    True means the same), and the processors after it, in order.
+
+    Raises:
+        ConfigurationError: naming the keyword and what it accepts.
+    """
+    if redactor is True:
+        redactor = None
+    if not (redactor is None or redactor is False or isinstance(redactor, Redactor)):
+        raise ConfigurationError(
+            f"invalid llmaudit setting redactor={redactor!r}: expected a llmaudit.Redactor, "
+            "None or True (the default Redactor()), or False (no redaction); for a function of "
+            "your own, use before_write= or processors="
+        )
+    steps: list[Processor] = []
+    if before_write is not None:
+        if not callable(before_write):
+            raise ConfigurationError(
+                f"invalid llmaudit setting before_write={before_write!r}: expected a callable "
+                "record -> record | None, or None"
+            )
+        steps.append(before_write)
+    if callable(processors) or isinstance(processors, (str, bytes)) or not isinstance(processors, Iterable):
+        raise ConfigurationError(
+            f"invalid llmaudit setting processors={processors!r}: expected a list of callables "
+            "record -> record | None (for one, processors=[fn] or before_write=fn)"
+        )
+    for step in processors:
+        if not callable(step):
+            raise ConfigurationError(
+                f"invalid llmaudit setting processors=: {step!r} is not callable "
+                "(each processor is a callable record -> record | None)"
+            )
+        steps.append(step)
+    return redactor, steps
