@@ -42,5 +42,5 @@ with TestClient(app) as http:
 llmaudit.flush()
 with llmaudit.open(store) as log:
     for summary in log.sessions():
-        print(f"session {summary.key}: {summary.calls} call(s), {summary.input_tokens} input tokens")
+        print(f"session {summary.session_key}: {summary.calls} call(s), {summary.input_tokens} input tokens")
 llmaudit.shutdown()

@@ -491,7 +491,8 @@ def test_forget_reaches_records_still_waiting_in_the_spool(tmp_path: Path) -> No
     spool.append(spilled[:2])
     spool.reject(spilled[2:])  # refused by the storage once, kept for the operator
     spool.release()
-    with llmaudit.open(url, spool_dir=tmp_path / "spool") as reader:
+    # the store never came up: forget creates it to replay the spool into (create=True)
+    with llmaudit.open(url, spool_dir=tmp_path / "spool", create=True) as reader:
         result = reader.forget(session="spilled")
         report = reader.verify()
     assert (result.erased, result.spool_replayed) == (2, 2)

@@ -172,7 +172,7 @@ def test_stats_groups_and_json(url: str) -> None:
     by_user = [
         json.loads(line) for line in run("stats", "-s", url, "--by", "user", "--json").output.splitlines()
     ]
-    assert [(r["user"], r["calls"]) for r in by_user] == [("alice", 3), ("bob", 2)]
+    assert [(r["group"]["user"], r["calls"]) for r in by_user] == [("alice", 3), ("bob", 2)]
     bad = CliRunner().invoke(cli, ["stats", "-s", url, "--by", "colour"])
     assert bad.exit_code != 0
 

@@ -167,7 +167,7 @@ def test_a_spooled_record_made_after_the_forget_keeps_its_payload(tmp_path: Path
     before = _records(1, "s", PRIVATE, now - timedelta(minutes=5))
     after = _records(1, "s", KEPT, now + timedelta(hours=1))
     with _held_in_this_process(tmp_path / "spool", url, Chain().seal(before + after)):
-        with llmaudit.open(url, spool_dir=tmp_path / "spool") as reader:
+        with llmaudit.open(url, spool_dir=tmp_path / "spool", create=True) as reader:
             assert reader.forget(session="s").spool_files_in_use == 1
     with llmaudit.open(url) as reader:
         stored = {r.id: r for r in reader.records()}

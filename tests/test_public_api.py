@@ -32,6 +32,7 @@ PUBLIC = [
     "open",
     "Storage",
     "StorageError",
+    "StorageNotFoundError",
     "StorageUnavailableError",
     "WriterStats",
     "__version__",

@@ -101,7 +101,7 @@ def _answers(reader: llmaudit.Reader) -> dict[str, Any]:
 def test_every_backend_answers_like_the_reference(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, reference: llmaudit.Reader
 ) -> None:
-    with llmaudit.open(_url(kind, tmp_path, request)) as reader:
+    with llmaudit.open(_url(kind, tmp_path, request), create=True) as reader:
         reader.storage.write(dataset())
         assert _answers(reader) == _answers(reference)
 
@@ -168,7 +168,7 @@ def test_get(reference: llmaudit.Reader) -> None:
 
 def test_long_operations_report_progress(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    with llmaudit.open(url) as reader:
+    with llmaudit.open(url, create=True) as reader:
         reader.storage.write(dataset())
         seen: list[int] = []
         reader.verify(progress=seen.append)

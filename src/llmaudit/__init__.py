@@ -12,6 +12,7 @@ from ._errors import (
     ConfigurationError,
     LLMAuditError,
     StorageError,
+    StorageNotFoundError,
     StorageUnavailableError,
 )
 from ._instrument import instrument, is_instrumented, uninstrument
@@ -41,6 +42,7 @@ __all__ = [
     "Rule",
     "Storage",
     "StorageError",
+    "StorageNotFoundError",
     "StorageUnavailableError",
     "WriterStats",
     "__version__",

@@ -9,6 +9,7 @@ nothing is set). Tests and multi-sink applications create `Auditor` objects of t
 from __future__ import annotations
 
 import atexit
+import inspect
 import itertools
 import os
 import signal
@@ -20,11 +21,11 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from ._chain import chain_key
+from ._chain import chain_key as key_bytes
 from ._errors import AuditError, ConfigurationError
 from ._guard import logger, report
 from ._redact import Redactor
-from ._settings import Settings, default_spool_dir, default_storage_url
+from ._settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
 from .storage import Storage, open_storage
@@ -69,6 +70,7 @@ class Auditor:
             Python swallows that SystemExit (the handler ran inside a weakref callback or a
             ``__del__``), SIGTERM is sent again; a SIGTERM during the exit flush does not cut it short.
             Default on; ``False`` or ``LLMAUDIT_HANDLE_SIGTERM=0`` leaves SIGTERM alone.
+        chain_key: the HMAC key of the hash chain (default ``LLMAUDIT_CHAIN_KEY``; unkeyed without).
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -91,7 +93,10 @@ class Auditor:
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
         handle_sigterm: bool | None = None,
+        chain_key: str | None = None,
     ) -> None:
+        storage = check_storage(storage)
+        steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
             mode=mode,
@@ -103,12 +108,13 @@ class Auditor:
             spool_dir=spool_dir,
             shutdown_timeout_s=shutdown_timeout_s,
             handle_sigterm=handle_sigterm,
+            chain_key=chain_key,
         )
         if self.settings.handle_sigterm:
             install_sigterm_handler()
         self._owns_storage = isinstance(storage, str) or storage is None
         if isinstance(storage, str) or storage is None:
-            storage = open_storage(self.settings.storage or default_storage_url())
+            storage = _open_configured(self.settings.storage, explicit=isinstance(storage, str))
         self.storage: Storage = storage
         spool = Spool(self.settings.spool_dir or default_spool_dir(storage.url))
         options: dict[str, Any] = {
@@ -117,8 +123,8 @@ class Auditor:
             "batch_size": self.settings.batch_size,
             "flush_interval_s": self.settings.flush_interval_s,
             "queue_size": self.settings.queue_size,
-            "processors": _pipeline(redactor, before_write, processors),
-            "chain_key": chain_key(self.settings.chain_key),
+            "processors": steps,
+            "chain_key": key_bytes(self.settings.chain_key),
         }
         if self.settings.writer == "process":
             self._writer: Writer = _process_writer(self, storage, spool, options)
@@ -200,21 +206,23 @@ def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: d
     return ProcessWriter(storage, spool, storage_url=url, **options)
 
 
-def _pipeline(
-    redactor: Redactor | Literal[False] | None,
-    before_write: Processor | None,
-    processors: Sequence[Processor],
-) -> list[Processor]:
-    steps: list[Processor] = []
-    if redactor is None:
-        redactor = Redactor()
-    if redactor is not False:
-        steps.append(redactor)
-    if before_write is not None:
-        if not callable(before_write):
-            raise ConfigurationError(f"before_write must be callable, not {type(before_write).__name__}")
-        steps.append(before_write)
-    return [*steps, *processors]
+def _open_configured(url: str | None, *, explicit: bool) -> Storage:
+    """Open the configured store, naming the keyword or variable the URL came from when it is bad."""
+    label = "storage=" if explicit else "LLMAUDIT_STORAGE=" if url else None
+    try:
+        return open_storage(url or default_storage_url())
+    except ConfigurationError as exc:
+        if label is None:
+            raise
+        raise ConfigurationError(f"invalid llmaudit setting {label}: {exc}") from None
+
+
+def _pipeline(redactor: object, before_write: object, processors: object) -> list[Processor]:
+    """The writer's processors, checked here (`check_processing`) so that a bad one fails at
+    ``configure()`` instead of failing every record on the writer thread."""
+    chosen, extra = check_processing(redactor, before_write, processors)
+    steps: list[Processor] = [] if chosen is False else [Redactor() if chosen is None else chosen]
+    return [*steps, *extra]
 
 
 class NullAuditor:
@@ -241,6 +249,9 @@ class NullAuditor:
         return "<NullAuditor (LLMAUDIT_DISABLED)>"
 
 
+#: The keywords `configure` hands on to `Auditor` (every other one is a misspelling).
+_AUDITOR_KEYWORDS = frozenset(inspect.signature(Auditor.__init__).parameters) - {"self", "storage"}
+_PROCESSING_DEFAULTS = (("redactor", None), ("before_write", None), ("processors", ()))
 _live_auditors: weakref.WeakSet[Auditor] = weakref.WeakSet()
 _default: Auditor | NullAuditor | None = None
 _default_lock = threading.Lock()
@@ -252,7 +263,15 @@ def configure(storage: str | Storage | None = None, **options: Any) -> Auditor |
     Takes the keywords of `Auditor` plus ``disabled``; each also reads ``LLMAUDIT_<NAME>``.
     """
     global _default
+    unknown = set(options) - _AUDITOR_KEYWORDS - {"disabled"}
+    if unknown:
+        known = ", ".join(sorted(_AUDITOR_KEYWORDS | {"disabled", "storage"}))
+        raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; known: {known}")
     disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
+    if disabled:  # nothing is opened, but a bad setting is still an error now, not when enabled
+        check_storage(storage)
+        _pipeline(*(options.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
+        Settings.resolve(**options)
     new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)
     with _default_lock:
         old, _default = _default, new

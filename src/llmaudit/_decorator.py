@@ -31,10 +31,10 @@ import wrapt
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
 from ._convert import scrub, to_jsonable
-from ._errors import AuditError
+from ._errors import AuditError, ConfigurationError
 from ._guard import report
 from ._record import AuditRecord, format_id, new_id_value
-from ._session import _check_key, _check_text
+from ._session import _check_auditor, _check_key, _check_metadata, _check_tags, _check_text
 
 __all__ = ["DecoratorCapture", "audited"]
 
@@ -54,6 +54,23 @@ class _Options:
     auditor: Auditor | NullAuditor | None
 
     changes_context: bool  # precomputed: read on every call
+
+
+def _check_options(
+    name: object, capture_args: object, capture_result: object, session_key: object, auditor: object
+) -> None:
+    """`audited`'s keywords, checked at decoration time (not on the first call)."""
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ConfigurationError(f"invalid name={name!r}: expected the recorded name as a str, or None")
+    for keyword, value in (("capture_args", capture_args), ("capture_result", capture_result)):
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"invalid {keyword}={value!r}: expected True or False")
+    if session_key is not None and not callable(session_key):
+        raise ConfigurationError(
+            f"invalid session_key={session_key!r}: expected a callable BoundArguments -> str "
+            "(for a fixed key, wrap the call in llmaudit.session(key))"
+        )
+    _check_auditor(auditor)
 
 
 def _describe(error: BaseException | None) -> str | None:
@@ -419,14 +436,15 @@ def audited(
         tags, metadata: added to this record and the calls inside it.
         auditor: where the records go (default: the process-wide auditor).
     """
+    _check_options(name, capture_args, capture_result, session_key, auditor)
     options = _Options(
         _check_text("client", client),
         name,
         capture_args,
         capture_result,
         session_key,
-        tuple(tags),
-        dict(metadata or {}),
+        _check_tags(tags),
+        _check_metadata(metadata),
         auditor,
         bool(client or session_key or tags or metadata),
     )

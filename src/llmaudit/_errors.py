@@ -4,7 +4,9 @@
 LLMAuditError                     base of everything llmaudit raises on purpose
  ├── ConfigurationError           a bad option, URL or environment variable (also a ValueError)
  ├── StorageError                 a backend refused an operation; the URL in the message has no password
- │    └── StorageUnavailableError the backend cannot be reached now; the writer retries and spills
+ │    ├── StorageUnavailableError the backend cannot be reached now; the writer retries and spills
+ │    └── StorageNotFoundError    the read side was pointed at a store that does not exist (it never
+ │                                creates one: a typo in a URL must not look like an empty log)
  └── AuditError                   strict mode only: a call whose record could be neither written nor spilled
 ```
 
@@ -19,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "LLMAuditError",
     "StorageError",
+    "StorageNotFoundError",
     "StorageUnavailableError",
 ]
 
@@ -41,3 +44,16 @@ class StorageUnavailableError(StorageError):
 
 class AuditError(LLMAuditError):
     """Raised only with ``strict=True``: the record could be neither written nor spilled."""
+
+
+class StorageNotFoundError(StorageError):
+    """The read side was asked to open a store that does not exist (no SQLite file, no JSONL
+    directory, no llmaudit table in the database). Reading never creates a store.
+
+    Attributes:
+        url: the storage URL (password removed) that names the missing store.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url

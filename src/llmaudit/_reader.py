@@ -33,7 +33,7 @@ from ._chain import (
 from ._codec import decode_record, format_timestamp
 from ._errors import ConfigurationError, StorageError
 from ._record import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
-from ._settings import default_spool_dir, default_storage_url
+from ._settings import check_setting, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
 from .storage import Query, Storage, open_storage
@@ -157,7 +157,7 @@ class Reader:
             for key, t in tallies.items()
             if t.first is not None and t.last is not None
         ]
-        out.sort(key=lambda x: (x.last, x.key), reverse=True)
+        out.sort(key=lambda x: (x.last, x.session_key), reverse=True)
         return out if limit is None else out[:limit]
 
     def stats(
@@ -705,14 +705,37 @@ def sort_stats(rows: list[StatsRow]) -> list[StatsRow]:
     )
 
 
-def open(url: str | Storage | None = None, *, spool_dir: str | os.PathLike[str] | None = None) -> Reader:
+def open(
+    url: str | Storage | None = None,
+    *,
+    spool_dir: str | os.PathLike[str] | None = None,
+    create: bool = False,
+) -> Reader:
     """A `Reader` over the storage at *url* (default ``LLMAUDIT_STORAGE``, else the embedded store).
+
+    Reading never creates: a URL that names no store (a typo, or nothing recorded yet) raises
+    `StorageNotFoundError` instead of opening a new, empty one.
+
+    Args:
+        url: a storage URL or an open `Storage` (which stays the caller's to close).
+        spool_dir: the writers' spool directory (where `Reader.forget` looks too).
+        create: create the store when it does not exist, as a writer would.
 
     Raises:
         ConfigurationError: the URL is malformed or its scheme unknown.
+        StorageNotFoundError: there is no store at *url* (and *create* is False).
         StorageError: the storage cannot be opened.
     """
+    if spool_dir is not None:
+        check_setting("spool_dir", spool_dir)
+    if not (url is None or isinstance(url, (str, Storage))):
+        raise ConfigurationError(
+            f"llmaudit.open() takes a storage URL such as 'sqlite:///audit.db' or an open Storage, "
+            f"not {type(url).__name__}"
+        )
     if url is None or isinstance(url, str):
-        storage = open_storage(url or os.environ.get("LLMAUDIT_STORAGE") or default_storage_url())
+        storage = open_storage(
+            url or os.environ.get("LLMAUDIT_STORAGE") or default_storage_url(), create=create
+        )
         return Reader(storage, owns=True, spool_dir=spool_dir)
     return Reader(url, owns=False, spool_dir=spool_dir)

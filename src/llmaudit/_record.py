@@ -152,7 +152,9 @@ class AuditRecord:
     output_tokens: int | None = None
     total_tokens: int | None = None
     cost_usd: float | None = None
-    source: str = "transport"
+    #: What made the record: the transport and the decorator set theirs, aggregation "aggregate";
+    #: a record built by hand and given to ``Auditor.submit`` is "manual" unless it says otherwise.
+    source: str = "manual"
     parent_id: str | None = None
     attempt: int = 0
     notes: tuple[str, ...] = ()

@@ -694,9 +694,17 @@ class Redactor:
         deny_headers: Iterable[str] = (),
         patterns: Mapping[str, str] | None = None,
     ) -> None:
-        if isinstance(deny_headers, str):
-            raise ConfigurationError("deny_headers must be a list of header names, not one string")
-        self._deny_headers = frozenset(h.strip().lower() for h in deny_headers) | NEVER_STORED_HEADERS
+        listable = isinstance(deny_headers, Iterable) and not isinstance(deny_headers, str)
+        headers = list(deny_headers) if listable else None
+        if headers is None or not all(isinstance(h, str) for h in headers):
+            raise ConfigurationError(f"deny_headers must be a list of header names, not {deny_headers!r}")
+        self._deny_headers = frozenset(h.strip().lower() for h in headers) | NEVER_STORED_HEADERS
+        if not isinstance(rules, (str, Rule, Mapping, Iterable)):
+            raise ConfigurationError(
+                f"rules must be a list of Rule objects, dicts or path strings, not {rules!r}"
+            )
+        if patterns is not None and not isinstance(patterns, Mapping):
+            raise ConfigurationError(f"patterns must be a dict {{name: regex}}, not {patterns!r}")
         specs: Iterable[RuleSpec] = (rules,) if isinstance(rules, (str, Rule, Mapping)) else rules
         self._rules = tuple(_to_rule(spec) for spec in specs)
         plan: dict[str, list[tuple[_Path, str]]] = {name: [] for name in _PREFIXES}

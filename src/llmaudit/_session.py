@@ -18,6 +18,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from ._context import AuditContext, current
+from ._errors import ConfigurationError
 from ._record import STRING_LIMITS, new_id
 
 __all__ = ["ContextThreadPoolExecutor", "current_session", "propagate", "session"]
@@ -46,8 +47,37 @@ def _check_text(name: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > STRING_LIMITS[name]:
-        raise ValueError(f"{name} must be a string of at most {STRING_LIMITS[name]} characters")
+        raise ConfigurationError(f"{name} must be a string of at most {STRING_LIMITS[name]} characters")
     return value
+
+
+def _check_tags(tags: object) -> tuple[str, ...]:
+    """``tags=``: a sequence of strings (one string alone is a mistake: it would become its letters)."""
+    if isinstance(tags, str) or not isinstance(tags, (Sequence, set, frozenset)):
+        raise ConfigurationError(f"invalid tags={tags!r}: expected a list of strings, e.g. tags=['beta']")
+    bad = [t for t in tags if not isinstance(t, str)]
+    if bad:
+        raise ConfigurationError(f"invalid tags=: {bad[0]!r} is not a string (tags are strings)")
+    return tuple(tags)
+
+
+def _check_metadata(metadata: object) -> dict[str, Any]:
+    """``metadata=``: a mapping with string keys (it is stored as a JSON object), or None."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise ConfigurationError(
+            f"invalid metadata={metadata!r}: expected a dict with string keys (stored as a JSON object)"
+        )
+    return dict(metadata)
+
+
+def _check_auditor(auditor: object) -> None:
+    """``auditor=``: None (the default auditor) or an `Auditor` (anything with ``submit``)."""
+    if auditor is not None and not callable(getattr(auditor, "submit", None)):
+        raise ConfigurationError(
+            f"invalid auditor={auditor!r}: expected a llmaudit.Auditor (or None for the default auditor)"
+        )
 
 
 def _merge_tags(parent: Sequence[str], own: Sequence[str]) -> tuple[str, ...]:
@@ -66,6 +96,7 @@ class session:  # noqa: N801 - used like a function: `with llmaudit.session("abc
 
     Raises:
         ValueError: the key is not a string, is empty, contains NUL or is longer than the storage column.
+        ConfigurationError: (a ValueError too) user, client, tags or metadata is not what it accepts.
     """
 
     def __init__(
@@ -80,10 +111,8 @@ class session:  # noqa: N801 - used like a function: `with llmaudit.session("abc
         self.key = _check_key(key)
         self.user = _check_text("user", user)
         self.client = _check_text("client", client)
-        if isinstance(tags, str):
-            raise ValueError("tags must be a sequence of strings, not one string")  # noqa: TRY004
-        self.tags = tuple(tags)
-        self.metadata = MappingProxyType(dict(metadata or {}))
+        self.tags = _check_tags(tags)
+        self.metadata = MappingProxyType(_check_metadata(metadata))
         self._own = AuditContext(self.key, None, self.user, self.tags, self.metadata, self.client)
         self._tokens: list[Token[AuditContext | None]] = []
 

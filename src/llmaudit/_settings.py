@@ -8,20 +8,26 @@ writer thread.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal
 
 import platformdirs
 
 from ._errors import ConfigurationError
-from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode
+from ._redact import Redactor
+from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
+from .storage import Storage
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "Settings",
+    "check_processing",
+    "check_setting",
+    "check_storage",
     "data_dir",
     "default_spool_dir",
     "default_storage_url",
@@ -47,49 +53,83 @@ def default_spool_dir(storage_url: str) -> Path:
     return data_dir() / "spool" / digest
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
+class _InvalidError(ValueError):
+    """A value that is not what a setting accepts (the message says what it accepts)."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower() if isinstance(value, str) else None
     if lowered in _TRUE | _FALSE:
         return lowered in _TRUE
-    raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+    raise _InvalidError(f"expected True or False (or one of {sorted(_TRUE | _FALSE - {''})} as text)")
 
 
-def _parse_mode(text: str) -> Mode:
-    if text not in ("background", "sync"):
-        raise ValueError("expected 'background' or 'sync'")
-    return cast(Mode, text)
-
-
-def _parse_writer(text: str) -> str:
-    if text not in ("thread", "process"):
-        raise ValueError("expected 'thread' or 'process'")
-    return text
-
-
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise ValueError("must be greater than 0")
+def _choice(*allowed: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value not in allowed:
+            raise _InvalidError(f"expected {' or '.join(repr(a) for a in allowed)}")
         return value
 
     return parse
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "storage": str,
-    "mode": _parse_mode,
-    "writer": _parse_writer,
-    "strict": _parse_bool,
-    "disabled": _parse_bool,
-    "handle_sigterm": _parse_bool,
-    "batch_size": _positive(int),
-    "flush_interval_s": _positive(float),
-    "queue_size": _positive(int),
-    "spool_dir": str,
-    "shutdown_timeout_s": _positive(float),
-    "chain_key": str,
+def _count(value: Any) -> int:
+    """A whole number greater than 0 (an int, or its digits as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _InvalidError("expected a whole number greater than 0")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    """A finite number of seconds greater than 0 (an int or float, or one as text)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _InvalidError("expected a number of seconds greater than 0") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise _InvalidError("expected a number of seconds greater than 0")
+    return float(value)
+
+
+def _text(what: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise _InvalidError(f"expected {what}")
+        return value
+
+    return parse
+
+
+def _path(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise _InvalidError("expected a directory path (a str or an os.PathLike such as pathlib.Path)")
+    return value
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "storage": _text("a storage URL such as 'sqlite:///audit.db' (or, in Python, a Storage object)"),
+    "mode": _choice("background", "sync"),
+    "writer": _choice("thread", "process"),
+    "strict": _bool,
+    "disabled": _bool,
+    "handle_sigterm": _bool,
+    "batch_size": _count,
+    "flush_interval_s": _seconds,
+    "queue_size": _count,
+    "spool_dir": _path,
+    "shutdown_timeout_s": _seconds,
+    "chain_key": _text("a non-empty string (the HMAC key of the hash chain)"),
 }
+
+
+_UNSET_WHEN_EMPTY = frozenset({"storage", "spool_dir", "chain_key"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,24 +159,95 @@ class Settings:
         env = os.environ if environ is None else environ
         unknown = set(explicit) - set(_PARSERS)
         if unknown:
-            raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigurationError(
+                f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(_PARSERS))}"
+            )
         values: dict[str, Any] = {}
         for f in fields(cls):
             if explicit.get(f.name) is not None:
                 values[f.name] = _check(f.name, explicit[f.name], f"{f.name}=")
             elif f"LLMAUDIT_{f.name.upper()}" in env:
                 name = f"LLMAUDIT_{f.name.upper()}"
+                if env[name] == "" and f.name in _UNSET_WHEN_EMPTY:
+                    continue  # VAR= in a shell or a compose file means "not set"
                 values[f.name] = _check(f.name, env[name], f"{name}=")
         return cls(**values)
 
 
 def _check(name: str, value: Any, label: str) -> Any:
-    parser = _PARSERS[name]
     try:
-        if isinstance(value, str):
-            return parser(value)
-        if name in ("strict", "disabled", "handle_sigterm") and isinstance(value, bool):
-            return value
-        return parser(str(value)) if not isinstance(value, bool) else parser(str(int(value)))
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid llmaudit setting {label}{value!r}: {exc}") from None
+        return _PARSERS[name](value)
+    except _InvalidError as exc:
+        shown = "<hidden>" if name == "chain_key" else repr(value)  # a key is never echoed
+        raise ConfigurationError(f"invalid llmaudit setting {label}{shown}: {exc}") from None
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """*value* checked as the ``configure()`` keyword *name* (see `Settings`).
+
+    Raises:
+        ConfigurationError: naming the keyword and what it accepts.
+    """
+    return _check(name, value, f"{name}=")
+
+
+def check_storage(storage: object) -> str | Storage | None:
+    """``storage=``: a URL, an open `Storage` (it has ``url``, ``write``, ``read`` and ``close``), or None.
+
+    Raises:
+        ConfigurationError: anything else (a path is told to become a URL).
+    """
+    if storage is None or isinstance(storage, str):
+        return storage
+    if isinstance(storage, os.PathLike):
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL, "
+            f"e.g. 'sqlite:///{os.fspath(storage)}' or 'jsonl://{os.fspath(storage)}', not a path"
+        )
+    if not isinstance(storage, Storage):  # the protocol is runtime-checkable: url, write, read, close
+        raise ConfigurationError(
+            f"invalid llmaudit setting storage={storage!r}: expected a storage URL such as "
+            "'sqlite:///audit.db' or 'jsonl:///var/log/llm', or a Storage object (write, read, close, url)"
+        )
+    return storage
+
+
+def check_processing(
+    redactor: object, before_write: object, processors: object
+) -> tuple[Redactor | Literal[False] | None, list[Processor]]:
+    """``redactor=``, ``before_write=`` and ``processors=``: the redactor (None: the default one;
+    True means the same), and the processors after it, in order.
+
+    Raises:
+        ConfigurationError: naming the keyword and what it accepts.
+    """
+    if redactor is True:
+        redactor = None
+    if not (redactor is None or redactor is False or isinstance(redactor, Redactor)):
+        raise ConfigurationError(
+            f"invalid llmaudit setting redactor={redactor!r}: expected a llmaudit.Redactor, "
+            "None or True (the default Redactor()), or False (no redaction); for a function of "
+            "your own, use before_write= or processors="
+        )
+    steps: list[Processor] = []
+    if before_write is not None:
+        if not callable(before_write):
+            raise ConfigurationError(
+                f"invalid llmaudit setting before_write={before_write!r}: expected a callable "
+                "record -> record | None, or None"
+            )
+        steps.append(before_write)
+    if callable(processors) or isinstance(processors, (str, bytes)) or not isinstance(processors, Iterable):
+        raise ConfigurationError(
+            f"invalid llmaudit setting processors={processors!r}: expected a list of callables "
+            "record -> record | None (for one, processors=[fn] or before_write=fn)"
+        )
+    for step in processors:
+        if not callable(step):
+            raise ConfigurationError(
+                f"invalid llmaudit setting processors=: {step!r} is not callable "
+                "(each processor is a callable record -> record | None)"
+            )
+        steps.append(step)
+    return redactor, steps

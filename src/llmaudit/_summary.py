@@ -12,7 +12,7 @@ function record (``@audited``, ``source="decorator"``), or else an LLM call, wha
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -20,13 +20,17 @@ from ._codec import format_timestamp
 from ._record import KINDS, AuditRecord, Kind, record_kind
 from .storage._base import is_error
 
-__all__ = [
-    "SessionSummary",
-    "StatsRow",
-    "Tally",
-    "nearest_rank",
-    "round_cost",
-]
+__all__ = ["SessionSummary", "StatsRow", "Tally", "fields_json", "nearest_rank", "round_cost"]
+
+
+def _json_value(value: Any) -> Any:
+    return format_timestamp(value) if isinstance(value, datetime) else value
+
+
+def fields_json(summary: Any) -> dict[str, Any]:
+    """A summary dataclass as JSON: every field under its Python name (timestamps formatted), so
+    that ``--json`` output and the Python API name each value the same way."""
+    return {f.name: _json_value(getattr(summary, f.name)) for f in fields(summary)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class SessionSummary:
     call. ``first`` and ``last`` span its calls and function records (its aggregation records when
     it has nothing else)."""
 
-    key: str
+    session_key: str
     user: str | None
     first: datetime
     last: datetime
@@ -51,20 +55,14 @@ class SessionSummary:
     functions: int = 0
     aggregations: int = 0
 
+    @property
+    def key(self) -> str:
+        """The session key (the name this field had before it took `AuditRecord`'s name)."""
+        return self.session_key
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "session_key": self.key,
-            "user": self.user,
-            "first": format_timestamp(self.first),
-            "last": format_timestamp(self.last),
-            "calls": self.calls,
-            "functions": self.functions,
-            "aggregations": self.aggregations,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "errors": self.errors,
-        }
+        """Every field under its own name (``session_key``, ``first``, …, ``errors``)."""
+        return fields_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +71,10 @@ class StatsRow:
     ``calls`` counts them and ``functions`` is 0; of function records with ``kind="function"``, then
     ``functions`` counts them and ``calls`` is 0. ``aggregations`` counts the aggregation records
     summed in (only when asked for). Tokens, cost, latency and errors are those of the row's
-    records. Latency percentiles are nearest-rank over the records with a duration."""
+    records. Latency percentiles are nearest-rank over the records with a duration.
+
+    ``group`` maps each ``by=`` name to this group's value (``{"client": "bot", "model": "gpt-4o"}``).
+    """
 
     group: dict[str, Any]
     calls: int
@@ -98,18 +99,8 @@ class StatsRow:
         return self.calls + self.functions + self.aggregations
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            **self.group,
-            "calls": self.calls,
-            "functions": self.functions,
-            "aggregations": self.aggregations,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "error_rate": round(self.error_rate, 6),
-        }
+        """Every field under its own name (``group`` as an object), plus ``error_rate``."""
+        return {**fields_json(self), "group": dict(self.group), "error_rate": round(self.error_rate, 6)}
 
 
 _CALLS: tuple[Kind, ...] = ("call",)

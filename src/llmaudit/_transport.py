@@ -29,6 +29,8 @@ from ._codec import exact
 from ._context import capturing, snapshot
 from ._errors import AuditError, ConfigurationError
 from ._guard import report
+from ._record import STRING_LIMITS
+from ._session import _check_auditor
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
@@ -179,18 +181,24 @@ class _TransportCore:
     """Decisions shared by every shell: whether to record, and how to wrap a response."""
 
     _default_branch: str | None = None
+    #: The method an inner transport must have (None: the core has no inner, as in instrument()).
+    _inner_method: str | None = None
 
     def __init__(
         self,
         inner: Any = None,
         *,
+        transport: Any = None,
         auditor: Auditor | NullAuditor | None = None,
         client: str | None = None,
         capture: CaptureMode = "llm",
         stream_usage: bool = False,
     ) -> None:
-        if capture not in ("llm", "all"):
-            raise ConfigurationError(f"capture must be 'llm' or 'all', not {capture!r}")
+        if transport is not None:
+            if inner is not None:
+                raise ConfigurationError("give the transport to wrap once: inner= or transport=, not both")
+            inner = transport
+        _check_options(auditor, client, capture, stream_usage)
         self._inner = inner
         self._branch: Branch | None = None
         if isinstance(inner, _TransportCore):  # wrapping another audit transport: same branch
@@ -199,6 +207,8 @@ class _TransportCore:
             self._branch = branch_of(inner)
         elif self._default_branch is not None:
             self._branch = _branch_named(self._default_branch)
+        if inner is not None and self._inner_method is not None:
+            _check_inner(inner, self._inner_method, type(self).__name__)
         self._auditor = auditor
         self.client = client
         self.capture: CaptureMode = capture
@@ -297,6 +307,39 @@ def _start(transport: _TransportCore, request: Any) -> _Call | None:
     return None
 
 
+def _check_options(auditor: object, client: object, capture: object, stream_usage: object) -> None:
+    """The keywords shared by the transports and `instrument`, checked when they are given."""
+    _check_auditor(auditor)
+    if client is not None and not isinstance(client, str):
+        raise ConfigurationError(f"invalid client={client!r}: expected the client's name as a str, or None")
+    if isinstance(client, str) and len(client) > STRING_LIMITS["client"]:
+        raise ConfigurationError(f"client= is longer than {STRING_LIMITS['client']} characters")
+    if capture not in ("llm", "all"):
+        raise ConfigurationError(f"invalid capture={capture!r}: expected 'llm' or 'all'")
+    if not isinstance(stream_usage, bool):
+        raise ConfigurationError(f"invalid stream_usage={stream_usage!r}: expected True or False")
+
+
+def _check_inner(inner: object, method: str, shell: str) -> None:
+    """The wrapped transport must be one, of the shell's flavour: a client, a sync transport given
+    to the async shell (or the reverse) would fail on the caller's first call."""
+    if callable(getattr(inner, method, None)):
+        return
+    hint = ""
+    if callable(getattr(inner, "send", None)):
+        hint = (
+            " (that is a client: wrap a transport such as httpx.HTTPTransport() and give the "
+            "AuditTransport to the client as transport=)"
+        )
+    elif method == "handle_request" and callable(getattr(inner, "handle_async_request", None)):
+        hint = " (that is an async transport: wrap it with AsyncAuditTransport)"
+    elif method == "handle_async_request" and callable(getattr(inner, "handle_request", None)):
+        hint = " (that is a sync transport: wrap it with AuditTransport)"
+    raise ConfigurationError(
+        f"{shell} wraps a transport with {method}(); {type(inner).__name__} has none{hint}"
+    )
+
+
 class AuditTransport(_TransportCore):
     """A sync transport that records LLM calls; wraps *inner* (default: the branch's HTTPTransport).
 
@@ -305,6 +348,8 @@ class AuditTransport(_TransportCore):
 
     Args:
         inner: the transport to wrap (any transport of httpx or httpx2).
+        transport: the same as *inner*, under the name httpx-style wrapping transports use
+            (``hishel.CacheTransport(transport=...)``, ``httpx_retries.RetryTransport(transport=...)``).
         auditor: where records go (default: the process-wide default auditor).
         client: the application's name for this LLM client (default: the provider's name).
         capture: ``"llm"`` records known LLM endpoints and passes everything else through;
@@ -313,6 +358,8 @@ class AuditTransport(_TransportCore):
             ``stream_options.include_usage`` and hide the extra usage-only chunk from the caller, so
             streamed records carry token counts. Off by default: it changes the bytes on the wire.
     """
+
+    _inner_method = "handle_request"
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:
@@ -342,7 +389,10 @@ class AuditTransport(_TransportCore):
 
 
 class AsyncAuditTransport(_TransportCore):
-    """The async twin of `AuditTransport` (default inner: the branch's AsyncHTTPTransport)."""
+    """The async twin of `AuditTransport` (default inner: the branch's AsyncHTTPTransport); the same
+    arguments, ``inner=`` or ``transport=`` being an async transport."""
+
+    _inner_method = "handle_async_request"
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:

@@ -146,7 +146,7 @@ def test_the_command_line_gives_the_same_counts(storage_url: str) -> None:
     assert cli_sessions["a"]["aggregations"] == 1
     assert _json_lines("stats", "-s", storage_url) == api_stats
     (functions,) = _json_lines("stats", "-s", storage_url, "--functions")
-    assert (functions["operation"], functions["functions"], functions["calls"]) == ("answer", 3, 0)
+    assert (functions["group"]["operation"], functions["functions"], functions["calls"]) == ("answer", 3, 0)
 
     table = _cli("sessions", "-s", storage_url)
     assert "functions" in table and "aggregations" in table
@@ -171,7 +171,7 @@ def test_the_demo_reports_its_two_calls_per_session(storage_url: str) -> None:
     assert [(s["calls"], s["functions"], s["aggregations"]) for s in sessions] == [(2, 2, 0)] * 2
     assert sum(s["input_tokens"] for s in sessions) == 81
     rows = _json_lines("stats", "-s", storage_url)
-    assert sum(r["calls"] for r in rows) == 4 and all(r["model"] for r in rows)
+    assert sum(r["calls"] for r in rows) == 4 and all(r["group"]["model"] for r in rows)
     today = datetime.now(timezone.utc).date().isoformat()
     day = json.loads(_cli("aggregate", "-s", storage_url, "--day", today, "--json"))
     assert (day["response"]["calls"], day["response"]["functions"]) == (4, 4)

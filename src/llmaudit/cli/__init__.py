@@ -14,7 +14,16 @@ from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
-from ._common import parse_age, storage_option, storage_url
+from ._common import (
+    JSON_HELP,
+    STORAGE_HELP,
+    STORAGE_OPTION_ARGS,
+    open_reader,
+    parse_age,
+    storage_option,
+    storage_url,
+    wants_json,
+)
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
@@ -28,10 +37,16 @@ __all__ = ["main"]
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="llmaudit")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option(*STORAGE_OPTION_ARGS, default=None, help=STORAGE_HELP + " Also after the subcommand.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP + " Also after the subcommand.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Record, read and verify every call your application makes to an LLM API."""
-    ctx.obj = {"debug": debug}
+def cli(ctx: click.Context, debug: bool, storage: str | None, as_json: bool) -> None:
+    """Record, read and verify every call your application makes to an LLM API.
+
+    The shared options (-s/--storage, --json) go before or after the subcommand:
+    `llmaudit -s URL tail` and `llmaudit tail -s URL` are the same (after it wins when both are given).
+    """
+    ctx.obj = {"debug": debug, "storage": storage, "as_json": as_json}
     handler = EscapedLogHandler()
     logging.getLogger("llmaudit").addHandler(handler)
     ctx.call_on_close(lambda: logging.getLogger("llmaudit").removeHandler(handler))
@@ -70,12 +85,10 @@ def _fail(message: str) -> None:
 )
 def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bool) -> None:
     """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
-    from .. import _reader  # noqa: PLC0415
-
     problems: list[str] = []
-    with _reader.open(storage_url(storage)) as reader, progress_bar("verifying") as advance:
+    with open_reader(storage) as reader, progress_bar("verifying") as advance:
         report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
-    if as_json:
+    if wants_json(as_json):
         click.echo(json_line({**report.to_json(), "unreadable": problems}))
     else:
         for problem in problems:
@@ -174,11 +187,9 @@ def forget(
 ) -> None:
     """Erase a data subject's records (right to be forgotten): payloads, headers, user, session keys,
     URL, error, tags and notes, keeping digests so the log still verifies."""
-    from .. import _reader  # noqa: PLC0415
-
     if session is None and user is None and not ids:
         _fail("forget needs --session, --user or --id")
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, create_for_spool=True) as reader:
         result = reader.forget(session=session, user=user, ids=list(ids) or None, key=key, force=force)
     if not result.erased and not result.already_erased and not result.unguaranteed:
         _fail("no matching record")
@@ -212,10 +223,8 @@ def forget(
 @click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
 def prune(storage: str | None, older_than: str) -> None:
     """Delete old records, leaving a checkpoint so that what remains still verifies."""
-    from .. import _reader  # noqa: PLC0415
-
     cutoff = datetime.now(timezone.utc) - parse_age(older_than)
-    with _reader.open(storage_url(storage)) as reader, progress_bar("pruning") as advance:
+    with open_reader(storage) as reader, progress_bar("pruning") as advance:
         result = reader.prune(cutoff, progress=advance)
     click.echo(
         f"deleted {result.deleted} records older than {cutoff:%Y-%m-%d %H:%M:%S} UTC; "

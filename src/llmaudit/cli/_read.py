@@ -15,7 +15,7 @@ import click
 from .. import _reader
 from .._codec import record_to_dict
 from .._record import AuditRecord, record_kind
-from ._common import parse_age, storage_option, storage_url
+from ._common import open_reader, parse_age, storage_option, storage_url, wants_json
 from ._text import json_line, plain, shown
 from ._views import (
     console,
@@ -77,11 +77,12 @@ def sessions(
     as_json: bool,
 ) -> None:
     """The most recently active sessions, with calls, tokens, cost and errors."""
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, listing=True) as reader:
         rows = reader.sessions(
             user=user, client=client, since=_since(since), limit=limit, on_problem=_problem
         )
-        failed = [row.key for row in rows if row.errors] if not as_json else []
+        as_json = wants_json(as_json)
+        failed = [row.session_key for row in rows if row.errors] if not as_json else []
         last_errors = {key: error for key in failed if (error := _last_error(reader, key))}
     if as_json:
         for row in rows:
@@ -105,7 +106,7 @@ def _last_error(reader: _reader.Reader, session: str) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="The records as JSON lines.")
 def show(storage: str | None, target: str, as_json: bool) -> None:
     """Render a session (by key) or one record (by id) as a conversation."""
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage) as reader:
         records = list(reader.records(session=target, on_problem=_problem))
         if not records:
             one = reader.get(target)
@@ -113,7 +114,7 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
     if not records:
         click.echo(f"llmaudit: no session or record {plain(repr(target))}", err=True)
         sys.exit(1)
-    if as_json:
+    if wants_json(as_json):
         for record in records:
             _emit_json(_record_json(record))
         return
@@ -147,12 +148,12 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
 
     def show_all(records: list[AuditRecord]) -> None:
         for record in records:
-            if as_json:
+            if wants_json(as_json):
                 _emit_json(_record_json(record))
             else:
                 click.echo(render_record_line(record))
 
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage, listing=True) as reader:
         newest = list(reader.records(order="desc", limit=max(lines, 1), on_problem=_problem))
         latest = newest[:lines][::-1]
         show_all(latest)
@@ -196,7 +197,8 @@ def stats(
     default = "client,operation" if functions else "client,model"
     fields = tuple(name.strip() for name in (by or default).split(",") if name.strip())
     filters: dict[str, Any] = {"since": _since(since), "session": session, "on_problem": _problem}
-    with _reader.open(storage_url(storage)) as reader:
+    as_json = wants_json(as_json)
+    with open_reader(storage, listing=True) as reader:
         rows = reader.stats(fields, kind="function" if functions else "call", **filters)
         if not as_json and not functions:
             others = [reader.stats((), kind=kind, **filters) for kind in ("function", "aggregation")]
@@ -218,7 +220,7 @@ def stats(
 @click.option("--session", default=None, help="Only this session.")
 def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
     """Copy records to another storage or a file (idempotent: run it again to resume)."""
-    with _reader.open(storage_url(storage)) as reader, progress_bar("exporting") as advance:
+    with open_reader(storage) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {plain(destination)}")
 
@@ -234,9 +236,9 @@ def aggregate(storage: str | None, session: str | None, day: str | None, as_json
         when = None if day is None else date.fromisoformat(day)
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--day") from None
-    with _reader.open(storage_url(storage)) as reader, progress_bar("aggregating") as advance:
+    with open_reader(storage) as reader, progress_bar("aggregating") as advance:
         record = reader.aggregate(session=session, day=when, progress=advance)
-    if as_json:
+    if wants_json(as_json):
         _emit_json(_record_json(record))
         return
     summary: Any = record.response
@@ -264,7 +266,7 @@ def db_upgrade(storage: str | None) -> None:
     if scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         click.echo(f"{plain(url)} is not a SQL storage: nothing to upgrade")
         return
-    store = SQLStorage(url)  # opening applies pending migrations
+    store = SQLStorage(url, create=False)  # opening applies pending migrations; never creates
     try:
         click.echo(f"{store.url}: schema version {store.upgrade()}")
     finally:
@@ -282,9 +284,7 @@ def db_seal_legacy(storage: str | None, key: str | None, by: str | None) -> None
     in the chain registry (count, ids, time, who, key fingerprint) and `llmaudit verify` lists it.
     Migrations never do this: run it once, knowing what the unchained records are.
     """
-    from .. import _reader  # noqa: PLC0415
-
-    with _reader.open(storage_url(storage)) as reader:
+    with open_reader(storage) as reader:
         result = reader.seal_legacy(key, by=by)
     click.echo(
         f"sealed {result.sealed} records into {result.writer_id or 'no chain'}; "

@@ -82,7 +82,7 @@ def sessions_table(rows: Sequence[SessionSummary]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for s in rows:
         table.add_row(
-            shown(s.key),
+            shown(s.session_key),
             shown(s.user),
             f"{s.first:%Y-%m-%d %H:%M:%S}",
             f"{s.last:%Y-%m-%d %H:%M:%S}",

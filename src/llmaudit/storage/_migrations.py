@@ -22,6 +22,7 @@ from .._errors import StorageError
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "NoSchemaError",
     "chain_table",
     "current_version",
     "meta_table",
@@ -34,6 +35,10 @@ __all__ = [
 #: matched the record format's (``_record.SCHEMA_VERSION``); version 4 added the chain's MACs and
 #: registry without changing a record, so the two numbers part here.
 SCHEMA_VERSION = 4
+
+
+class NoSchemaError(Exception):
+    """`prepare` with ``create=False`` found no llmaudit tables (the caller says so, naming the URL)."""
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
@@ -192,10 +197,12 @@ def _migrate(engine: Engine, table: sa.Table, version: int) -> int:
     return version
 
 
-def _create_or_read(engine: Engine, table: sa.Table) -> int:
+def _create_or_read(engine: Engine, table: sa.Table, *, create: bool) -> int:
     for attempt in range(_ATTEMPTS):
         try:
             version = current_version(engine, table)
+            if version is None and not create:
+                raise NoSchemaError(table.name)
             if version is None:
                 _create(engine, table)
                 version = current_version(engine, table)
@@ -209,13 +216,14 @@ def _create_or_read(engine: Engine, table: sa.Table) -> int:
     raise AssertionError("unreachable")
 
 
-def prepare(engine: Engine, table: sa.Table, *, migrate: bool) -> int:
-    """Create or check the schema; returns the version now in force.
+def prepare(engine: Engine, table: sa.Table, *, migrate: bool, create: bool = True) -> int:
+    """Create (unless *create* is False) or check the schema; returns the version now in force.
 
     Raises:
+        NoSchemaError: *create* is False and the database has no llmaudit tables.
         StorageError: the database is newer than this llmaudit, or older and *migrate* is False.
     """
-    version = _create_or_read(engine, table)
+    version = _create_or_read(engine, table, create=create)
     if version > SCHEMA_VERSION:
         raise StorageError(
             f"database schema version {version} is newer than this llmaudit supports ({SCHEMA_VERSION}): "

@@ -3,11 +3,17 @@
 Built-in schemes are imported lazily, so that writing JSONL never imports SQLAlchemy. Third parties
 add schemes through the ``llmaudit.storage`` entry-point group (the entry point's name is the scheme
 and its object a callable ``factory(url) -> Storage``) or at run time with `register_storage`.
+
+A factory that takes a keyword ``create`` is told whether it may create the store: the read side
+(``llmaudit.open``, the CLI's read commands) passes ``create=False`` and expects an
+`StorageNotFoundError` when there is no store, never a new empty one. A factory without that keyword
+is called with the URL alone (the plug-in decides).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -71,11 +77,26 @@ def known_schemes() -> list[str]:
     return sorted(names)
 
 
-def open_storage(url: str) -> Storage:
+def _takes_create(factory: StorageFactory) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    create = parameters.get("create")
+    return create is not None and create.kind in (create.KEYWORD_ONLY, create.POSITIONAL_OR_KEYWORD)
+
+
+def open_storage(url: str, *, create: bool = True) -> Storage:
     """Open the backend for *url*.
+
+    Args:
+        url: the storage URL.
+        create: create the store (file, directory, table) when it does not exist: what a writer
+            does. ``False`` opens existing stores only, as the read side does.
 
     Raises:
         ConfigurationError: the URL is malformed or its scheme is unknown.
+        StorageNotFoundError: *create* is False and there is no store at *url*.
         StorageError: the backend could not be opened (the message names the URL, password removed).
     """
     if not isinstance(url, str) or "://" not in url:
@@ -90,6 +111,8 @@ def open_storage(url: str) -> Storage:
             f"unknown storage scheme {scheme!r} in {redact_url(url)!r}; known: {', '.join(known_schemes())}"
         )
     try:
+        if _takes_create(factory):
+            return cast(Callable[..., Storage], factory)(url, create=create)
         return factory(url)
     except LLMAuditError:
         raise

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._chain import ChainState, RegistryEntry, new_state
 from .._codec import decode_record, dumps, encode_record, format_day, loads
-from .._errors import ConfigurationError, StorageError, StorageUnavailableError
+from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from .._record import AuditRecord
 from ._base import (
     ProblemHandler,
@@ -93,8 +93,16 @@ def _write_lines(fd: int, lines: Sequence[bytes]) -> None:
 class JSONLStorage:
     """Append-only JSON Lines files; see the module docstring.
 
+    Args:
+        directory: where the day files are.
+        max_bytes: size at which a day's file rotates.
+        fsync: ``"never"``, ``"batch"``, … (see ``_FSYNC_POLICIES``).
+        create: create the directory when it does not exist (a writer); ``False`` (the read side)
+            opens an existing directory only and creates nothing in it.
+
     Raises:
         ConfigurationError: ``max_bytes`` or ``fsync`` is invalid.
+        StorageNotFoundError: *create* is False and the directory does not exist.
         StorageError: the directory cannot be created or written.
     """
 
@@ -102,7 +110,12 @@ class JSONLStorage:
     writes_record_json = True
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, fsync: str = "never"
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        fsync: str = "never",
+        create: bool = True,
     ) -> None:
         if fsync not in _FSYNC_POLICIES:
             raise ConfigurationError(f"jsonl fsync must be one of {_FSYNC_POLICIES}, not {fsync!r}")
@@ -115,10 +128,16 @@ class JSONLStorage:
         self.chain_key: bytes | None = None
         self._index: dict[str, int] = {}
         self._registered: set[str] = set()  # writers known to be in the registry already
-        self._open_directory()
+        if create:
+            self._open_directory()
+        elif not self.directory.is_dir():
+            problem = "is not a directory" if self.directory.exists() else "does not exist"
+            raise StorageNotFoundError(
+                f"no llmaudit store at {self.url}: {self.directory} {problem}", url=self.url
+            )
 
     @classmethod
-    def from_url(cls, url: str) -> JSONLStorage:
+    def from_url(cls, url: str, *, create: bool = True) -> JSONLStorage:
         parts = urlsplit(url)
         path = parts.netloc + parts.path
         if not path:
@@ -131,7 +150,7 @@ class JSONLStorage:
             max_bytes = int(options.get("max_bytes", DEFAULT_MAX_BYTES))
         except ValueError:
             raise ConfigurationError(f"jsonl max_bytes must be an integer in {url!r}") from None
-        return cls(path, max_bytes=max_bytes, fsync=options.get("fsync", "never"))
+        return cls(path, max_bytes=max_bytes, fsync=options.get("fsync", "never"), create=create)
 
     def _open_directory(self) -> None:
         if self.directory.exists() and not self.directory.is_dir():

@@ -38,7 +38,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from .._chain import ChainState, RegistryEntry, new_state, state_mac
 from .._codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
-from .._errors import ConfigurationError, StorageError, StorageUnavailableError
+from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from .._record import AGGREGATE_SOURCE, FUNCTION_SOURCE, KINDS, STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from . import _migrations
@@ -243,6 +243,13 @@ def _normalise_url(url: str) -> tuple[URL, str]:
     table = parsed.query.get("table", DEFAULT_TABLE)
     if not isinstance(table, str) or not _IDENTIFIER.match(table):
         raise ConfigurationError(f"table name {table!r} must be a plain identifier (letters, digits, _)")
+    if backend == "sqlite" and not parsed.database:
+        # SQLAlchemy (and SQLite) would open a private in-memory database that vanishes with the
+        # connection: every record "written" there is lost, every read finds nothing
+        raise ConfigurationError(
+            f"SQLite URL {url!r} names no database file: use sqlite:///path/to/audit.db "
+            "(sqlite:////abs/path for an absolute path), or memory:// for a store that lives in memory"
+        )
     parsed = parsed.set(drivername=f"{backend}+{driver}" if driver else backend)
     return parsed.difference_update_query(["table"]), table
 
@@ -265,18 +272,24 @@ class SQLStorage:
     Args:
         url: any SQLAlchemy URL of SQLite, PostgreSQL or MySQL/MariaDB, optionally with ``?table=``.
         migrate: bring an older schema up to date on open (else raise, asking for ``llmaudit db upgrade``).
+        create: create the SQLite file (and its directory) and the tables when they do not exist.
+            ``False`` (the read side) opens an existing store only: no file or no llmaudit table
+            raises `StorageNotFoundError`, and nothing is created.
 
     Raises:
         ConfigurationError: the URL is malformed or the driver is not installed.
         StorageUnavailableError: the database cannot be reached.
+        StorageNotFoundError: *create* is False and the database or its llmaudit table does not exist.
         StorageError: the database refused to create or check the schema.
     """
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, create: bool = True) -> None:
         sa_url, table = _normalise_url(url)
         self.url = redact_url(sa_url.render_as_string(hide_password=True))  # ?password= too
         self._table_name = table
-        self._engine = self._create_engine(sa_url)
+        if not create:
+            _require_sqlite_file(sa_url, self.url)
+        self._engine = self._create_engine(sa_url, create=create)
         self._pid = os.getpid()
         self.table = build_table(sa.MetaData(), table)
         self.chain = _migrations.chain_table(self.table)
@@ -297,16 +310,24 @@ class SQLStorage:
         backend = sa_url.get_backend_name()
         note = _RESIDUAL_COPIES.get("mysql" if backend == "mariadb" else backend)
         self.residual_copies: tuple[str, ...] = (note,) if note else ()
-        with self._translated("open"):
-            _migrations.prepare(self._engine, self.table, migrate=migrate)
+        try:
+            with self._translated("open"):
+                _migrations.prepare(self._engine, self.table, migrate=migrate, create=create)
+        except _migrations.NoSchemaError:
+            self._engine.dispose()
+            raise StorageNotFoundError(
+                f"no llmaudit store at {self.url}: the database has no table {table!r} "
+                "(nothing was ever recorded there; check the URL and its ?table=)",
+                url=self.url,
+            ) from None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLStorage:
-        return cls(url)
+    def from_url(cls, url: str, *, create: bool = True) -> SQLStorage:
+        return cls(url, create=create)
 
-    def _create_engine(self, url: URL) -> Engine:
+    def _create_engine(self, url: URL, *, create: bool = True) -> Engine:
         options: dict[str, Any] = {"json_serializer": lambda v: dumps(v).decode(), "json_deserializer": loads}
-        if url.get_backend_name() == "sqlite":
+        if url.get_backend_name() == "sqlite" and create:
             _prepare_sqlite_file(url)
         else:
             options["pool_pre_ping"] = True
@@ -341,7 +362,9 @@ class SQLStorage:
         except Exception as exc:  # noqa: BLE001 - e.g. an unknown dialect: one clear line
             raise ConfigurationError(f"cannot use SQL storage {self.url}: {exc}") from None
         if url.get_backend_name() == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            # WAL is a property of the file, set by whoever created it: a reader (create=False)
+            # does not convert a file it merely opens (an empty or foreign file stays as it is)
+            sa.event.listen(engine, "connect", _sqlite_pragmas if create else _sqlite_read_pragmas)
         return engine
 
     def _idempotent_insert(self) -> Any:
@@ -879,6 +902,21 @@ def _prepare_sqlite_file(url: URL) -> None:
         raise StorageError(f"cannot create SQLite database {path}: {exc.strerror or exc}") from exc
 
 
+def _require_sqlite_file(url: URL, shown: str) -> None:
+    """The read side's check: an existing SQLite file, or `StorageNotFoundError` (nothing created)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):  # a URI filename: SQLite's own ?mode=ro decides
+        return
+    path = Path(database).expanduser()
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "does not exist"
+        if not path.parent.is_dir():
+            problem = f"does not exist (nor does its directory {path.parent})"
+        raise StorageNotFoundError(f"no llmaudit store at {shown}: {path} {problem}", url=shown)
+
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -906,10 +944,19 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    _set_pragmas(dbapi_connection, wal=True)
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    _set_pragmas(dbapi_connection, wal=False)
+
+
+def _set_pragmas(dbapi_connection: Any, *, wal: bool) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        _enable_wal(cursor)
+        if wal:
+            _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA secure_delete=ON")  # erased and pruned text is zeroed, not left in free pages
         # Checkpoints belong to the writer's idle time (`SQLStorage.maintain`); this is the backstop
