@@ -63,8 +63,11 @@ def _aiohttp_way() -> Any:
     except ImportError:
         return None
     if not way.supports_middlewares():
-        logger.warning("llmaudit.instrument(): aiohttp %s has no client middlewares (3.12+): "
-                       "its sessions are not recorded", getattr(way.aiohttp, "__version__", "?"))
+        logger.warning(
+            "llmaudit.instrument(): aiohttp %s has no client middlewares (3.12+): "
+            "its sessions are not recorded",
+            getattr(way.aiohttp, "__version__", "?"),
+        )
         return None
     return way
 

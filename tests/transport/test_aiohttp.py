@@ -344,7 +344,9 @@ async def test_unknown_endpoints_pass_through_unless_capture_all(server: Server,
 @pytest.mark.asyncio
 # aiohttp itself warns of the connection the caller abandoned (with or without llmaudit)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-async def test_a_response_nobody_closes_is_recorded_when_collected(server: Server, recorder: Recorder) -> None:
+async def test_a_response_nobody_closes_is_recorded_when_collected(
+    server: Server, recorder: Recorder
+) -> None:
     """A response the caller drops without releasing it is finalised by garbage collection (once its
     connection, which holds it while open, is gone with the session)."""
     server.steps = [asyncio.Event() for _ in SSE_CHUNKS]

@@ -75,7 +75,9 @@ def _anthropic(server: WireServer) -> anthropic.AsyncAnthropic:
 
 
 @pytest.mark.asyncio
-async def test_openai_aiohttp_client_call_is_recorded_once(server: WireServer, instrumented: Recorder) -> None:
+async def test_openai_aiohttp_client_call_is_recorded_once(
+    server: WireServer, instrumented: Recorder
+) -> None:
     """A gzipped chat completion over openai.DefaultAioHttpClient: one record, the provider's view."""
     async with _openai(server) as client:
         result = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
@@ -89,7 +91,9 @@ async def test_openai_aiohttp_client_call_is_recorded_once(server: WireServer, i
 
 
 @pytest.mark.asyncio
-async def test_openai_aiohttp_client_stream_is_recorded_once(server: WireServer, instrumented: Recorder) -> None:
+async def test_openai_aiohttp_client_stream_is_recorded_once(
+    server: WireServer, instrumented: Recorder
+) -> None:
     """Every chunk reaches the SDK; the record reassembles the stream and carries its usage."""
     async with _openai(server) as client:
         stream = await client.chat.completions.create(

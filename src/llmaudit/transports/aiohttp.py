@@ -152,7 +152,10 @@ class AiohttpURL:
 
 def _header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
     # aiohttp writes header names and values as UTF-8
-    return [(k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in headers.items()]
+    return [
+        (k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+        for k, v in headers.items()
+    ]
 
 
 class _Shell:
@@ -196,7 +199,7 @@ class _TeeReader(aiohttp.StreamReader):
     _llmaudit_inner: aiohttp.StreamReader
     _llmaudit_state: TeeState
 
-    def __init__(self, inner: aiohttp.StreamReader, finish: Finish) -> None:  # noqa: D107
+    def __init__(self, inner: aiohttp.StreamReader, finish: Finish) -> None:
         state = TeeState(finish)
         object.__setattr__(self, "_llmaudit_inner", inner)
         object.__setattr__(self, "_llmaudit_state", state)
