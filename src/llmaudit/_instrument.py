@@ -62,7 +62,7 @@ def _aiohttp_way() -> Any:
         way = importlib.import_module("llmaudit.transports.aiohttp")
     except ImportError:
         return None
-    if not way.supports_middlewares():
+    if not way._supports_middlewares():
         logger.warning(
             "llmaudit.instrument(): aiohttp %s has no client middlewares (3.12+): "
             "its sessions are not recorded",
@@ -123,7 +123,7 @@ def instrument(
         session = None if way is None else way.aiohttp.ClientSession
         if session is not None and (session, "__init__") not in _originals:
             _originals[(session, "__init__")] = session.__dict__["__init__"]
-            middleware = way.InstrumentMiddleware(lambda: _recorder)
+            middleware = way._InstrumentMiddleware(lambda: _recorder)
             wrapt.wrap_function_wrapper(session, "__init__", _session_init_wrapper(middleware))
 
 

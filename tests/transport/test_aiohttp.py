@@ -440,11 +440,12 @@ async def test_an_internal_failure_never_reaches_the_caller(
     async with _session(recorder) as session, session.post(server.url + CHAT_PATH, json=CHAT_REQUEST) as r:
         assert await r.json() == CHAT_RESPONSE
     monkeypatch.undo()
-    monkeypatch.setattr("llmaudit.transports.aiohttp.pack_headers", broken)
+    monkeypatch.setattr("llmaudit.transports.aiohttp._TeeReader", broken)
     async with _session(recorder) as session, session.post(server.url + CHAT_PATH, json=CHAT_REQUEST) as r:
         assert await r.json() == CHAT_RESPONSE
-    sites = {r.getMessage() for r in expect_internal_errors}
+    sites = [r.getMessage() for r in expect_internal_errors]
     assert any("transport request capture" in s for s in sites)
+    assert any("transport response capture" in s for s in sites)
 
 
 # instrument(): every session created afterwards records; uninstrument() restores aiohttp

@@ -186,3 +186,27 @@ async def test_litellm_acompletion_stream_is_recorded(server: WireServer, instru
     record = instrumented.one()
     assert (record.is_stream, record.incomplete, record.total_tokens) == (True, False, 21)
     assert record.response["choices"][0]["message"]["content"] == "Hello there"  # type: ignore[index]
+
+
+@pytest.mark.asyncio
+async def test_an_explicit_audit_transport_over_an_aiohttp_transport_records_once(
+    server: WireServer, instrumented: Recorder
+) -> None:
+    """An AsyncAuditTransport wrapped around litellm's aiohttp transport, with instrument() covering
+    httpx and aiohttp too: the outer transport records, the aiohttp layer below passes through; the
+    same session used directly is recorded by the aiohttp layer. One record per call either way."""
+    import aiohttp
+    import httpx
+    from litellm.llms.custom_httpx.aiohttp_transport import LiteLLMAiohttpTransport
+
+    transport = llmaudit.AsyncAuditTransport(
+        LiteLLMAiohttpTransport(client=aiohttp.ClientSession), auditor=instrumented.auditor, client="outer"
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.post(server.url + "/v1/chat/completions", json={"model": "gpt-4o-mini"})
+        assert response.json() == COMPLETION
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/v1/chat/completions", json={"model": "gpt-4o-mini"}) as r:
+            await r.read()
+    clients = sorted((r.client or "", r.total_tokens) for r in instrumented.records())
+    assert clients == [("openai_compatible", 29), ("outer", 29)]

@@ -46,12 +46,12 @@ from .._guard import report
 from .._streams import Finish, TeeState
 from .._transport import CaptureMode, _Call, _TransportCore
 
-__all__ = ["AuditMiddleware", "supports_middlewares"]
+__all__ = ["AuditMiddleware"]
 
 _T = TypeVar("_T")
 
 
-def supports_middlewares() -> bool:
+def _supports_middlewares() -> bool:
     """Whether the installed aiohttp has client middlewares (3.12 and later)."""
     return hasattr(aiohttp, "ClientMiddlewareType")
 
@@ -93,7 +93,7 @@ class AuditMiddleware:
         return response
 
 
-class InstrumentMiddleware(AuditMiddleware):
+class _InstrumentMiddleware(AuditMiddleware):
     """The middleware `llmaudit.instrument` adds to new sessions: it records with whatever
     instrument() set up, and passes through once uninstrument() has run."""
 
@@ -121,7 +121,7 @@ async def _body_of(request: aiohttp.ClientRequest) -> bytes | None:
         return None
 
 
-class AiohttpURL:
+class _URL:
     """What the core and record building read from a URL (``host``, ``path``, ``query`` as raw bytes,
     ``str()``), over aiohttp's ``yarl.URL`` without re-parsing it."""
 
@@ -147,7 +147,7 @@ class AiohttpURL:
         return str(self._url)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (AiohttpURL, (self._url,))
+        return (_URL, (self._url,))
 
 
 def _header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
@@ -169,7 +169,7 @@ class _Shell:
     def snapshot(self, request: aiohttp.ClientRequest) -> FlatRequest | UnreadRequest:
         # the response aiohttp builds for this request finalises the record when released or closed
         request.response_class = _audited(request.response_class)
-        url = AiohttpURL(request.url)
+        url = _URL(request.url)
         headers = pack_headers(_header_pairs(request.headers))
         if self._body is None:
             return UnreadRequest(request.method, url, headers)
