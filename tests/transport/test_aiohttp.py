@@ -486,3 +486,33 @@ def test_instrument_wraps_the_session_init_once_and_uninstrument_restores_it(rec
     finally:
         llmaudit.uninstrument()
     assert aiohttp.ClientSession.__dict__["__init__"] is original
+
+
+@pytest.mark.asyncio
+async def test_the_writer_process_builds_the_same_records(server: Server, tmp_path: Any) -> None:
+    """writer="process": an aiohttp capture (its URL, packed headers, a kept or a streamed body)
+    crosses to the child and gives the records the thread writer gives."""
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield json.dumps(CHAT_REQUEST).encode()
+
+    auditor = llmaudit.Auditor(
+        f"sqlite:///{tmp_path}/p.db", spool_dir=str(tmp_path / "spool"), writer="process"
+    )
+    try:
+        session = aiohttp.ClientSession(middlewares=(AuditMiddleware(auditor=auditor),))
+        async with session:
+            async with session.post(server.url + CHAT_PATH + "?api-version=1", json=CHAT_REQUEST) as r:
+                await r.read()
+            headers = {"content-type": "application/json"}
+            async with session.post(server.url + CHAT_PATH, data=upload(), headers=headers) as r:
+                await r.read()
+        assert auditor.flush(30)
+        records = sorted(auditor.storage.read(llmaudit.Query()), key=lambda r: r.created_at)
+    finally:
+        auditor.close()
+    assert [(r.model, r.total_tokens, r.request) for r in records] == [
+        ("gpt-4o-mini-2024-07-18", 12, CHAT_REQUEST),
+        ("gpt-4o-mini-2024-07-18", 12, {"content_type": "application/json"}),
+    ]
+    assert records[0].url == server.url + CHAT_PATH + "?api-version=1"
