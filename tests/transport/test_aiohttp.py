@@ -168,17 +168,20 @@ async def test_gzip_bodies_are_decoded_in_the_record_and_untouched_for_the_calle
 async def test_sse_chunks_reach_the_caller_one_by_one_and_are_reassembled(
     server: Server, recorder: Recorder
 ) -> None:
-    """Nothing is held back: the server writes chunk i+1 only after the caller holds chunk i."""
+    """Nothing is held back: the server writes chunk i+1 only after the caller holds all of chunk i
+    (a tee that waited for more would never see it come)."""
     server.steps = [asyncio.Event() for _ in SSE_CHUNKS]
     server.steps[0].set()
-    received: list[bytes] = []
+    ends = [len(b"".join(SSE_CHUNKS[: i + 1])) for i in range(len(SSE_CHUNKS))]
+    received = b""
     async with _session(recorder) as session:
         async with session.post(server.url + CHAT_PATH, json={**CHAT_REQUEST, "stream": True}) as r:
             async for chunk in r.content.iter_any():
-                received.append(chunk)
-                if len(received) < len(SSE_CHUNKS):
-                    server.steps[len(received)].set()
-    assert received == SSE_CHUNKS
+                received += chunk
+                for i, end in enumerate(ends[:-1]):
+                    if len(received) >= end:
+                        server.steps[i + 1].set()
+    assert received == b"".join(SSE_CHUNKS)
     record = recorder.one()
     assert (record.is_stream, record.incomplete, record.error) == (True, False, None)
     assert record.ttft_ms is not None and record.ttft_ms <= (record.duration_ms or 0)
