@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -112,7 +113,9 @@ def main() -> None:
     results = asyncio.run(_run(args.calls, args.rounds))
     lines = [
         f"{args.calls} calls x {args.rounds} rounds, Python {platform.python_version()}, "
-        f"aiohttp {aiohttp.__version__}, median per call:",
+        f"aiohttp {aiohttp.__version__}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}); "
+        "each block ends with flush(), so the writer's work (SQLite) is inside the timed region; "
+        "median per call. Re-run: `.venv/bin/python benchmarks/bench_aiohttp.py`.",
         "",
         "| answer | aiohttp | + AuditMiddleware | overhead |",
         "|---|---|---|---|",
