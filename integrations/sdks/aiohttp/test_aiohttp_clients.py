@@ -1,6 +1,13 @@
 """The real clients that send through aiohttp, recorded by llmaudit.instrument() with no code change:
-litellm's async path (an httpx client whose transport sends through aiohttp), and the openai and
-anthropic SDKs' aiohttp backends (``DefaultAioHttpClient``: an httpx2 client over aiohttp).
+litellm's async path and the openai and anthropic SDKs' aiohttp backends.
+
+litellm.acompletion(model="openai/...") calls the openai SDK's AsyncOpenAI with litellm's own
+``httpx.AsyncClient(transport=LiteLLMAiohttpTransport(...))``: the transport is no
+``httpx.AsyncHTTPTransport`` (which instrument() patches), it sends with an ``aiohttp.ClientSession``
+that it creates on first use (``session.request(..., auto_decompress=False)``) and reads with
+``content.iter_chunked()``. ``openai.DefaultAioHttpClient`` and ``anthropic.DefaultAioHttpClient`` are
+httpx2 clients over the vendored httpx-aiohttp transport, which does the same. instrument() records
+all of them in the aiohttp layer.
 
 instrument() patches httpx, httpx2 and aiohttp at once here, and each call must be recorded exactly
 once, with the provider's view (model, usage, cost). A local server on 127.0.0.1 answers in the

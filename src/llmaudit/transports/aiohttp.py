@@ -61,7 +61,9 @@ class AuditMiddleware:
 
     ``aiohttp.ClientSession(middlewares=[AuditMiddleware()])`` records the calls of that session;
     `llmaudit.instrument` adds one to every session created after it. What the caller receives (status,
-    headers, body bytes, their timing, exceptions) is unchanged.
+    headers, body bytes, their timing, exceptions) is unchanged. A request body aiohttp streams (a file,
+    an async iterator, multipart) is never read: the record holds its metadata. Unlike the transport's,
+    there is no ``stream_usage``: requests are sent exactly as the caller built them.
 
     Args:
         auditor: where records go (default: the process-wide default auditor).
@@ -85,6 +87,15 @@ class AuditMiddleware:
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
+        """Send *request* with the next *handler*, recording the exchange when it is an LLM call.
+
+        Args:
+            request: the request aiohttp is about to send (its final URL, headers and body).
+            handler: the rest of the chain (the next middleware, or aiohttp's connection and send).
+
+        Returns:
+            aiohttp's response, whose body the caller reads as usual.
+        """
         core = self._recorder()
         if core is None:
             return await handler(request)
