@@ -6,8 +6,9 @@ litellm.acompletion(model="openai/...") calls the openai SDK's AsyncOpenAI with 
 ``httpx.AsyncHTTPTransport`` (which instrument() patches), it sends with an ``aiohttp.ClientSession``
 that it creates on first use (``session.request(..., auto_decompress=False)``) and reads with
 ``content.iter_chunked()``. ``openai.DefaultAioHttpClient`` and ``anthropic.DefaultAioHttpClient`` are
-httpx2 clients over the vendored httpx-aiohttp transport, which does the same. instrument() records
-all of them in the aiohttp layer.
+httpx2 clients over the vendored httpx-aiohttp transport, which does the same. google-genai's async
+client sends with its own ``aiohttp.ClientSession`` subclass when aiohttp is installed. instrument()
+records all of them in the aiohttp layer.
 
 instrument() patches httpx, httpx2 and aiohttp at once here, and each call must be recorded exactly
 once, with the provider's view (model, usage, cost). A local server on 127.0.0.1 answers in the
@@ -23,12 +24,16 @@ from collections.abc import Iterator
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types
 
 import llmaudit
 from integrations.sdks.aiohttp.server import WireServer, json_or_sse
 from integrations.sdks.anthropic.test_anthropic import MESSAGE
 from integrations.sdks.anthropic.test_anthropic import STREAM as MESSAGE_STREAM
 from integrations.sdks.conftest import FAKE_KEY, Recorder
+from integrations.sdks.gemini.test_gemini import RESPONSE as GEMINI_RESPONSE
+from integrations.sdks.gemini.test_gemini import STREAM as GEMINI_STREAM
 from integrations.sdks.openai.test_openai import COMPLETION
 from integrations.sdks.openai.test_openai import STREAM as COMPLETION_STREAM
 
@@ -51,6 +56,8 @@ def server() -> Iterator[WireServer]:
     routes = {
         "/chat/completions": json_or_sse(COMPLETION, COMPLETION_STREAM),
         "/messages": json_or_sse(MESSAGE, MESSAGE_STREAM),
+        ":generateContent": json_or_sse(GEMINI_RESPONSE, b""),
+        ":streamGenerateContent": lambda body: (200, {"content-type": "text/event-stream"}, [GEMINI_STREAM]),
     }
     with WireServer(routes) as s:
         yield s
@@ -217,3 +224,24 @@ async def test_an_explicit_audit_transport_over_an_aiohttp_transport_records_onc
             await r.read()
     clients = sorted((r.client or "", r.total_tokens) for r in instrumented.records())
     assert clients == [("openai_compatible", 29), ("outer", 29)]
+
+
+@pytest.mark.asyncio
+async def test_google_genai_async_client_over_aiohttp_is_recorded_once(
+    server: WireServer, instrumented: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """google-genai's async client (aiohttp when installed), plain and streamed: one record per call
+    with the model and usage. Its session trusts the environment's proxy, which is the local server."""
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    client = genai.Client(
+        api_key=FAKE_KEY, http_options=types.HttpOptions(base_url="http://generativelanguage.googleapis.com/")
+    )
+    result = await client.aio.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+    assert result.text == "Hello from Gemini"
+    stream = await client.aio.models.generate_content_stream(model="gemini-2.5-flash", contents="Hi")
+    assert "".join([c.text or "" async for c in stream]) == "Hello world"
+    await client.aio.aclose()
+    plain, streamed = sorted(instrumented.records(), key=lambda r: r.created_at)
+    assert (plain.provider, plain.model, plain.total_tokens) == ("gemini", "gemini-2.5-flash", 9)
+    assert (streamed.is_stream, streamed.incomplete, streamed.total_tokens) == (True, False, 7)
+    assert plain.url is not None and FAKE_KEY not in plain.url
