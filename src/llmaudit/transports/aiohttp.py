@@ -217,6 +217,8 @@ class _TeeReader(aiohttp.StreamReader):
         weakref.finalize(self, state.end, incomplete=True)  # an unclosed response nobody reads
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_llmaudit_"):  # not set yet (a copy made without __init__): no recursion
+            raise AttributeError(name)
         return getattr(self._llmaudit_inner, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
