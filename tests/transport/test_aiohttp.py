@@ -436,7 +436,7 @@ async def test_an_internal_failure_never_reaches_the_caller(
     """If llmaudit breaks before the call or while wrapping the response, the call is unaffected and
     the failure is logged."""
 
-    def broken(*args: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("llmaudit bug")
 
     monkeypatch.setattr(llmaudit.providers, "match", broken)
@@ -519,3 +519,25 @@ async def test_the_writer_process_builds_the_same_records(server: Server, tmp_pa
         ("gpt-4o-mini-2024-07-18", 12, {"content_type": "application/json"}),
     ]
     assert records[0].url == server.url + CHAT_PATH + "?api-version=1"
+
+
+def test_the_core_reads_an_aiohttp_url_as_an_httpx_one() -> None:
+    """What the hot-path decision reads: the decoded host and path, the port only when the URL names
+    one (httpx's ``url.port``), the raw query; ``str()`` is the URL sent."""
+    import httpx
+    import yarl
+
+    from llmaudit.transports.aiohttp import _URL
+
+    for text in (
+        "https://api.openai.com/v1/chat/completions",
+        "http://127.0.0.1:8765/openai/chat/completions?api-version=2024-10-21&x=a%20b",
+    ):
+        ours, theirs = _URL(yarl.URL(text)), httpx.URL(text)
+        assert (ours.host, ours.path, ours.port, ours.query) == (
+            theirs.host,
+            theirs.path,
+            theirs.port,
+            theirs.query,
+        )
+        assert str(ours) == text

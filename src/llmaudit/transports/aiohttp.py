@@ -100,7 +100,9 @@ class AuditMiddleware:
         if core is None:
             return await handler(request)
         shell = _Shell(await _body_of(request))
-        response: aiohttp.ClientResponse = await core.record_async(handler, request, shell)
+        response: aiohttp.ClientResponse = await core.record_async(
+            lambda view: handler(view.request), _View(request), shell
+        )
         return response
 
 
@@ -151,6 +153,12 @@ class _URL:
         return str(self._url.path)
 
     @property
+    def port(self) -> int | None:
+        """The port when the URL names one (None for the scheme's default), as httpx's ``url.port``."""
+        port: int | None = self._url.explicit_port
+        return port
+
+    @property
     def query(self) -> bytes:
         return str(self._url.raw_query_string).encode("ascii", "replace")
 
@@ -159,6 +167,21 @@ class _URL:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_URL, (self._url,))
+
+
+class _View:
+    """An aiohttp request as the core's decision reads a request (``url`` with ``host``, ``path`` and
+    ``port``, ``headers``, ``method``, ``stream``), the way an httpx request reads; ``request`` is
+    aiohttp's own, which is what is sent."""
+
+    __slots__ = ("headers", "method", "request", "url")
+    stream = None  # the request body is the shell's business (`_Shell.snapshot`)
+
+    def __init__(self, request: aiohttp.ClientRequest) -> None:
+        self.request = request
+        self.url = _URL(request.url)
+        self.headers = request.headers
+        self.method = request.method
 
 
 def _header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
@@ -177,14 +200,14 @@ class _Shell:
     def __init__(self, body: bytes | None) -> None:
         self._body = body
 
-    def snapshot(self, request: aiohttp.ClientRequest) -> FlatRequest | UnreadRequest:
+    def snapshot(self, view: _View) -> FlatRequest | UnreadRequest:
+        request = view.request
         # the response aiohttp builds for this request finalises the record when released or closed
         request.response_class = _audited(request.response_class)
-        url = _URL(request.url)
         headers = pack_headers(_header_pairs(request.headers))
         if self._body is None:
-            return UnreadRequest(request.method, url, headers)
-        return FlatRequest(request.method, url, headers, self._body)
+            return UnreadRequest(request.method, view.url, headers)
+        return FlatRequest(request.method, view.url, headers, self._body)
 
     def tee(self, call: _Call, response: aiohttp.ClientResponse) -> None:
         inner = response.content
