@@ -13,6 +13,7 @@ import asyncio
 import json
 import resource
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,18 +23,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
+import aiohttp.web  # noqa: E402
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
 import openai  # noqa: E402
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS  # noqa: E402
 
 import llmaudit  # noqa: E402
+from llmaudit.transports.aiohttp import AuditMiddleware  # noqa: E402
 
 FAKE_KEY = "sk-test-FAKE-strict-0123456789abcdef"
 BRANCHES = {"httpx": httpx, "httpx2": httpx2}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi"}]}
 #: the scenarios also run without strict (the caller must not notice anything)
-LENIENT = ("transport_post[httpx2]", "openai_create", "decorated_function", "transport_stream[httpx]")
+LENIENT = (
+    "transport_post[httpx2]",
+    "openai_create",
+    "decorated_function",
+    "transport_stream[httpx]",
+    "aiohttp_post",
+    "aiohttp_stream",
+)
 
 
 class Harness:
@@ -186,6 +197,97 @@ async def async_transport_stream_cancelled(h: Harness, hx: Any) -> None:
         await task
 
 
+# -- aiohttp, through the audit middleware ----------------------------------------------------------
+
+
+class AiohttpServer:
+    """An aiohttp server on 127.0.0.1 answering the chat path with JSON, or SSE when asked; a stream
+    waits for ``release`` after its first chunk when ``stall`` is set."""
+
+    def __init__(self, stall: bool = False) -> None:
+        self.app = aiohttp.web.Application()
+        self.app.router.add_post("/v1/chat/completions", self.chat)
+        self.release = asyncio.Event()
+        self.stall = stall
+        self._runner = aiohttp.web.AppRunner(self.app)
+        self.url = ""
+
+    async def __aenter__(self) -> AiohttpServer:
+        await self._runner.setup()
+        await aiohttp.web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1/chat/completions"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release.set()
+        await self._runner.cleanup()
+
+    async def chat(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        body = await request.json()
+        if not body.get("stream"):
+            return aiohttp.web.json_response(CHAT_RESPONSE)
+        response = aiohttp.web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for i, chunk in enumerate(SSE_CHUNKS):
+                if i == 1 and self.stall:
+                    await self.release.wait()
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away
+        return response
+
+
+def _aiohttp_session(h: Harness) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(middlewares=(AuditMiddleware(auditor=h.auditor),))
+
+
+async def aiohttp_post(h: Harness) -> None:
+    async with AiohttpServer() as server, _aiohttp_session(h) as session:
+        async with session.post(server.url, json=CHAT_REQUEST) as r:
+            h.handler_calls += 1
+            await r.json()
+
+
+async def aiohttp_stream(h: Harness) -> None:
+    async with AiohttpServer() as server, _aiohttp_session(h) as session:
+        async with session.post(server.url, json={**CHAT_REQUEST, "stream": True}) as r:
+            async for chunk in r.content.iter_any():
+                h.chunks.append(chunk)
+
+
+async def aiohttp_stream_closed_early(h: Harness) -> None:
+    async with AiohttpServer(stall=True) as server, _aiohttp_session(h) as session:
+        async with session.post(server.url, json={**CHAT_REQUEST, "stream": True}) as r:
+            h.chunks.append(await r.content.readany())
+
+
+async def aiohttp_stream_cancelled(h: Harness) -> None:
+    async with AiohttpServer(stall=True) as server, _aiohttp_session(h) as session:
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async with session.post(server.url, json={**CHAT_REQUEST, "stream": True}) as r:
+                async for chunk in r.content.iter_any():
+                    h.chunks.append(chunk)
+                    first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        task.cancel()
+        await task
+
+
+async def aiohttp_connect_error(h: Harness) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with _aiohttp_session(h) as session:
+        h.handler_calls += 1
+        await session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT_REQUEST)
+
+
 # -- the real openai SDK over httpx2 -----------------------------------------------------------
 
 
@@ -283,6 +385,14 @@ def _scenarios() -> dict[str, Callable[[Harness], Any]]:
             async_transport_stream_cancelled,
         ):
             scenarios[f"{afn.__name__}[{name}]"] = lambda h, afn=afn, hx=hx: asyncio.run(afn(h, hx))
+    for aio in (
+        aiohttp_post,
+        aiohttp_stream,
+        aiohttp_stream_closed_early,
+        aiohttp_stream_cancelled,
+        aiohttp_connect_error,
+    ):
+        scenarios[aio.__name__] = lambda h, aio=aio: asyncio.run(aio(h))
     scenarios["openai_create"] = openai_create
     scenarios["openai_stream"] = openai_stream
     scenarios["async_openai_create"] = lambda h: asyncio.run(async_openai_create(h))
@@ -315,6 +425,7 @@ def _run(workdir: Path, name: str, scenario: Callable[[Harness], Any], strict: b
     outcome.update(
         handler_calls=harness.handler_calls,
         chunks=len(harness.chunks),
+        received=sum(len(c) for c in harness.chunks),
         failed=stats.failed,
         written=stats.written,
         spilled=stats.spilled,

@@ -12,6 +12,7 @@ import pytest
     ("module", "dependency", "hint"),
     [
         ("llmaudit.transports.httpx2", "httpx2", "pip install httpx2"),
+        ("llmaudit.transports.aiohttp", "aiohttp", "llmaudit-sdk[aiohttp]"),
         ("llmaudit.web.django", "django.conf", "llmaudit-sdk[django]"),
     ],
 )
@@ -29,7 +30,8 @@ def test_core_import_does_not_import_sqlalchemy_or_frameworks() -> None:
     """`import llmaudit` stays light: SQLAlchemy loads only with a SQL store, frameworks never."""
     code = (
         "import sys, llmaudit; "
-        "print(','.join(m for m in ('sqlalchemy', 'django', 'flask', 'fastapi') if m in sys.modules))"
+        "heavy = ('sqlalchemy', 'django', 'flask', 'fastapi', 'aiohttp'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
     import subprocess
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from tests.strict_child import LENIENT
+from tests.transport.wire import SSE_CHUNKS
 
 import llmaudit
 from llmaudit import AuditError, Auditor, AuditRecord
@@ -153,6 +154,52 @@ def test_an_audited_call_that_raised_is_replaced_by_audit_error_chained_to_it(
     outcome = outcomes["strict:decorated_function_raising"]
     _stopped(outcome)
     assert outcome["chain"] == ["OSError", "ValueError"]
+
+
+def test_an_unrecordable_aiohttp_call_raises_audit_error_instead_of_the_body(
+    outcomes: dict[str, dict[str, Any]],
+) -> None:
+    """aiohttp (the audit middleware): ``await response.json()`` raises AuditError instead of
+    returning the body."""
+    outcome = outcomes["strict:aiohttp_post"]
+    _stopped(outcome)
+    assert outcome["handler_calls"] == 1
+
+
+def test_an_unrecordable_aiohttp_stream_raises_at_its_end_after_every_chunk_reached_the_caller(
+    outcomes: dict[str, dict[str, Any]],
+) -> None:
+    """The read that would return the body's end raises AuditError, after every byte was delivered."""
+    outcome = outcomes["strict:aiohttp_stream"]
+    _stopped(outcome)
+    assert outcome["received"] == sum(len(c) for c in SSE_CHUNKS)
+
+
+def test_an_unrecordable_aiohttp_stream_closed_early_raises_when_it_is_released(
+    outcomes: dict[str, dict[str, Any]],
+) -> None:
+    """Leaving the ``async with`` block early releases the response, which raises AuditError."""
+    outcome = outcomes["strict:aiohttp_stream_closed_early"]
+    _stopped(outcome)
+    assert outcome["chunks"] == 1
+
+
+def test_a_failed_aiohttp_call_that_cannot_be_recorded_raises_audit_error_chained_to_it(
+    outcomes: dict[str, dict[str, Any]],
+) -> None:
+    """aiohttp's connection error is replaced by AuditError, which keeps it in its chain."""
+    outcome = outcomes["strict:aiohttp_connect_error"]
+    _stopped(outcome)
+    assert outcome["chain"][:2] == ["OSError", "ClientConnectorError"]
+
+
+def test_strict_never_turns_an_aiohttp_cancellation_into_an_audit_error(
+    outcomes: dict[str, dict[str, Any]],
+) -> None:
+    """A task cancelled while reading an aiohttp stream ends cancelled; the loss is counted."""
+    outcome = outcomes["strict:aiohttp_stream_cancelled"]
+    assert outcome["raised"] == "CancelledError"
+    assert (outcome["failed"], outcome["stored_bytes"]) == (1, 0)
 
 
 @pytest.mark.parametrize("scenario", LENIENT)

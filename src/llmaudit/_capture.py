@@ -4,7 +4,7 @@ copying, no I/O. The writer thread turns it into an `AuditRecord` (`_build.build
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -15,7 +15,17 @@ from ._frozen import fast_init
 if TYPE_CHECKING:
     from ._record import AuditRecord
 
-__all__ = ["MAX_CAPTURE_BYTES", "FlatHeaders", "FlatRequest", "RawCapture", "flat_headers", "flat_request"]
+__all__ = [
+    "MAX_CAPTURE_BYTES",
+    "FlatHeaders",
+    "FlatRequest",
+    "PairHeaders",
+    "RawCapture",
+    "UnreadRequest",
+    "flat_headers",
+    "flat_request",
+    "pack_headers",
+]
 
 #: Response bytes kept per call; the caller still receives everything, the record notes the cut.
 MAX_CAPTURE_BYTES = 32 * 1024 * 1024
@@ -57,6 +67,8 @@ def flat_headers(headers: Any) -> Any:
     """*headers* packed (see `FlatHeaders`), or unchanged when it cannot be packed exactly: not a
     branch's ``Headers``, or a name or value holding the separator (a header may not contain NUL on
     the wire, but an in-memory transport can be handed anything)."""
+    if type(headers) is FlatHeaders or type(headers) is PairHeaders:
+        return headers  # packed by a shell already (aiohttp)
     try:
         triples = headers._list
         count = len(triples)
@@ -66,6 +78,29 @@ def flat_headers(headers: Any) -> Any:
     if blob.count(b"\0") != max(3 * count - 1, 0):
         return headers
     return FlatHeaders(blob, count)
+
+
+class PairHeaders:
+    """``(name, value)`` byte pairs as record building reads them (``.raw``): the fallback of
+    `pack_headers` for a header holding the separator."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.raw = raw
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PairHeaders, (self.raw,))
+
+
+def pack_headers(pairs: Iterable[tuple[bytes, bytes]]) -> FlatHeaders | PairHeaders:
+    """Headers given as ``(name, value)`` byte pairs (aiohttp's ``raw_headers``), packed like
+    `flat_headers` packs a branch's; as `PairHeaders` when a field holds the separator."""
+    kept = tuple(pairs)
+    blob = b"\0".join(_chain((name, name.lower(), value) for name, value in kept))
+    if blob.count(b"\0") != max(3 * len(kept) - 1, 0):
+        return PairHeaders(kept)
+    return FlatHeaders(blob, len(kept))
 
 
 class FlatRequest:
@@ -86,11 +121,32 @@ class FlatRequest:
 def flat_request(request: Any) -> Any:
     """*request* as a `FlatRequest`, or unchanged when its body was never read (a streaming or
     multipart upload: record building then reads its metadata from the request itself)."""
+    if type(request) is FlatRequest or type(request) is UnreadRequest:
+        return request  # flattened by a shell already (aiohttp)
     try:
         content = request.content
     except Exception:  # noqa: BLE001 - RequestNotRead: a streaming body
         return request
     return FlatRequest(request.method, request.url, flat_headers(request.headers), content)
+
+
+class UnreadRequest:
+    """A request whose body was streamed to the server, never buffered (an aiohttp upload from a
+    file or an iterator): record building reads its method, URL and headers only."""
+
+    __slots__ = ("headers", "method", "url")
+
+    def __init__(self, method: str, url: Any, headers: Any) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+
+    @property
+    def content(self) -> bytes:
+        raise LookupError("the request body was streamed, not kept")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnreadRequest, (self.method, self.url, self.headers))
 
 
 @fast_init

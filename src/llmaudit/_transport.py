@@ -8,7 +8,9 @@ failure of its own is guarded, and the inner transport's exceptions are re-raise
 
 The branch (``httpx`` or ``httpx2``) is taken from the inner transport, or from the first request when
 no inner transport is given; ``transports/httpx.py`` and ``transports/httpx2.py`` bind the branch's
-stream classes and give typed subclasses.
+stream classes and give typed subclasses. A way in that is not an httpx transport (aiohttp's client
+middleware, ``transports/aiohttp.py``) drives the same core through a `Shell`: it says how its request
+is kept and how its response is teed; the decision, the failure handling and the capture are shared.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ._record import STRING_LIMITS
 from ._session import _check_auditor
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
-__all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
+__all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "Shell", "bind_branch"]
 
 CaptureMode = Literal["llm", "all"]
 _T = TypeVar("_T", bound="AuditTransport")
@@ -66,6 +68,17 @@ class _Binding:
 
     def default_async_transport(self) -> Any:
         return self._module.AsyncHTTPTransport()
+
+
+class Shell(Protocol):
+    """A way in other than an httpx transport (``transports/aiohttp.py``), driven by the same core."""
+
+    def snapshot(self, request: Any) -> Any:
+        """What the record keeps of *request* (a `FlatRequest` or `UnreadRequest`), taken on the hot
+        path once the core has decided to record it: references and packing only, no parsing."""
+
+    def tee(self, call: _Call, response: Any) -> None:
+        """Wrap *response*'s body so that ``call.finish`` runs once when it ends (see `_streams`)."""
 
 
 def bind_branch(module: Any) -> Branch:
@@ -219,7 +232,7 @@ class _TransportCore:
             self._branch = branch_of(request)
         return self._branch
 
-    def _begin(self, request: Any) -> _Call | None:
+    def _begin(self, request: Any, shell: Shell | None = None) -> _Call | None:
         """The hot-path decision: None means "pass through unrecorded"."""
         if capturing.get():
             return None  # an outer AuditTransport (or instrument()) already records this call
@@ -227,6 +240,9 @@ class _TransportCore:
         matched = providers.match(url.host, url.path)
         if matched is None and self.capture == "llm":
             return None
+        if shell is not None:  # stream_usage rewrites an httpx request: the shells send theirs as is
+            started_at, started = time.time(), time.perf_counter()
+            return _Call(self, shell.snapshot(request), started_at, started)
         call = _Call(self, request, time.time(), time.perf_counter(), request_stream=request.stream)
         if self.stream_usage and matched is not None and matched[1] == "chat.completions":
             _ask_for_stream_usage(call)
@@ -278,26 +294,40 @@ class _TransportCore:
         self._tee(call, request, response, is_async=False)
         return response
 
-    async def record_async(self, send: Callable[[Any], Awaitable[Any]], request: Any) -> Any:
-        """The async twin of `record_sync`: only the awaits differ."""
-        call = _start(self, request)
+    async def record_async(
+        self, send: Callable[[Any], Awaitable[Any]], request: Any, shell: Shell | None = None
+    ) -> Any:
+        """The async twin of `record_sync`: only the awaits differ. With a *shell*, *request* is that
+        way in's own (sent unchanged) and the shell keeps it and tees the response."""
+        call = _start(self, request, shell)
         if call is None:
             return await send(request)
         token = capturing.set(True)
         try:
-            response = await send(call.request)
+            response = await send(call.request if shell is None else request)
         except BaseException as exc:
             self._failed(call, exc)
             raise
         finally:
             capturing.reset(token)
-        self._tee(call, request, response, is_async=True)
+        if shell is None:
+            self._tee(call, request, response, is_async=True)
+        else:
+            self._tee_shell(shell, call, response)
         return response
 
+    def _tee_shell(self, shell: Shell, call: _Call, response: Any) -> None:
+        try:
+            shell.tee(call, response)
+        except AuditError:
+            raise  # strict mode, as in `_tee`
+        except Exception as exc:  # noqa: BLE001 - never into the caller: logged and counted
+            report("transport response capture", exc)
 
-def _start(transport: _TransportCore, request: Any) -> _Call | None:
+
+def _start(transport: _TransportCore, request: Any, shell: Shell | None = None) -> _Call | None:
     try:
-        return transport._begin(request)
+        return transport._begin(request, shell)
     except Exception as exc:  # logged and counted; the call goes on unrecorded...
         report("transport request capture", exc)
         if (transport._auditor or get_auditor()).settings.strict:  # ...unless it must not

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmaudit._build import _headers
-from llmaudit._capture import FlatHeaders, FlatRequest, flat_headers, flat_request
+from llmaudit._capture import FlatHeaders, FlatRequest, PairHeaders, flat_headers, flat_request, pack_headers
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1)
 _NAMES = st.sampled_from(
@@ -101,3 +101,16 @@ def test_a_recorded_call_holds_no_branch_headers_while_queued(hx: ModuleType, tm
     assert raw.chunks == tuple(chunks)  # as they came: joining them is the writer's work
     record = raw.to_record()
     assert record is not None and record.status_code == 200 and record.is_stream
+
+
+@given(st.lists(st.tuples(_NAMES | _TOKEN, st.binary(max_size=40)), max_size=20))
+def test_header_pairs_packed_for_aiohttp_read_as_the_originals(pairs: list[tuple[str, bytes]]) -> None:
+    """aiohttp's raw ``(name, value)`` pairs, packed by `pack_headers` (or kept as pairs when a value
+    holds the separator), read as httpx's Headers of the same pairs do; packing again is a no-op."""
+    import httpx
+
+    raw = [(name.encode(), value) for name, value in pairs]
+    packed = pack_headers(raw)
+    assert _read(packed) == _read(httpx.Headers(raw))
+    assert type(packed) is (PairHeaders if any(b"\0" in v for _, v in raw) else FlatHeaders)
+    assert flat_headers(packed) is packed

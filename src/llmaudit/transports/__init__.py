@@ -1,8 +1,9 @@
-"""Typed per-branch bindings of the audit transport: ``transports.httpx`` and ``transports.httpx2``.
+"""The ways in per HTTP client: ``transports.httpx`` and ``transports.httpx2`` (typed bindings of the
+audit transport) and ``transports.aiohttp`` (the aiohttp client middleware).
 
-Import the one matching the client you build; ``llmaudit.AuditTransport`` works with either at run
-time. Importing a binding imports its branch, so each module is only usable where that branch is
-installed.
+Import the one matching the client you build; ``llmaudit.AuditTransport`` works with either httpx
+branch at run time. Importing a module imports its client library, so each is only usable where that
+library is installed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["httpx", "httpx2"]
+__all__ = ["aiohttp", "httpx", "httpx2"]
 
 
 def __getattr__(name: str) -> ModuleType:
