@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from ._redact import Redactor
 from ._settings import Settings, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
+from .providers import Routes
 from .storage import Storage, open_storage
 
 __all__ = [
@@ -69,6 +70,11 @@ class Auditor:
             Python swallows that SystemExit (the handler ran inside a weakref callback or a
             ``__del__``), SIGTERM is sent again; a SIGTERM during the exit flush does not cut it short.
             Default on; ``False`` or ``LLMAUDIT_HANDLE_SIGTERM=0`` leaves SIGTERM alone.
+        providers: the hosts (or host + path prefix) that serve a provider's API, asked before
+            anything else: ``{"llm.internal/openai": "openai", "127.0.0.1:8765": "openai"}``
+            (``LLMAUDIT_PROVIDERS="llm.internal/openai=openai,gw.corp=anthropic"``). Every request
+            under a mapped prefix is recorded, parsed and priced as that provider's. The names are
+            `llmaudit.providers.provider_names` (built-ins and `register_provider`'s).
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -91,6 +97,7 @@ class Auditor:
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
         handle_sigterm: bool | None = None,
+        providers: Mapping[str, str] | str | None = None,
     ) -> None:
         self.settings = Settings.resolve(
             storage=storage if isinstance(storage, str) else None,
@@ -103,6 +110,7 @@ class Auditor:
             spool_dir=spool_dir,
             shutdown_timeout_s=shutdown_timeout_s,
             handle_sigterm=handle_sigterm,
+            providers=providers,
         )
         if self.settings.handle_sigterm:
             install_sigterm_handler()
@@ -159,8 +167,13 @@ class Auditor:
         return self._writer.replay_spool()
 
     def stats(self) -> WriterStats:
-        """Counters: submitted, written, spilled, replayed, dropped, rejected, failed, queue depth."""
+        """Counters: submitted, written, spilled, replayed, dropped, rejected, failed, queue depth,
+        and requests an explicitly attached transport passed through unrecorded (unmatched)."""
         return self._writer.stats()
+
+    def count_unmatched(self) -> None:
+        """Count one request a transport passed through unrecorded (see `WriterStats.unmatched`)."""
+        self._writer.count_unmatched()
 
     @property
     def spool(self) -> Spool:
@@ -237,6 +250,9 @@ class NullAuditor:
     def stats(self) -> WriterStats:
         return WriterStats(0, 0, 0, 0, 0, 0, 0, 0, 0)
 
+    def count_unmatched(self) -> None:
+        """Nothing is counted while recording is off."""
+
     def __repr__(self) -> str:
         return "<NullAuditor (LLMAUDIT_DISABLED)>"
 
@@ -270,6 +286,33 @@ def get_auditor() -> Auditor | NullAuditor:
                 disabled = Settings.resolve().disabled
                 _default = NullAuditor() if disabled else Auditor()
     return _default
+
+
+_env_routes: list[tuple[str | None, Routes]] = [(None, Routes())]
+
+
+def active_routes(auditor: Auditor | NullAuditor | None) -> Routes:
+    """The provider mapping a transport applies (hot path: attribute reads): *auditor*'s, else the
+    default auditor's, else, before the default exists, ``LLMAUDIT_PROVIDERS``'s (so that asking
+    does not create the default auditor, and a process that never calls an LLM opens no store)."""
+    if auditor is None:
+        auditor = _default
+        if auditor is None:
+            return _routes_from_environment()
+    return auditor.settings.providers
+
+
+def _routes_from_environment() -> Routes:
+    text = os.environ.get("LLMAUDIT_PROVIDERS")
+    last = _env_routes[0]
+    if last[0] == text:
+        return last[1]
+    try:
+        routes = Settings.resolve(providers=None).providers
+    except ConfigurationError:  # reported when the default auditor is created from it
+        routes = Routes()
+    _env_routes[0] = (text, routes)
+    return routes
 
 
 def flush(timeout: float | None = None) -> bool:

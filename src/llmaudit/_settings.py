@@ -18,6 +18,7 @@ import platformdirs
 
 from ._errors import ConfigurationError
 from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode
+from .providers import Routes, parse_routes, provider_names
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -66,6 +67,11 @@ def _parse_writer(text: str) -> str:
     return text
 
 
+def _parse_providers(value: Any) -> Routes:
+    """``{"llm.internal/openai": "openai"}``, or ``"llm.internal/openai=openai,gw.corp=anthropic"``."""
+    return parse_routes(value, provider_names)
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -89,6 +95,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "spool_dir": str,
     "shutdown_timeout_s": _positive(float),
     "chain_key": str,
+    "providers": _parse_providers,
 }
 
 
@@ -108,6 +115,8 @@ class Settings:
     spool_dir: str | None = None
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     chain_key: str | None = field(default=None, repr=False)  # HMAC key of the hash chain: never shown
+    #: the user's mapping of hosts / path prefixes to providers (asked first by the transport)
+    providers: Routes = field(default_factory=Routes)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
@@ -133,7 +142,7 @@ class Settings:
 def _check(name: str, value: Any, label: str) -> Any:
     parser = _PARSERS[name]
     try:
-        if isinstance(value, str):
+        if isinstance(value, str) or name == "providers":
             return parser(value)
         if name in ("strict", "disabled", "handle_sigterm") and isinstance(value, bool):
             return value

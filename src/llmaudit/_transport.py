@@ -1,10 +1,15 @@
 """The transport core, shared by both httpx branches and by the sync and async shells.
 
 `AuditTransport` wraps any transport of the httpx family. On the caller's hot path it decides whether
-the endpoint is an LLM call (a cheap host/path match), forwards the request unchanged, and wraps the
-response stream in a tee; when the stream finishes it hands a `RawCapture` to the auditor. It never
-parses, redacts or touches the disk, and nothing it does can change what the caller receives: every
-failure of its own is guarded, and the inner transport's exceptions are re-raised unchanged.
+the endpoint is an LLM call (a cheap host/path match, see `llmaudit.providers.match`), forwards the
+request unchanged, and wraps the response stream in a tee; when the stream finishes it hands a
+`RawCapture` to the auditor. It never parses, redacts or touches the disk, and nothing it does can
+change what the caller receives: every failure of its own is guarded, and the inner transport's
+exceptions are re-raised unchanged.
+
+A transport the user attached (`AuditTransport`, `AsyncAuditTransport`; not `instrument()`, which
+sees all of the process's traffic) counts the requests it passes through unrecorded
+(``stats().unmatched``) and logs one warning per host naming the settings that would record them.
 
 The branch (``httpx`` or ``httpx2``) is taken from the inner transport, or from the first request when
 no inner transport is given; ``transports/httpx.py`` and ``transports/httpx2.py`` bind the branch's
@@ -14,6 +19,7 @@ stream classes and give typed subclasses.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,12 +29,12 @@ from typing import Any, Literal, Protocol, TypeVar
 import orjson
 
 from . import providers
-from ._auditor import Auditor, NullAuditor, get_auditor
+from ._auditor import Auditor, NullAuditor, active_routes, get_auditor
 from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
 from ._errors import AuditError, ConfigurationError
-from ._guard import report
+from ._guard import logger, report
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
@@ -102,6 +108,7 @@ class _Call:
     notes: tuple[str, ...] = ()
     decoded: bool = False
     request_stream: Any = None
+    matched: tuple[str, str | None] | None = None
 
     def finish(
         self,
@@ -131,6 +138,7 @@ class _Call:
                 notes=self.notes,
                 decoded=self.decoded,
                 request_stream=self.request_stream,
+                matched=self.matched,
             )
         )
 
@@ -175,10 +183,48 @@ def _describe(error: BaseException | None) -> str | None:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
+#: Hosts already warned about (`_unmatched`): a bounded memory, one warning per host.
+_warned_hosts: set[str] = set()
+_WARNED_HOSTS_LIMIT = 1024
+_warn_lock = threading.Lock()
+
+
+def _unmatched(core: _TransportCore, url: Any) -> None:
+    """A request an explicitly attached transport does not record: counted, and the first one to
+    each host is logged with the settings that would record it."""
+    auditor = core._auditor if core._auditor is not None else get_auditor()
+    auditor.count_unmatched()
+    port = url.port
+    host = url.host if port is None else f"{url.host}:{port}"
+    if host in _warned_hosts:
+        return
+    with _warn_lock:
+        if host in _warned_hosts or len(_warned_hosts) > _WARNED_HOSTS_LIMIT:
+            return
+        _warned_hosts.add(host)
+        last = len(_warned_hosts) > _WARNED_HOSTS_LIMIT
+    logger.warning(
+        "llmaudit: %s passed a request to %s through unrecorded: its path is no LLM API that "
+        "llmaudit recognises. If that host serves one, name its provider: "
+        "configure(providers={%r: 'openai'}) or LLMAUDIT_PROVIDERS=%s=openai (any of %s); or record "
+        "every request with capture='all'. Such requests are counted in llmaudit.stats().unmatched; "
+        "this is logged once per host%s.",
+        type(core).__name__,
+        host,
+        host,
+        host,
+        ", ".join(providers.provider_names()),
+        " (and no more hosts will be named)" if last else "",
+    )
+
+
 class _TransportCore:
     """Decisions shared by every shell: whether to record, and how to wrap a response."""
 
     _default_branch: str | None = None
+    #: whether requests passed through unrecorded are counted and warned about: for the transports
+    #: a user attaches, not for instrument()'s, which sees every request of the process
+    _reports_unmatched = False
 
     def __init__(
         self,
@@ -214,12 +260,24 @@ class _TransportCore:
         if capturing.get():
             return None  # an outer AuditTransport (or instrument()) already records this call
         url = request.url
-        matched = providers.match(url.host, url.path)
+        routes = active_routes(self._auditor)
+        matched = providers.match(
+            url.host,
+            url.path,
+            request.headers,
+            method=request.method,
+            routes=routes,
+            port=url.port if routes else None,
+        )
         if matched is None and self.capture == "llm":
+            if self._reports_unmatched:
+                _unmatched(self, url)
             return None
         call = _Call(self, request, time.time(), time.perf_counter(), request_stream=request.stream)
-        if self.stream_usage and matched is not None and matched[1] == "chat.completions":
-            _ask_for_stream_usage(call)
+        if matched is not None:
+            call.matched = (matched[0].name, matched[1])
+            if self.stream_usage and matched[1] == "chat.completions":
+                _ask_for_stream_usage(call)
         return call
 
     def _submit(self, raw: RawCapture) -> None:
@@ -312,7 +370,13 @@ class AuditTransport(_TransportCore):
         stream_usage: for OpenAI-style streamed chat requests that did not ask for usage, add
             ``stream_options.include_usage`` and hide the extra usage-only chunk from the caller, so
             streamed records carry token counts. Off by default: it changes the bytes on the wire.
+
+    A request it does not record (no provider matched, ``capture="llm"``) is counted in
+    ``llmaudit.stats().unmatched`` and the first one to each host logs a warning on logger
+    ``llmaudit``; ``configure(providers=...)`` maps a host to its provider.
     """
+
+    _reports_unmatched = True
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:
@@ -343,6 +407,8 @@ class AuditTransport(_TransportCore):
 
 class AsyncAuditTransport(_TransportCore):
     """The async twin of `AuditTransport` (default inner: the branch's AsyncHTTPTransport)."""
+
+    _reports_unmatched = True
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:

@@ -18,6 +18,14 @@ class _Cohere:
     def match(self, host: str, path: str) -> str | None:
         return _OPERATIONS.get(path.rstrip("/")) if host in ("api.cohere.com", "api.cohere.ai") else None
 
+    def shape(self, path: str) -> str | None:
+        """The operation behind any prefix (for a host the user maps to Cohere)."""
+        stripped = path.rstrip("/")
+        for suffix, operation in _OPERATIONS.items():
+            if stripped.endswith(suffix):
+                return operation
+        return None
+
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []
         if exchange.is_stream and operation == "chat":

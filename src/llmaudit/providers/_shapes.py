@@ -1,0 +1,43 @@
+"""Providers recognised by the request's shape on any host, after every provider's own hosts.
+
+Runs on the caller's hot path: string tests on the path, and a header lookup only for a path that
+has Anthropic's shape. Each shape names a ``*_compatible`` provider (recorded, parsed as the API it
+speaks, not priced: the host is not known); a user's mapping names the real provider instead.
+- the OpenAI paths (``/chat/completions``, ``/completions``, ``/responses``, ``/embeddings``, audio,
+  images, moderations) behind any prefix: ``openai_compatible``;
+- ``.../models/{model}:generateContent`` (and the other Gemini methods): ``gemini_compatible``;
+- ``/messages``, ``/messages/count_tokens``, ``/complete`` with an ``anthropic-version`` header
+  (which Anthropic's API requires, and which tells its ``/messages`` from other APIs' ones):
+  ``anthropic_compatible``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Provider
+from ._openai_format import operation_for
+from .anthropic import COMPATIBLE as ANTHROPIC_COMPATIBLE
+from .anthropic import shape as anthropic_shape
+from .compat import GENERIC
+from .gemini import COMPATIBLE as GEMINI_COMPATIBLE
+from .gemini import shape as gemini_shape
+
+__all__ = ["SHAPES", "by_shape"]
+
+SHAPES: tuple[Provider, ...] = (GENERIC, GEMINI_COMPATIBLE, ANTHROPIC_COMPATIBLE)
+
+
+def by_shape(path: str, headers: Any) -> tuple[Provider, str] | None:
+    """The compatible provider whose API *path* (and, for Anthropic's, *headers*) has the shape of."""
+    if ":" in path:
+        operation = gemini_shape(path)
+        if operation is not None:
+            return GEMINI_COMPATIBLE, operation
+    operation = operation_for(path)
+    if operation is not None:
+        return GENERIC, operation
+    operation = anthropic_shape(path)
+    if operation is not None and headers is not None and "anthropic-version" in headers:
+        return ANTHROPIC_COMPATIBLE, operation
+    return None
