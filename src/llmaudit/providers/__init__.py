@@ -87,10 +87,43 @@ class Provider(Protocol):
     def parse(self, exchange: Exchange, operation: str) -> Parsed: ...
 
 
-_providers: list[Provider] = []
+_providers: list[Provider] = []  # in the order they are asked (what a registration changes)
 #: every provider by name, the host-independent shapes (`_shapes`) included: what a user's mapping
 #: and a capture's carried decision name
 _named: dict[str, Provider] = {}
+
+
+class _Index:
+    """`_providers` arranged for the hot path: the built-ins, whose hosts are disjoint, are found
+    by one dict lookup by host (``hosts``) or one ``endswith`` over every host suffix
+    (``host_suffixes``), instead of one ``match`` call each; the providers registered before and
+    after them are asked in order, as before."""
+
+    def __init__(self, before: list[Provider], builtins: list[Provider], after: list[Provider]) -> None:
+        self.before, self.after = tuple(before), tuple(after)
+        self.by_host: dict[str, Provider] = {}
+        self.by_suffix: list[tuple[str, Provider]] = []
+        anywhere: list[Provider] = []
+        for provider in builtins:
+            hosts, suffixes = getattr(provider, "hosts", ()), getattr(provider, "host_suffixes", ())
+            for host in hosts:
+                self.by_host.setdefault(host, provider)
+            self.by_suffix.extend((suffix, provider) for suffix in suffixes)
+            if not hosts and not suffixes:
+                anywhere.append(provider)
+        self.suffixes = tuple(suffix for suffix, _ in self.by_suffix)
+        self.anywhere = tuple(anywhere) + self.after
+
+
+_index = _Index([], [], [])
+_builtins: list[Provider] = []
+
+
+def _reindex() -> None:
+    global _index  # noqa: PLW0603 - replaced whole, so a reader on another thread sees one or the other
+    start = next((i for i, p in enumerate(_providers) if _builtins and p is _builtins[0]), len(_providers))
+    end = start + len(_builtins)
+    _index = _Index(_providers[:start], _providers[start:end], _providers[end:])
 
 
 def register_provider(provider: Provider, *, first: bool = True) -> None:
@@ -104,6 +137,7 @@ def register_provider(provider: Provider, *, first: bool = True) -> None:
     else:
         _providers.append(provider)
     _named[provider.name] = provider
+    _reindex()
 
 
 def provider_names() -> list[str]:
@@ -138,7 +172,22 @@ def match(
         provider = None if name is None else _named.get(name)
         if provider is not None:
             return provider, _shape_of(provider, host, path)
-    for provider in _providers:
+    index = _index
+    for provider in index.before:
+        operation = provider.match(host, path)
+        if operation is not None:
+            return provider, operation
+    found = index.by_host.get(host)
+    if found is not None:
+        operation = found.match(host, path)
+        if operation is not None:
+            return found, operation
+    if host.endswith(index.suffixes):
+        for suffix, found in index.by_suffix:
+            operation = found.match(host, path) if host.endswith(suffix) else None
+            if operation is not None:
+                return found, operation
+    for provider in index.anywhere:
         operation = provider.match(host, path)
         if operation is not None:
             return provider, operation
@@ -203,9 +252,11 @@ def _load_builtins() -> None:
         *compat.HOSTED,
         ollama.OLLAMA,
     ):
-        register_provider(provider, first=False)
+        _builtins.append(provider)
+        _named[provider.name] = provider
     # known gateways: matched by their hosts, not named in mappings (a user maps to the provider)
-    _providers[-1:-1] = compat.GATEWAYS
+    _builtins[-1:-1] = compat.GATEWAYS
+    _providers.extend(_builtins)
     for provider in _shapes.SHAPES:  # named (for mappings), matched by `_by_shape` after the rest
         _named[provider.name] = provider
 
@@ -214,3 +265,4 @@ from . import _gateways, _shapes  # noqa: E402 - they import this module's types
 
 _by_shape = _shapes.by_shape
 _load_builtins()
+_reindex()

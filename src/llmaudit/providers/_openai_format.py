@@ -25,9 +25,16 @@ _SUFFIXES = (
 )
 
 
+_ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
+
+
 def operation_for(path: str) -> str | None:
-    """The OpenAI-style operation a path ends with (cheap: runs on the hot path)."""
-    path = path.rstrip("/")
+    """The OpenAI-style operation a path ends with (cheap: runs on the hot path, where most paths
+    end with none of them: one ``endswith`` turns those away)."""
+    if path.endswith("/"):
+        path = path.rstrip("/")
+    if not path.endswith(_ENDINGS):
+        return None
     for suffix, operation in _SUFFIXES:
         if path.endswith(suffix):
             return operation

@@ -38,6 +38,18 @@ def by_shape(path: str, headers: Any) -> tuple[Provider, str] | None:
     if operation is not None:
         return GENERIC, operation
     operation = anthropic_shape(path)
-    if operation is not None and headers is not None and "anthropic-version" in headers:
+    if operation is not None and _has_header(headers, b"anthropic-version"):
         return ANTHROPIC_COMPATIBLE, operation
     return None
+
+
+def _has_header(headers: Any, name: bytes) -> bool:
+    """Whether *headers* hold *name* (lower-case): a branch's ``Headers`` read through its list of
+    ``(raw, lower-cased, value)`` triples (its own lookup costs several times more), a mapping with
+    lower-case names (the writer's) by ``in``."""
+    if headers is None:
+        return False
+    triples = getattr(headers, "_list", None)
+    if triples is None:
+        return name.decode() in headers
+    return any(lower == name for _, lower, _ in triples)

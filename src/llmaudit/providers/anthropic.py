@@ -25,11 +25,15 @@ _SUFFIXES = (
     ("/messages", "messages"),
     ("/complete", "completions"),
 )
+_ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
 
 
 def shape(path: str) -> str | None:
     """The Anthropic operation a path ends with, behind any prefix (cheap: runs on the hot path)."""
-    path = path.rstrip("/")
+    if path.endswith("/"):
+        path = path.rstrip("/")
+    if not path.endswith(_ENDINGS):
+        return None
     for suffix, operation in _SUFFIXES:
         if path.endswith(suffix):
             return operation
@@ -39,6 +43,7 @@ def shape(path: str) -> str | None:
 class _Anthropic:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.hosts = ("api.anthropic.com",) if name == "anthropic" else ()
 
     def match(self, host: str, path: str) -> str | None:
         if self.name != "anthropic":

@@ -14,6 +14,7 @@ _OPERATIONS = {"/v2/chat": "chat", "/v2/embed": "embed", "/v2/rerank": "rerank",
 
 class _Cohere:
     name = "cohere"
+    hosts = ("api.cohere.com", "api.cohere.ai")
 
     def match(self, host: str, path: str) -> str | None:
         return _OPERATIONS.get(path.rstrip("/")) if host in ("api.cohere.com", "api.cohere.ai") else None

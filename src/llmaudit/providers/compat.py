@@ -21,6 +21,7 @@ __all__ = ["GATEWAYS", "GENERIC", "HOSTED"]
 class _Hosted:
     def __init__(self, name: str, host: str) -> None:
         self.name, self.host = name, host
+        self.hosts = (host,)
 
     def match(self, host: str, path: str) -> str | None:
         return operation_for(path) if host == self.host else None
@@ -55,6 +56,7 @@ class _Forwarder:
 
     def __init__(self, host: str, to: Any) -> None:
         self.name, self.host, self._to = f"{to.name} via {host}", host, to
+        self.hosts = (host,)
 
     def match(self, host: str, path: str) -> str | None:
         return self._to.shape(path) if host == self.host else None  # type: ignore[no-any-return]
@@ -69,6 +71,7 @@ class _CloudflareGateway:
 
     name = "cloudflare_ai_gateway"
     host = "gateway.ai.cloudflare.com"
+    hosts = (host,)
 
     def _target(self, path: str) -> Any:
         parts = path.split("/", 6)  # "", "v1", account, gateway, provider, rest

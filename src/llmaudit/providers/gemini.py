@@ -31,6 +31,9 @@ def shape(path: str) -> str | None:
 class _Gemini:
     def __init__(self, name: str) -> None:
         self.name = name
+        official = name == "gemini"
+        self.hosts = ("generativelanguage.googleapis.com",) if official else ()
+        self.host_suffixes = ("aiplatform.googleapis.com",) if official else ()
 
     def match(self, host: str, path: str) -> str | None:
         if self.name != "gemini" or not (

@@ -10,6 +10,7 @@ __all__ = ["MISTRAL"]
 
 class _Mistral:
     name = "mistral"
+    hosts = ("api.mistral.ai",)
 
     def match(self, host: str, path: str) -> str | None:
         return self.shape(path) if host == "api.mistral.ai" else None

@@ -18,6 +18,7 @@ _AZURE_HOSTS = (
 
 class _OpenAI:
     name = "openai"
+    hosts = ("api.openai.com",)
 
     def match(self, host: str, path: str) -> str | None:
         if host != "api.openai.com" or not path.startswith("/v1/"):
@@ -35,6 +36,7 @@ class _OpenAI:
 
 class _Azure:
     name = "azure_openai"
+    host_suffixes = _AZURE_HOSTS
 
     def match(self, host: str, path: str) -> str | None:
         if not host.endswith(_AZURE_HOSTS) or "/openai/" not in path:
