@@ -93,7 +93,9 @@ def test_gateways_parse_and_price_as_the_provider_they_forward_to() -> None:
     """Cloudflare's provider segment and Helicone's proxy host name whose API (and prices) it is."""
     message = {"model": "claude-3-5-haiku-20241022", "usage": {"input_tokens": 5, "output_tokens": 2}}
     parsed = parse(
-        _exchange("gateway.ai.cloudflare.com", "/v1/acct/gw/anthropic/v1/messages", message, ANTHROPIC_HEADERS)
+        _exchange(
+            "gateway.ai.cloudflare.com", "/v1/acct/gw/anthropic/v1/messages", message, ANTHROPIC_HEADERS
+        )
     )
     assert (parsed.provider, parsed.operation, parsed.input_tokens) == ("anthropic", "messages", 5)
     chat = {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
@@ -145,9 +147,10 @@ def test_a_mapping_names_a_host_or_prefix_and_wins_over_the_shapes() -> None:
     assert routes.lookup("127.0.0.1", 8765, "/chat/completions") == "openai"
     assert routes.lookup("127.0.0.1", 11434, "/api/chat") == "ollama"
     assert routes.lookup("other.host", None, "/chat/completions") is None
-    assert _found(
-        "llm.internal", "/openai/chat/completions", {}, method="POST", routes=routes
-    ) == ("openai", "chat.completions")
+    assert _found("llm.internal", "/openai/chat/completions", {}, method="POST", routes=routes) == (
+        "openai",
+        "chat.completions",
+    )
     # a mapped host's request of no known operation is still recorded (as its provider's)
     assert _found("llm.internal", "/v1/models", {}, method="GET", routes=routes) == ("anthropic", None)
 
@@ -216,8 +219,8 @@ def test_anthropic_is_rematched_on_the_writer_from_its_header() -> None:
 def test_a_litellm_proxy_says_whose_prices_apply(upstream: str, prices: str | None) -> None:
     """LiteLLM's proxy names the API base it forwarded to; an official host there sets the prices."""
     chat = {"model": "gpt-4o-mini", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
-    exchange = _exchange("litellm.internal", "/chat/completions", chat, response_headers={
-        "x-litellm-model-api-base": upstream
-    })
+    exchange = _exchange(
+        "litellm.internal", "/chat/completions", chat, response_headers={"x-litellm-model-api-base": upstream}
+    )
     parsed = parse(exchange)
     assert (parsed.provider, parsed.prices) == ("openai_compatible", prices)

@@ -69,7 +69,11 @@ def _records(auditor: llmaudit.Auditor) -> list[llmaudit.AuditRecord]:
     ("url", "headers", "expected"),
     [
         ("http://127.0.0.1:8765/chat/completions", {}, ("openai_compatible", "gpt-4o-mini-2024-07-18")),
-        ("https://llm.corp.example/openai/chat/completions", {}, ("openai_compatible", "gpt-4o-mini-2024-07-18")),
+        (
+            "https://llm.corp.example/openai/chat/completions",
+            {},
+            ("openai_compatible", "gpt-4o-mini-2024-07-18"),
+        ),
         (
             "https://llm.corp.example/v1/messages",
             {"anthropic-version": "2023-06-01"},
@@ -100,7 +104,11 @@ def test_a_mapped_host_is_recorded_and_priced_as_its_provider(hx: ModuleType, tm
             client.post("https://llm.internal/openai/chat/completions", json=CHAT_REQUEST)
             client.post("https://llm.internal/openai/v1/vector_stores", json={"name": "x"})
         chat, other = sorted(_records(auditor), key=lambda r: r.operation or "~")
-    assert (chat.provider, chat.operation, chat.model) == ("openai", "chat.completions", "gpt-4o-mini-2024-07-18")
+    assert (chat.provider, chat.operation, chat.model) == (
+        "openai",
+        "chat.completions",
+        "gpt-4o-mini-2024-07-18",
+    )
     expected = cost_usd("openai", "gpt-4o-mini-2024-07-18", 9, 3, chat.created_at)
     assert expected is not None and chat.cost_usd == pytest.approx(expected)
     assert (other.provider, other.operation, other.response) == ("openai", None, {"ok": True})

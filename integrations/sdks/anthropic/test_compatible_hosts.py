@@ -53,7 +53,10 @@ def test_a_stream_through_a_gateway_is_reassembled_with_its_usage(recorder: Reco
         final = stream.get_final_message()
     record = recorder.one()
     assert (record.is_stream, record.provider) == (True, "anthropic_compatible")
-    assert (record.input_tokens, record.output_tokens) == (final.usage.input_tokens, final.usage.output_tokens)
+    assert (record.input_tokens, record.output_tokens) == (
+        final.usage.input_tokens,
+        final.usage.output_tokens,
+    )
     assert record.response["content"][1]["input"] == {"location": "San Francisco, CA"}  # type: ignore[index]
 
 
@@ -88,9 +91,15 @@ async def test_the_async_client_through_a_gateway_is_recorded(recorder: Recorder
         httpx2.MockTransport(respond), auditor=recorder.auditor
     )
     client = AsyncAnthropic(
-        api_key=FAKE_KEY, base_url="http://127.0.0.1:8080", http_client=httpx2.AsyncClient(transport=transport)
+        api_key=FAKE_KEY,
+        base_url="http://127.0.0.1:8080",
+        http_client=httpx2.AsyncClient(transport=transport),
     )
     message = await client.messages.create(model="claude-sonnet-4-0", max_tokens=100, messages=MESSAGES)
     assert message.usage.output_tokens == 6
     record = recorder.one()
-    assert (record.provider, record.operation, record.total_tokens) == ("anthropic_compatible", "messages", 18)
+    assert (record.provider, record.operation, record.total_tokens) == (
+        "anthropic_compatible",
+        "messages",
+        18,
+    )

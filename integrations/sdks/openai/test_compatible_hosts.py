@@ -71,7 +71,11 @@ def test_a_compatible_base_url_is_recorded_with_tokens_and_no_guessed_price(
     assert completion.usage is not None and completion.usage.total_tokens == 29
     assert seen == [path]
     record = recorder.one()
-    assert (record.provider, record.operation, record.model) == ("openai_compatible", "chat.completions", MODEL)
+    assert (record.provider, record.operation, record.model) == (
+        "openai_compatible",
+        "chat.completions",
+        MODEL,
+    )
     assert (record.input_tokens, record.output_tokens, record.total_tokens) == (19, 10, 29)
     assert record.cost_usd is None  # an unknown host: whose prices, nobody said
     assert recorder.auditor.stats().unmatched == 0
@@ -147,8 +151,14 @@ async def test_the_async_client_on_a_compatible_host_is_recorded(recorder: Recor
         httpx2.MockTransport(_handler(seen)), auditor=recorder.auditor
     )
     client = AsyncOpenAI(
-        api_key=FAKE_KEY, base_url="http://127.0.0.1:8765", http_client=httpx2.AsyncClient(transport=transport)
+        api_key=FAKE_KEY,
+        base_url="http://127.0.0.1:8765",
+        http_client=httpx2.AsyncClient(transport=transport),
     )
     await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     record = recorder.one()
-    assert (record.provider, record.operation, record.total_tokens) == ("openai_compatible", "chat.completions", 29)
+    assert (record.provider, record.operation, record.total_tokens) == (
+        "openai_compatible",
+        "chat.completions",
+        29,
+    )

@@ -172,6 +172,14 @@ def match(
         provider = None if name is None else _named.get(name)
         if provider is not None:
             return provider, _shape_of(provider, host, path)
+    claimed = _claimed(host, path)
+    if claimed is not None or (method is not None and method != "POST"):
+        return claimed
+    return _by_shape(path, headers)
+
+
+def _claimed(host: str, path: str) -> tuple[Provider, str] | None:
+    """The registered provider whose ``match`` claims the request, asked as `_Index` arranges."""
     index = _index
     for provider in index.before:
         operation = provider.match(host, path)
@@ -191,14 +199,12 @@ def match(
         operation = provider.match(host, path)
         if operation is not None:
             return provider, operation
-    if method is not None and method != "POST":
-        return None
-    return _by_shape(path, headers)
+    return None
 
 
 def _shape_of(provider: Provider, host: str, path: str) -> str | None:
     shape = getattr(provider, "shape", None)
-    return shape(path) if callable(shape) else provider.match(host, path)  # type: ignore[no-any-return]
+    return shape(path) if callable(shape) else provider.match(host, path)
 
 
 def generic(exchange: Exchange, notes: tuple[str, ...] = ()) -> Parsed:
@@ -242,7 +248,7 @@ def _resolve(
 def _load_builtins() -> None:
     from . import anthropic, cohere, compat, gemini, mistral, ollama, openai  # noqa: PLC0415
 
-    for provider in (
+    builtins: tuple[Provider, ...] = (
         openai.OPENAI,
         openai.AZURE,
         anthropic.ANTHROPIC,
@@ -251,14 +257,15 @@ def _load_builtins() -> None:
         mistral.MISTRAL,
         *compat.HOSTED,
         ollama.OLLAMA,
-    ):
+    )
+    for provider in builtins:
         _builtins.append(provider)
         _named[provider.name] = provider
     # known gateways: matched by their hosts, not named in mappings (a user maps to the provider)
     _builtins[-1:-1] = compat.GATEWAYS
     _providers.extend(_builtins)
-    for provider in _shapes.SHAPES:  # named (for mappings), matched by `_by_shape` after the rest
-        _named[provider.name] = provider
+    for shaped in _shapes.SHAPES:  # named (for mappings), matched by `_by_shape` after the rest
+        _named[shaped.name] = shaped
 
 
 from . import _gateways, _shapes  # noqa: E402 - they import this module's types

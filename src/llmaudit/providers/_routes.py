@@ -44,7 +44,7 @@ class Routes:
         for want_port, prefix, name in found:
             if want_port is not None and want_port != port:
                 continue
-            if not prefix or path == prefix or path.startswith(prefix) and path[len(prefix)] == "/":
+            if not prefix or path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/"):
                 return name
         return None
 
@@ -107,11 +107,14 @@ def parse_routes(value: Any, known: Callable[[], Iterable[str]]) -> Routes:
     elif isinstance(value, Mapping):
         pairs = list(value.items())
     else:
-        raise ValueError(f"expected a mapping of host[/prefix] to provider name, not {type(value).__name__}")
+        # ValueError, not TypeError: the settings turn it into a ConfigurationError naming the keyword
+        raise ValueError(  # noqa: TRY004
+            f"expected a mapping of host[/prefix] to provider name, not {type(value).__name__}"
+        )
     names = set(known())
     for key, name in pairs:
         if not isinstance(key, str) or not isinstance(name, str):
-            raise ValueError(f"keys and provider names must be strings, not {key!r}: {name!r}")
+            raise ValueError(f"keys and provider names must be strings, not {key!r}: {name!r}")  # noqa: TRY004
         if name not in names:
             raise ValueError(
                 f"unknown provider {name!r} for {key!r}; accepted provider names: {', '.join(sorted(names))}"

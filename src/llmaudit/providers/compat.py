@@ -59,7 +59,7 @@ class _Forwarder:
         self.hosts = (host,)
 
     def match(self, host: str, path: str) -> str | None:
-        return self._to.shape(path) if host == self.host else None  # type: ignore[no-any-return]
+        return self._to.shape(path) if host == self.host else None
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return self._to.parse(exchange, operation)  # type: ignore[no-any-return]
@@ -81,7 +81,7 @@ class _CloudflareGateway:
         if host != self.host:
             return None
         target = self._target(path)
-        return None if target is None else target.shape(path)  # type: ignore[no-any-return]
+        return None if target is None else target.shape(path)
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return self._target(exchange.path).parse(exchange, operation)  # type: ignore[no-any-return]
