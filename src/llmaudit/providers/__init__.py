@@ -145,7 +145,7 @@ def provider_names() -> list[str]:
     return sorted(_named)
 
 
-def match(
+def match(  # noqa: PLR0911 - one return per stage keeps the hot path flat (see below)
     host: str | None,
     path: str,
     headers: Any = None,
@@ -172,14 +172,8 @@ def match(
         provider = None if name is None else _named.get(name)
         if provider is not None:
             return provider, _shape_of(provider, host, path)
-    claimed = _claimed(host, path)
-    if claimed is not None or (method is not None and method != "POST"):
-        return claimed
-    return _by_shape(path, headers)
-
-
-def _claimed(host: str, path: str) -> tuple[Provider, str] | None:
-    """The registered provider whose ``match`` claims the request, asked as `_Index` arranges."""
+    # the registered providers' claims, asked as `_Index` arranges them, inline (not in a helper):
+    # this runs for every request, and a call per request is measurable here (benchmarks/RESULTS.md)
     index = _index
     for provider in index.before:
         operation = provider.match(host, path)
@@ -199,7 +193,9 @@ def _claimed(host: str, path: str) -> tuple[Provider, str] | None:
         operation = provider.match(host, path)
         if operation is not None:
             return provider, operation
-    return None
+    if method is not None and method != "POST":
+        return None
+    return _by_shape(path, headers)
 
 
 def _shape_of(provider: Provider, host: str, path: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, request_model, scalar, sse_json
 
-__all__ = ["operation_for", "parse_openai_format", "usage"]
+__all__ = ["ENDINGS", "operation_for", "parse_openai_format", "usage"]
 
 _SUFFIXES = (
     ("/chat/completions", "chat.completions"),
@@ -25,16 +25,13 @@ _SUFFIXES = (
 )
 
 
-_ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
+#: what every OpenAI path ends with: one ``str.endswith`` turns the other paths away (`_shapes`)
+ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
 
 
 def operation_for(path: str) -> str | None:
-    """The OpenAI-style operation a path ends with (cheap: runs on the hot path, where most paths
-    end with none of them: one ``endswith`` turns those away)."""
-    if path.endswith("/"):
-        path = path.rstrip("/")
-    if not path.endswith(_ENDINGS):
-        return None
+    """The OpenAI-style operation a path ends with (cheap: runs on the hot path)."""
+    path = path.rstrip("/")
     for suffix, operation in _SUFFIXES:
         if path.endswith(suffix):
             return operation

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import Provider
+from ._openai_format import ENDINGS as OPENAI_ENDINGS
 from ._openai_format import operation_for
 from .anthropic import COMPATIBLE as ANTHROPIC_COMPATIBLE
 from .anthropic import shape as anthropic_shape
@@ -34,10 +35,12 @@ def by_shape(path: str, headers: Any) -> tuple[Provider, str] | None:
         operation = gemini_shape(path)
         if operation is not None:
             return GEMINI_COMPATIBLE, operation
-    operation = operation_for(path)
-    if operation is not None:
-        return GENERIC, operation
-    operation = anthropic_shape(path)
+    stripped = path.rstrip("/")
+    if stripped.endswith(OPENAI_ENDINGS):
+        operation = operation_for(stripped)
+        if operation is not None:
+            return GENERIC, operation
+    operation = anthropic_shape(stripped)
     if operation is not None and _has_header(headers, b"anthropic-version"):
         return ANTHROPIC_COMPATIBLE, operation
     return None
