@@ -232,17 +232,24 @@ def test_the_memory_of_warned_hosts_is_bounded(
     assert recorder.auditor.stats().unmatched == 6
 
 
-def test_the_process_writer_reports_unmatched_requests(hx: ModuleType, tmp_path: Path) -> None:
-    """The count is kept on the caller's side and reaches stats() with writer="process" too."""
-    auditor = llmaudit.Auditor(
-        f"sqlite:///{tmp_path / 'audit.db'}", writer="process", spool_dir=str(tmp_path / "spool")
-    )
+def test_the_process_writer_counts_unmatched_and_keeps_the_mapping(hx: ModuleType, tmp_path: Path) -> None:
+    """With writer="process" the count is kept on the caller's side and reaches stats(); the child,
+    which builds the records, parses a mapped call as the caller's transport decided."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    options: dict[str, Any] = {"writer": "process", "providers": {"gw.corp": "openai"}}
+    auditor = llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool"), **options)
     try:
         with _client(hx, auditor) as client:
-            client.post("https://gw.corp/rpc", json={})
+            client.post("https://other.corp/rpc", json={})
+            client.post("https://gw.corp/v1/chat/completions", json=CHAT_REQUEST)
+        assert auditor.flush(60)
         assert auditor.stats().unmatched == 1
     finally:
         auditor.close()
+    with llmaudit.open(url) as reader:
+        (record,) = list(reader.records())
+    assert (record.provider, record.operation) == ("openai", "chat.completions")
+    assert record.cost_usd is not None
 
 
 @pytest.fixture(scope="module")
