@@ -55,4 +55,7 @@ def _has_header(headers: Any, name: bytes) -> bool:
     triples = getattr(headers, "_list", None)
     if triples is None:
         return name.decode() in headers
-    return any(lower == name for _, lower, _ in triples)
+    for _, lower, _ in triples:  # a loop, not any(<generator>): this runs for Anthropic's calls
+        if lower == name:
+            return True
+    return False
