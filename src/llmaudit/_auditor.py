@@ -27,7 +27,6 @@ from ._redact import Redactor
 from ._settings import Settings, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
-from .providers import Routes
 from .storage import Storage, open_storage
 
 __all__ = [
@@ -286,33 +285,6 @@ def get_auditor() -> Auditor | NullAuditor:
                 disabled = Settings.resolve().disabled
                 _default = NullAuditor() if disabled else Auditor()
     return _default
-
-
-_env_routes: list[tuple[str | None, Routes]] = [(None, Routes())]
-
-
-def active_routes(auditor: Auditor | NullAuditor | None) -> Routes:
-    """The provider mapping a transport applies (hot path: attribute reads): *auditor*'s, else the
-    default auditor's, else, before the default exists, ``LLMAUDIT_PROVIDERS``'s (so that asking
-    does not create the default auditor, and a process that never calls an LLM opens no store)."""
-    if auditor is None:
-        auditor = _default
-        if auditor is None:
-            return _routes_from_environment()
-    return auditor.settings.providers
-
-
-def _routes_from_environment() -> Routes:
-    text = os.environ.get("LLMAUDIT_PROVIDERS")
-    last = _env_routes[0]
-    if last[0] == text:
-        return last[1]
-    try:
-        routes = Settings.resolve(providers=None).providers
-    except ConfigurationError:  # reported when the default auditor is created from it
-        routes = Routes()
-    _env_routes[0] = (text, routes)
-    return routes
 
 
 def flush(timeout: float | None = None) -> bool:

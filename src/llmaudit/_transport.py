@@ -19,7 +19,6 @@ stream classes and give typed subclasses.
 from __future__ import annotations
 
 import importlib
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,12 +28,13 @@ from typing import Any, Literal, Protocol, TypeVar
 import orjson
 
 from . import providers
-from ._auditor import Auditor, NullAuditor, active_routes, get_auditor
+from ._auditor import Auditor, NullAuditor, get_auditor
 from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
+from ._coverage import active_routes, unmatched
 from ._errors import AuditError, ConfigurationError
-from ._guard import logger, report
+from ._guard import report
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "bind_branch"]
@@ -183,41 +183,6 @@ def _describe(error: BaseException | None) -> str | None:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-#: Hosts already warned about (`_unmatched`): a bounded memory, one warning per host.
-_warned_hosts: set[str] = set()
-_WARNED_HOSTS_LIMIT = 1024
-_warn_lock = threading.Lock()
-
-
-def _unmatched(core: _TransportCore, url: Any) -> None:
-    """A request an explicitly attached transport does not record: counted, and the first one to
-    each host is logged with the settings that would record it."""
-    auditor = core._auditor if core._auditor is not None else get_auditor()
-    auditor.count_unmatched()
-    port = url.port
-    host = url.host if port is None else f"{url.host}:{port}"
-    if host in _warned_hosts:
-        return
-    with _warn_lock:
-        if host in _warned_hosts or len(_warned_hosts) > _WARNED_HOSTS_LIMIT:
-            return
-        _warned_hosts.add(host)
-        last = len(_warned_hosts) > _WARNED_HOSTS_LIMIT
-    logger.warning(
-        "llmaudit: %s passed a request to %s through unrecorded: its path is no LLM API that "
-        "llmaudit recognises. If that host serves one, name its provider: "
-        "configure(providers={%r: 'openai'}) or LLMAUDIT_PROVIDERS=%s=openai (any of %s); or record "
-        "every request with capture='all'. Such requests are counted in llmaudit.stats().unmatched; "
-        "this is logged once per host%s.",
-        type(core).__name__,
-        host,
-        host,
-        host,
-        ", ".join(providers.provider_names()),
-        " (and no more hosts will be named)" if last else "",
-    )
-
-
 class _TransportCore:
     """Decisions shared by every shell: whether to record, and how to wrap a response."""
 
@@ -271,7 +236,7 @@ class _TransportCore:
         )
         if matched is None and self.capture == "llm":
             if self._reports_unmatched:
-                _unmatched(self, url)
+                unmatched(self._auditor if self._auditor is not None else get_auditor(), url)
             return None
         call = _Call(self, request, time.time(), time.perf_counter(), request_stream=request.stream)
         if matched is not None:
