@@ -173,7 +173,7 @@ def match(  # noqa: PLR0911 - one return per stage keeps the hot path flat (see 
         if provider is not None:
             return provider, _shape_of(provider, host, path)
     # the registered providers' claims, asked as `_Index` arranges them, inline (not in a helper):
-    # this runs for every request, and a call per request is measurable here (benchmarks/RESULTS.md)
+    # this runs for every request (its cost per URL shape: benchmarks/RESULTS.md, issue 17)
     index = _index
     for provider in index.before:
         operation = provider.match(host, path)
