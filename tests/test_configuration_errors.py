@@ -61,6 +61,7 @@ CONFIGURE_BAD: list[tuple[str, Any, str]] = [
     ("processors", print, "list of callables"),
     ("processors", ["not callable"], "not callable"),
     ("chain_key", 42, "non-empty string"),
+    ("providers", {"gw.corp": "opnai"}, "accepted provider names: anthropic"),
 ]
 
 
@@ -119,6 +120,7 @@ def test_an_unknown_keyword_names_the_known_ones() -> None:
         ("LLMAUDIT_QUEUE_SIZE", "0", "whole number"),
         ("LLMAUDIT_FLUSH_INTERVAL_S", "nan", "seconds greater than 0"),
         ("LLMAUDIT_SHUTDOWN_TIMEOUT_S", "-1", "seconds greater than 0"),
+        ("LLMAUDIT_PROVIDERS", "gw.corp=claude", "accepted provider names: anthropic"),
     ],
 )
 def test_every_environment_twin_with_a_bad_value_fails_at_configure_naming_it(
@@ -144,6 +146,7 @@ def test_the_environment_table_covers_every_setting() -> None:
         "LLMAUDIT_QUEUE_SIZE",
         "LLMAUDIT_FLUSH_INTERVAL_S",
         "LLMAUDIT_SHUTDOWN_TIMEOUT_S",
+        "LLMAUDIT_PROVIDERS",
         "LLMAUDIT_SPOOL_DIR",  # any non-empty path is a path: nothing to reject but emptiness
     }
     assert names == covered

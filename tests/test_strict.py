@@ -269,7 +269,7 @@ def test_strict_stops_a_call_that_llmaudit_could_not_start_recording_before_it_i
         sent.append(request)
         return hx.Response(200, json={})
 
-    def broken(host: str, path: str) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("matcher bug")
 
     monkeypatch.setattr(llmaudit.providers, "match", broken)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -71,6 +71,11 @@ class Auditor:
             ``__del__``), SIGTERM is sent again; a SIGTERM during the exit flush does not cut it short.
             Default on; ``False`` or ``LLMAUDIT_HANDLE_SIGTERM=0`` leaves SIGTERM alone.
         chain_key: the HMAC key of the hash chain (default ``LLMAUDIT_CHAIN_KEY``; unkeyed without).
+        providers: the hosts (or host + path prefix) that serve a provider's API, asked before
+            anything else: ``{"llm.internal/openai": "openai", "127.0.0.1:8765": "openai"}``
+            (``LLMAUDIT_PROVIDERS="llm.internal/openai=openai,gw.corp=anthropic"``). Every request
+            under a mapped prefix is recorded, parsed and priced as that provider's. The names are
+            `llmaudit.providers.provider_names` (built-ins and `register_provider`'s).
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -94,6 +99,7 @@ class Auditor:
         shutdown_timeout_s: float | None = None,
         handle_sigterm: bool | None = None,
         chain_key: str | None = None,
+        providers: Mapping[str, str] | str | None = None,
     ) -> None:
         storage = check_storage(storage)
         steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
@@ -109,6 +115,7 @@ class Auditor:
             shutdown_timeout_s=shutdown_timeout_s,
             handle_sigterm=handle_sigterm,
             chain_key=chain_key,
+            providers=providers,
         )
         if self.settings.handle_sigterm:
             install_sigterm_handler()
@@ -165,8 +172,13 @@ class Auditor:
         return self._writer.replay_spool()
 
     def stats(self) -> WriterStats:
-        """Counters: submitted, written, spilled, replayed, dropped, rejected, failed, queue depth."""
+        """Counters: submitted, written, spilled, replayed, dropped, rejected, failed, queue depth,
+        and requests an explicitly attached transport passed through unrecorded (unmatched)."""
         return self._writer.stats()
+
+    def count_unmatched(self) -> None:
+        """Count one request a transport passed through unrecorded (see `WriterStats.unmatched`)."""
+        self._writer.count_unmatched()
 
     @property
     def spool(self) -> Spool:
@@ -244,6 +256,9 @@ class NullAuditor:
 
     def stats(self) -> WriterStats:
         return WriterStats(0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    def count_unmatched(self) -> None:
+        """Nothing is counted while recording is off."""
 
     def __repr__(self) -> str:
         return "<NullAuditor (LLMAUDIT_DISABLED)>"

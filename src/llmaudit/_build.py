@@ -212,7 +212,15 @@ def _scrub_bytes(body: bytes, secrets: _Known) -> bytes:
 
 #: The headers record building reads (request and response).
 _USED_HEADERS = frozenset(
-    {b"content-type", b"content-encoding", b"content-length", b"x-stainless-retry-count", b"retry-after"}
+    {
+        b"content-type",
+        b"content-encoding",
+        b"content-length",
+        b"x-stainless-retry-count",
+        b"retry-after",
+        b"anthropic-version",  # Anthropic's shape on any host (`providers._shapes`)
+        b"x-litellm-model-api-base",  # where a LiteLLM proxy sent the call (`providers._gateways`)
+    }
 )
 
 _USED, _STORED, _SECRET = 1, 2, 4
@@ -390,7 +398,7 @@ def _build(raw: RawCapture) -> AuditRecord:
     notes: list[str] = list(raw.notes)
     headers: dict[str, dict[str, str]] = {}
     exchange, is_stream, secrets = _exchange(raw, notes, headers)
-    parsed = providers.parse(exchange)
+    parsed = providers.parse(exchange, raw.matched)
     notes.extend(parsed.notes)
     ctx = raw.context or _NO_CONTEXT
     created_at = datetime.fromtimestamp(raw.started_at, timezone.utc)
@@ -420,7 +428,11 @@ def _build(raw: RawCapture) -> AuditRecord:
         output_tokens=parsed.output_tokens,
         total_tokens=parsed.total_tokens,
         cost_usd=cost_usd(
-            parsed.provider, parsed.model, parsed.input_tokens, parsed.output_tokens, created_at
+            parsed.prices or parsed.provider,
+            parsed.model,
+            parsed.input_tokens,
+            parsed.output_tokens,
+            created_at,
         ),
         source="transport",
         parent_id=None if ctx.parent_id is None else format_id(ctx.parent_id),

@@ -170,6 +170,9 @@ class RawCapture:
     notes: tuple[str, ...] = ()
     decoded: bool = False  # the inner transport handed over an already-read (decoded) response
     request_stream: Any = None  # the request's original body stream (multipart field names live there)
+    #: the hot path's decision (provider name, operation), so that the writer parses the exchange as
+    #: the user's provider mapping said; None: the writer matches the exchange again
+    matched: tuple[str, str | None] | None = None
 
     def to_record(self) -> AuditRecord | None:
         build = _builder or _load_builder()
@@ -197,6 +200,7 @@ class RawCapture:
                 self.notes,
                 self.decoded,
                 _upload_fields(self.request_stream),
+                self.matched,
             ),
         )
 

@@ -32,7 +32,10 @@ _PROVIDERS: dict[str, str | None] = {
     "openrouter": "openrouter",
     "fireworks": "fireworks",
     "ollama": None,
+    # a provider's format on a host llmaudit does not know: no price unless the user maps the host
     "openai_compatible": None,
+    "anthropic_compatible": None,
+    "gemini_compatible": None,
 }
 _MISSING = object()
 _cache: dict[tuple[str, str], Any] = {}

@@ -410,7 +410,12 @@ class ProcessWriter(Writer):
         with self._ship_lock:
             waiting = sum(len(items) for _, items in self._unacked) + len(self._deferred)
         fields = {name: getattr(own, name) + child[name] for name in _COUNTERS}
-        return WriterStats(**fields, queue_depth=own.queue_depth + waiting, spool_files=own.spool_files)
+        return WriterStats(
+            **fields,
+            queue_depth=own.queue_depth + waiting,
+            spool_files=own.spool_files,
+            unmatched=own.unmatched,  # counted on the caller's side, never in the child
+        )
 
     def close(self, timeout: float | None = None) -> None:
         super().close(timeout)  # flushes through the child, stops the writer thread

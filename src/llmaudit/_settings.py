@@ -20,6 +20,7 @@ import platformdirs
 from ._errors import ConfigurationError
 from ._redact import Redactor
 from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
+from .providers import Routes, parse_routes, provider_names
 from .storage import Storage
 
 __all__ = [
@@ -113,6 +114,14 @@ def _path(value: Any) -> str:
     return value
 
 
+def _providers(value: Any) -> Routes:
+    """``{"llm.internal/openai": "openai"}``, or ``"llm.internal/openai=openai,gw.corp=anthropic"``."""
+    try:
+        return parse_routes(value, provider_names)
+    except ValueError as exc:
+        raise _InvalidError(str(exc)) from None
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "storage": _text("a storage URL such as 'sqlite:///audit.db' (or, in Python, a Storage object)"),
     "mode": _choice("background", "sync"),
@@ -126,6 +135,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "spool_dir": _path,
     "shutdown_timeout_s": _seconds,
     "chain_key": _text("a non-empty string (the HMAC key of the hash chain)"),
+    "providers": _providers,
 }
 
 
@@ -148,6 +158,8 @@ class Settings:
     spool_dir: str | None = None
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     chain_key: str | None = field(default=None, repr=False)  # HMAC key of the hash chain: never shown
+    #: the user's mapping of hosts / path prefixes to providers (asked first by the transport)
+    providers: Routes = field(default_factory=Routes)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:

@@ -1,10 +1,15 @@
 """The transport core, shared by both httpx branches and by the sync and async shells.
 
 `AuditTransport` wraps any transport of the httpx family. On the caller's hot path it decides whether
-the endpoint is an LLM call (a cheap host/path match), forwards the request unchanged, and wraps the
-response stream in a tee; when the stream finishes it hands a `RawCapture` to the auditor. It never
-parses, redacts or touches the disk, and nothing it does can change what the caller receives: every
-failure of its own is guarded, and the inner transport's exceptions are re-raised unchanged.
+the endpoint is an LLM call (a cheap host/path match, see `llmaudit.providers.match`), forwards the
+request unchanged, and wraps the response stream in a tee; when the stream finishes it hands a
+`RawCapture` to the auditor. It never parses, redacts or touches the disk, and nothing it does can
+change what the caller receives: every failure of its own is guarded, and the inner transport's
+exceptions are re-raised unchanged.
+
+A transport the user attached (`AuditTransport`, `AsyncAuditTransport`; not `instrument()`, which
+sees all of the process's traffic) counts the requests it passes through unrecorded
+(``stats().unmatched``) and logs one warning per host naming the settings that would record them.
 
 The branch (``httpx`` or ``httpx2``) is taken from the inner transport, or from the first request when
 no inner transport is given; ``transports/httpx.py`` and ``transports/httpx2.py`` bind the branch's
@@ -29,6 +34,7 @@ from ._auditor import Auditor, NullAuditor, get_auditor
 from ._capture import RawCapture, flat_headers, flat_request
 from ._codec import exact
 from ._context import capturing, snapshot
+from ._coverage import active_routes, unmatched
 from ._errors import AuditError, ConfigurationError
 from ._guard import report
 from ._record import STRING_LIMITS
@@ -117,6 +123,7 @@ class _Call:
     notes: tuple[str, ...] = ()
     decoded: bool = False
     request_stream: Any = None
+    matched: tuple[str, str | None] | None = None
 
     def finish(
         self,
@@ -146,6 +153,7 @@ class _Call:
                 notes=self.notes,
                 decoded=self.decoded,
                 request_stream=self.request_stream,
+                matched=self.matched,
             )
         )
 
@@ -196,6 +204,9 @@ class _TransportCore:
     _default_branch: str | None = None
     #: The method an inner transport must have (None: the core has no inner, as in instrument()).
     _inner_method: str | None = None
+    #: whether requests passed through unrecorded are counted and warned about: for the transports
+    #: a user attaches, not for instrument()'s, which sees every request of the process
+    _reports_unmatched = False
 
     def __init__(
         self,
@@ -237,14 +248,26 @@ class _TransportCore:
         if capturing.get():
             return None  # an outer AuditTransport (or instrument()) already records this call
         url = request.url
-        matched = providers.match(url.host, url.path)
+        routes = active_routes(self._auditor)
+        matched = providers.match(
+            url.host,
+            url.path,
+            request.headers,
+            method=request.method,
+            routes=routes,
+            port=url.port if routes else None,
+        )
         if matched is None and self.capture == "llm":
+            if self._reports_unmatched:
+                unmatched(self._auditor if self._auditor is not None else get_auditor(), url)
             return None
+        decided = None if matched is None else (matched[0].name, matched[1])
         if shell is not None:  # stream_usage rewrites an httpx request: the shells send theirs as is
             started_at, started = time.time(), time.perf_counter()
-            return _Call(self, shell.snapshot(request), started_at, started)
+            return _Call(self, shell.snapshot(request), started_at, started, matched=decided)
         call = _Call(self, request, time.time(), time.perf_counter(), request_stream=request.stream)
-        if self.stream_usage and matched is not None and matched[1] == "chat.completions":
+        call.matched = decided
+        if self.stream_usage and decided is not None and decided[1] == "chat.completions":
             _ask_for_stream_usage(call)
         return call
 
@@ -387,9 +410,14 @@ class AuditTransport(_TransportCore):
         stream_usage: for OpenAI-style streamed chat requests that did not ask for usage, add
             ``stream_options.include_usage`` and hide the extra usage-only chunk from the caller, so
             streamed records carry token counts. Off by default: it changes the bytes on the wire.
+
+    A request it does not record (no provider matched, ``capture="llm"``) is counted in
+    ``llmaudit.stats().unmatched`` and the first one to each host logs a warning on logger
+    ``llmaudit``; ``configure(providers=...)`` maps a host to its provider.
     """
 
     _inner_method = "handle_request"
+    _reports_unmatched = True
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:
@@ -423,6 +451,8 @@ class AsyncAuditTransport(_TransportCore):
     arguments, ``inner=`` or ``transport=`` being an async transport."""
 
     _inner_method = "handle_async_request"
+
+    _reports_unmatched = True
 
     def _inner_for(self, request: Any) -> Any:
         if self._inner is None:

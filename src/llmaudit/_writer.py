@@ -78,6 +78,8 @@ class WriterStats:
     failed: int
     queue_depth: int
     spool_files: int
+    #: requests an explicitly attached transport passed through unrecorded (no provider matched)
+    unmatched: int = 0
 
 
 class _Marker:
@@ -166,7 +168,7 @@ class Writer:
         self._store_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._counts = dict.fromkeys(
-            ("submitted", "written", "spilled", "replayed", "dropped", "rejected", "failed"), 0
+            ("submitted", "written", "spilled", "replayed", "dropped", "rejected", "failed", "unmatched"), 0
         )
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -239,6 +241,10 @@ class Writer:
             result = self.spool.replay(self.storage, batch_size=self.batch_size)
             self._count("replayed", result.records)
         return result.records
+
+    def count_unmatched(self) -> None:
+        """Count a request a transport passed through unrecorded (caller's thread: one increment)."""
+        self._count("unmatched")
 
     def stats(self) -> WriterStats:
         """A snapshot of the counters."""

@@ -26,6 +26,7 @@ from tests.transport.conftest import Recorder
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
 
 import llmaudit
+from llmaudit import _coverage
 from llmaudit._codec import encode_record
 from llmaudit.transports.aiohttp import AuditMiddleware
 
@@ -541,3 +542,30 @@ def test_the_core_reads_an_aiohttp_url_as_an_httpx_one() -> None:
             theirs.query,
         )
         assert str(ours) == text
+
+
+@pytest.mark.asyncio
+async def test_the_middleware_applies_the_mapping_and_counts_what_it_passes_through(
+    server: Server, recorder: Recorder, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AuditMiddleware, attached by the user, maps hosts as configured (issue 17, item 1) and counts
+    and warns about the requests it does not record, like the httpx transports."""
+    _coverage._warned_hosts.clear()
+    mapped = llmaudit.Auditor(
+        "memory://aiohttp-mapped", spool_dir=str(tmp_path / "spool"), providers={"127.0.0.1": "openai"}
+    )
+    try:
+        async with aiohttp.ClientSession(middlewares=(AuditMiddleware(auditor=mapped),)) as session:
+            async with session.post(server.url + CHAT_PATH, json=CHAT_REQUEST) as r:
+                await r.read()
+        assert mapped.flush(10)
+        (record,) = mapped.storage.read(llmaudit.Query())
+        assert (record.provider, record.operation) == ("openai", "chat.completions")
+        assert record.cost_usd is not None
+    finally:
+        mapped.close()
+    with caplog.at_level(logging.WARNING, logger="llmaudit"):
+        async with _session(recorder) as session, session.get(server.url + "/index.html") as r:
+            await r.read()
+    assert recorder.auditor.stats().unmatched == 1
+    assert [r.name for r in caplog.records if "unrecorded" in r.getMessage()] == ["llmaudit"]

@@ -9,7 +9,7 @@ from typing import Any
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, request_model, scalar, sse_json
 
-__all__ = ["operation_for", "parse_openai_format", "usage"]
+__all__ = ["ENDINGS", "operation_for", "parse_openai_format", "usage"]
 
 _SUFFIXES = (
     ("/chat/completions", "chat.completions"),
@@ -23,6 +23,10 @@ _SUFFIXES = (
     ("/images/generations", "images.generate"),
     ("/moderations", "moderations"),
 )
+
+
+#: what every OpenAI path ends with: one ``str.endswith`` turns the other paths away (`_shapes`)
+ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
 
 
 def operation_for(path: str) -> str | None:

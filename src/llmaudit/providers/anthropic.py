@@ -1,4 +1,5 @@
-"""Anthropic (api.anthropic.com): messages, their event stream, token counting, legacy completions."""
+"""Anthropic (api.anthropic.com): messages, their event stream, token counting, legacy completions;
+and the same format on any other host (``anthropic_compatible``, matched by `_shapes`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from .._decode import parse_json
 from . import Exchange, Parsed
 from ._common import as_int, body_json, obj, request_model, sse_json
 
-__all__ = ["ANTHROPIC"]
+__all__ = ["ANTHROPIC", "COMPATIBLE", "shape"]
 
 _OPERATIONS = {
     "/v1/messages": "messages",
@@ -17,12 +18,40 @@ _OPERATIONS = {
     "/v1/messages/batches": "messages.batches",
 }
 
+#: path endings -> operation, for the API behind any prefix (most specific first)
+_SUFFIXES = (
+    ("/messages/count_tokens", "messages.count_tokens"),
+    ("/messages/batches", "messages.batches"),
+    ("/messages", "messages"),
+    ("/complete", "completions"),
+)
+_ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
+
+
+def shape(path: str) -> str | None:
+    """The Anthropic operation a path ends with, behind any prefix (cheap: runs on the hot path)."""
+    if path.endswith("/"):
+        path = path.rstrip("/")
+    if not path.endswith(_ENDINGS):
+        return None
+    for suffix, operation in _SUFFIXES:
+        if path.endswith(suffix):
+            return operation
+    return None
+
 
 class _Anthropic:
-    name = "anthropic"
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hosts = ("api.anthropic.com",) if name == "anthropic" else ()
 
     def match(self, host: str, path: str) -> str | None:
+        if self.name != "anthropic":
+            return None  # the compatible twin is matched by its shape and header (`_shapes`)
         return _OPERATIONS.get(path.rstrip("/")) if host == "api.anthropic.com" else None
+
+    def shape(self, path: str) -> str | None:
+        return shape(path)
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []
@@ -110,4 +139,7 @@ def _apply_message_delta(message: dict[str, Any], event: dict[str, Any]) -> None
         message["usage"] = usage
 
 
-ANTHROPIC = _Anthropic()
+ANTHROPIC = _Anthropic("anthropic")
+#: Anthropic's format on a host llmaudit does not know (a gateway, a compatible server): no price
+#: unless the user maps the host to ``anthropic``
+COMPATIBLE = _Anthropic("anthropic_compatible")

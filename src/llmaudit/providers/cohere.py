@@ -14,9 +14,18 @@ _OPERATIONS = {"/v2/chat": "chat", "/v2/embed": "embed", "/v2/rerank": "rerank",
 
 class _Cohere:
     name = "cohere"
+    hosts = ("api.cohere.com", "api.cohere.ai")
 
     def match(self, host: str, path: str) -> str | None:
         return _OPERATIONS.get(path.rstrip("/")) if host in ("api.cohere.com", "api.cohere.ai") else None
+
+    def shape(self, path: str) -> str | None:
+        """The operation behind any prefix (for a host the user maps to Cohere)."""
+        stripped = path.rstrip("/")
+        for suffix, operation in _OPERATIONS.items():
+            if stripped.endswith(suffix):
+                return operation
+        return None
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []

@@ -1,6 +1,7 @@
 """Google Gemini: generativelanguage.googleapis.com and Vertex AI (aiplatform.googleapis.com),
 ``models/{model}:generateContent`` and ``:streamGenerateContent`` (SSE with ``alt=sse``, else a JSON
-array), embeddings and token counting. The model is named in the path."""
+array), embeddings and token counting. The model is named in the path. The same API on any other
+host is ``gemini_compatible`` (matched by `_shapes`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .._decode import parse_json
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, sse_json
 
-__all__ = ["GEMINI"]
+__all__ = ["COMPATIBLE", "GEMINI", "shape"]
 
 _METHODS = {
     "generateContent": "generate_content",
@@ -21,14 +22,28 @@ _METHODS = {
 }
 
 
+def shape(path: str) -> str | None:
+    """The operation of a ``.../models/{model}:{method}`` path on any host (cheap: hot path)."""
+    _, colon, method = path.rpartition(":")
+    return _METHODS.get(method) if colon and "/models/" in path else None
+
+
 class _Gemini:
-    name = "gemini"
+    def __init__(self, name: str) -> None:
+        self.name = name
+        official = name == "gemini"
+        self.hosts = ("generativelanguage.googleapis.com",) if official else ()
+        self.host_suffixes = ("aiplatform.googleapis.com",) if official else ()
 
     def match(self, host: str, path: str) -> str | None:
-        if not (host == "generativelanguage.googleapis.com" or host.endswith("aiplatform.googleapis.com")):
+        if self.name != "gemini" or not (
+            host == "generativelanguage.googleapis.com" or host.endswith("aiplatform.googleapis.com")
+        ):
             return None
-        _, _, method = path.rpartition(":")
-        return _METHODS.get(method) if "/models/" in path else None
+        return shape(path)
+
+    def shape(self, path: str) -> str | None:
+        return shape(path)
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []
@@ -97,4 +112,6 @@ def _assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"candidates": [candidate_out], **result}
 
 
-GEMINI = _Gemini()
+GEMINI = _Gemini("gemini")
+#: Gemini's API on a host llmaudit does not know: no price unless the user maps the host to ``gemini``
+COMPATIBLE = _Gemini("gemini_compatible")

@@ -10,10 +10,12 @@ __all__ = ["MISTRAL"]
 
 class _Mistral:
     name = "mistral"
+    hosts = ("api.mistral.ai",)
 
     def match(self, host: str, path: str) -> str | None:
-        if host != "api.mistral.ai":
-            return None
+        return self.shape(path) if host == "api.mistral.ai" else None
+
+    def shape(self, path: str) -> str | None:
         if path.rstrip("/").endswith("/agents/completions"):
             return "agents.completions"
         return operation_for(path)

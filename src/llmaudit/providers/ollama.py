@@ -25,6 +25,14 @@ class _Ollama:
     def match(self, host: str, path: str) -> str | None:
         return _OPERATIONS.get(path.rstrip("/"))
 
+    def shape(self, path: str) -> str | None:
+        """The operation behind any prefix (for a host the user maps to Ollama)."""
+        stripped = path.rstrip("/")
+        for suffix, operation in _OPERATIONS.items():
+            if stripped.endswith(suffix):
+                return operation
+        return None
+
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []
         if exchange.is_stream:

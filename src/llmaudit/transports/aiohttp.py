@@ -79,7 +79,9 @@ class AuditMiddleware:
         client: str | None = None,
         capture: CaptureMode = "llm",
     ) -> None:
-        self._core: _TransportCore | None = _TransportCore(auditor=auditor, client=client, capture=capture)
+        core = _TransportCore(auditor=auditor, client=client, capture=capture)
+        core._reports_unmatched = True  # attached by the user: what it passes through is counted
+        self._core: _TransportCore | None = core
 
     def _recorder(self) -> _TransportCore | None:
         return self._core
