@@ -1,8 +1,11 @@
 """Providers: which endpoints are LLM calls, and what their exchanges mean.
 
-A provider answers two questions. ``match(host, path)`` runs on the caller's hot path (plain string
+A provider answers two questions (and, optionally, a third). ``match(host, path)`` runs on the caller's hot path (plain string
 tests, no parsing) and names the operation, or None. ``parse(exchange, operation)`` runs on the writer
 thread and extracts the model, the token usage and, for streams, the reassembled final message.
+``conversation(operation, request, response)``, where a provider has it, reads the parsed request
+and response once into the provider-independent `Conversation` (see `_conversation`): the record's
+flat text and the command line's conversation view both come from it.
 `parse` here never raises: a provider that fails on odd input falls back to the generic view with a
 note. Third parties add providers with `register_provider`.
 """
@@ -16,7 +19,18 @@ from typing import Any, Protocol
 from .._decode import parse_json
 from .._frozen import fast_init
 
-__all__ = ["Exchange", "Parsed", "Provider", "match", "parse", "register_provider"]
+__all__ = [
+    "Conversation",
+    "Exchange",
+    "Parsed",
+    "Part",
+    "Provider",
+    "conversation",
+    "flat_text",
+    "match",
+    "parse",
+    "register_provider",
+]
 
 
 @fast_init
@@ -103,6 +117,35 @@ def parse(exchange: Exchange) -> Parsed:
         return Parsed(provider.name, operation, fallback.model, fallback.response, notes=fallback.notes)
 
 
+def conversation(provider: str | None, operation: str | None, request: Any, response: Any) -> Conversation:
+    """The conversation of an exchange the provider named *provider* parsed (a record's
+    ``provider`` and ``operation``): `Conversation()` when no provider of that name reads one.
+
+    Raises:
+        Exception: whatever the provider's reader raises on JSON it did not expect (callers note it).
+    """
+    if provider is None or operation is None:
+        return EMPTY
+    for candidate in _providers:
+        if candidate.name == provider:
+            read = getattr(candidate, "conversation", None)
+            return EMPTY if read is None else read(operation, request, response)  # type: ignore[no-any-return]
+    return EMPTY
+
+
+def flat_text(
+    provider: str | None, operation: str | None, request: Any, response: Any
+) -> tuple[str | None, str | None, tuple[dict[str, Any], ...] | None, tuple[str, ...]]:
+    """A record's ``input_text``, ``output_text`` and ``tool_calls`` from its provider's
+    `conversation`, and notes (cuts, or why the conversation could not be read); never raises."""
+    notes: list[str] = []
+    try:
+        found = conversation(provider, operation, request, response)
+        return (*flat_fields(found, notes), tuple(notes))
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not lose the call
+        return None, None, None, (f"{provider} conversation not read ({type(exc).__name__}: {exc})",)
+
+
 def _load_builtins() -> None:
     from . import anthropic, cohere, compat, gemini, mistral, ollama, openai  # noqa: PLC0415
 
@@ -119,5 +162,7 @@ def _load_builtins() -> None:
     ):
         register_provider(provider, first=False)
 
+
+from ._conversation import EMPTY, Conversation, Part, flat_fields  # noqa: E402 - after Exchange
 
 _load_builtins()

@@ -3,8 +3,12 @@ and any other server (vLLM, LM Studio, llama.cpp, …) by its ``/v1/...`` path."
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Exchange, Parsed
+from ._conversation import Conversation
 from ._openai_format import operation_for, parse_openai_format
+from ._openai_text import openai_conversation
 
 __all__ = ["GENERIC", "HOSTED"]
 
@@ -18,6 +22,9 @@ class _Hosted:
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation)
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 class _Generic:
@@ -35,6 +42,9 @@ class _Generic:
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation)
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 HOSTED = (

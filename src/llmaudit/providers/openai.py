@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Exchange, Parsed
+from ._conversation import Conversation
 from ._openai_format import operation_for, parse_openai_format
+from ._openai_text import openai_conversation
 
 __all__ = ["AZURE", "OPENAI"]
 
@@ -23,6 +27,9 @@ class _OpenAI:
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation)
 
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
+
 
 class _Azure:
     name = "azure_openai"
@@ -36,6 +43,9 @@ class _Azure:
         parts = exchange.path.split("/")
         deployment = parts[parts.index("deployments") + 1] if "deployments" in parts[:-1] else None
         return parse_openai_format(exchange, self.name, operation, model=deployment)
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 OPENAI = _OpenAI()

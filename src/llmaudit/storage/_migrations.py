@@ -31,8 +31,9 @@ __all__ = [
 
 #: The version of the SQL schema (tables and columns), stamped in ``{table}_meta``. Versions 1 to 3
 #: matched the record format's (``_record.SCHEMA_VERSION``); version 4 added the chain's MACs and
-#: registry without changing a record, so the two numbers part here.
-SCHEMA_VERSION = 4
+#: registry without changing a record, so the two numbers part here. Version 5 added the columns of
+#: record schema 4 (the conversation's flat text).
+SCHEMA_VERSION = 5
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
@@ -91,8 +92,23 @@ def _v3_to_v4(conn: Connection, table: sa.Table) -> None:
 
 _MAC_COLUMNS = ("head_mac", "base_mac")
 
+
+def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
+    """The conversation's flat text (``input_text``, ``output_text``, ``tool_calls``). Rows already
+    stored keep NULL there: they were sealed without these fields, and a NULL one enters no hash,
+    so they verify as before; filling them in would rewrite sealed rows, which a migration never
+    does."""
+    for name in ("input_text", "output_text", "tool_calls"):
+        _add_column(conn, table, name)
+
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 _KEY = "schema_version"
 _ATTEMPTS = 3
 

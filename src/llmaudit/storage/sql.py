@@ -78,12 +78,15 @@ _RESIDUAL_COPIES = {
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
-_JSON_FIELDS = ("tags", "metadata", "headers", "request", "response", "notes")
+_JSON_FIELDS = ("tags", "metadata", "headers", "request", "response", "notes", "tool_calls")
 _FLOAT_FIELDS = ("duration_ms", "ttft_ms", "cost_usd")
 _BIG_INT_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "seq")
 _INT_FIELDS = ("schema_version", "status_code", "attempt")
 _BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
 _TEXT_FIELDS = ("url", "error")
+#: The conversation's flat text: up to 32,000 characters, longer once redaction markers are in, so
+#: more than MySQL's TEXT (64 KiB) holds in utf8mb4.
+_LONG_TEXT_FIELDS = ("input_text", "output_text")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
 _SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
 _COVERING = {
@@ -192,6 +195,8 @@ def _column(name: str) -> sa.Column[Any]:  # noqa: PLR0911 - one return per fiel
         return sa.Column(name, sa.Boolean(), nullable=False)
     if name in _TEXT_FIELDS:
         return sa.Column(name, sa.Text())
+    if name in _LONG_TEXT_FIELDS:
+        return sa.Column(name, sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"))
     raise AssertionError(f"AuditRecord field {name!r} has no column type")  # a new field needs a type
 
 
