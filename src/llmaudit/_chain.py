@@ -361,13 +361,7 @@ def _hash_data(
         _headers_as_is(data, memo, full)
         digested: tuple[str, ...] = PAYLOAD_FIELDS
     else:
-        for name in MARKED_FIELDS:
-            value = data.get(name)
-            if value:  # None, "" and () enter as they are: there is nothing to erase
-                data[name] = field_digest(name, value, key)
-        calls = data.get("tool_calls")
-        if calls and full is not None:  # objects: their keys sorted like every payload's
-            full["tool_calls"] = orjson.Fragment(dumps(full["tool_calls"]))
+        _digest_marked(data, key, full)
         digested = TOMBSTONE_FIELDS
     for name in digested:
         value = data[name]
@@ -387,6 +381,16 @@ def _hash_data(
             data[name] = _short_payload_hash(encoded)
     digest = _digest(dumps_presorted(data), key)
     return digest if version == 1 else _V2 + digest
+
+
+def _digest_marked(data: dict[str, Any], key: bytes | None, full: dict[str, Any] | None) -> None:
+    """Version 2: each text field of the data subject as its `field_digest`."""
+    for name in MARKED_FIELDS:
+        value = data.get(name)
+        if value:  # None, "" and () enter as they are: there is nothing to erase
+            data[name] = field_digest(name, value, key)
+    if full is not None and data.get("tool_calls"):  # objects: keys sorted, as in every payload
+        full["tool_calls"] = orjson.Fragment(dumps(full["tool_calls"]))
 
 
 def _headers_as_is(data: dict[str, Any], memo: bool, full: dict[str, Any] | None) -> None:

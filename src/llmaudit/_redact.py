@@ -29,7 +29,8 @@ added later is scanned too: the payloads as above; ``headers`` (names and values
 (``input_text``, ``output_text``, ``tool_calls``) and any other text field by the detectors (then cut
 to their column's width, `STRING_LIMITS`, since a marker can be longer than what it replaced). The
 flat text is made from the payloads: when a path rule changes a payload, it is made again from the
-payload as the rule left it, so that what a rule removes from a prompt is not kept there either. ``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
+payload as the rule left it, so that what a rule removes from a prompt is not kept there either.
+``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
 credential detector (every one but ``email``) fires in one, the whole value becomes its keyed hash
 (``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values still group and a nested session
 still names its parent; an e-mail address there is kept, as it is how many applications name their

@@ -1,8 +1,8 @@
 """Providers: which endpoints are LLM calls, and what their exchanges mean.
 
-A provider answers two questions (and, optionally, a third). ``match(host, path)`` runs on the caller's hot path (plain string
-tests, no parsing) and names the operation, or None. ``parse(exchange, operation)`` runs on the writer
-thread and extracts the model, the token usage and, for streams, the reassembled final message.
+A provider answers two questions, and optionally a third. ``match(host, path)`` runs on the caller's
+hot path (plain string tests, no parsing) and names the operation, or None.
+``parse(exchange, operation)`` runs on the writer thread and extracts the model, the token usage and, for streams, the reassembled final message.
 ``conversation(operation, request, response)``, where a provider has it, reads the parsed request
 and response once into the provider-independent `Conversation` (see `_conversation`): the record's
 flat text and the command line's conversation view both come from it.
@@ -129,7 +129,7 @@ def conversation(provider: str | None, operation: str | None, request: Any, resp
     for candidate in _providers:
         if candidate.name == provider:
             read = getattr(candidate, "conversation", None)
-            return EMPTY if read is None else read(operation, request, response)  # type: ignore[no-any-return]
+            return EMPTY if read is None else read(operation, request, response)
     return EMPTY
 
 

@@ -94,7 +94,7 @@ def arguments_text(value: Any) -> str:
 
 def _line(part: Part) -> str:
     kind = part.kind
-    if kind == "text" or kind == "tool_result":
+    if kind in {"text", "tool_result"}:
         return f"{part.role}: {part.text}"
     if kind == "tool_call":
         return f"{part.role}: [tool call] {part.name or '?'}({part.text})"

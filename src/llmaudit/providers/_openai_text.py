@@ -48,11 +48,11 @@ def content_parts(role: str, content: Any, out: list[Part]) -> None:
         if content:
             out.append(Part(role, "text", content))
         return
-    for piece in items(content):
-        if isinstance(piece, str):  # Mistral and some servers allow plain strings in the list
-            out.append(Part(role, "text", piece))
+    for value in items(content):
+        if isinstance(value, str):  # Mistral and some servers allow plain strings in the list
+            out.append(Part(role, "text", value))
             continue
-        piece = obj(piece)
+        piece = obj(value)
         kind = piece.get("type")
         key = _TEXT_PARTS.get(kind) if isinstance(kind, str) else None
         text = text_of(piece.get(key)) if key else None
@@ -68,8 +68,8 @@ def content_parts(role: str, content: Any, out: list[Part]) -> None:
 
 
 def _tool_calls(role: str, calls: Any, out: list[Part]) -> None:
-    for call in items(calls):
-        call = obj(call)
+    for value in items(calls):
+        call = obj(value)
         function = obj(call.get("function"))
         name = function.get("name")
         call_id = call.get("id")
@@ -88,7 +88,7 @@ def message_parts(message: dict[str, Any], out: list[Part], default_role: str) -
     """One chat message (its text, reasoning, refusal, tool calls; a tool message as a result)."""
     role = message.get("role")
     role = role if isinstance(role, str) and role else default_role
-    if role == "tool" or role == "function":
+    if role in {"tool", "function"}:
         call_id = message.get("tool_call_id")
         name = message.get("name")
         text = _flat_content(message.get("content"))
@@ -154,8 +154,8 @@ def _prompt(request: dict[str, Any], key: str = "prompt") -> tuple[Part, ...]:
 
 def _completion_output(response: dict[str, Any]) -> tuple[Part, ...]:
     out: list[Part] = []
-    for choice in items(response.get("choices")):
-        choice = obj(choice)
+    for value in items(response.get("choices")):
+        choice = obj(value)
         text = text_of(choice.get("text"))
         if text is not None:
             out.append(Part("assistant", "text", text))
@@ -219,9 +219,9 @@ def _item(item: dict[str, Any], out: list[Part], default_role: str) -> None:
         out.append(Part("tool", "tool_result", text, name, call_id))
     elif kind == "reasoning":
         for summary in items(item.get("summary")):
-            text = text_of(obj(summary).get("text"))
-            if text:
-                out.append(Part("assistant", "reasoning", text))
+            found = text_of(obj(summary).get("text"))
+            if found:
+                out.append(Part("assistant", "reasoning", found))
     elif kind.endswith("_call"):  # hosted tools: web_search_call, file_search_call, computer_call, ...
         out.append(
             Part("assistant", "tool_call", _hosted_arguments(item), kind.removesuffix("_call"), call_id)

@@ -62,8 +62,8 @@ class _Anthropic:
                 out.append(Part("system", "text", system))
         else:
             _blocks("system", system, out)
-        for message in items(req.get("messages")):
-            message = obj(message)
+        for value in items(req.get("messages")):
+            message = obj(value)
             role = message.get("role")
             _blocks(role if isinstance(role, str) and role else "user", message.get("content"), out)
         answer: list[Part] = []
@@ -77,8 +77,8 @@ def _blocks(role: str, content: Any, out: list[Part]) -> None:
         if content:
             out.append(Part(role, "text", content))
         return
-    for block in items(content):
-        block = obj(block)
+    for value in items(content):
+        block = obj(value)
         kind = block.get("type")
         name, block_id = block.get("name"), block.get("id", block.get("tool_use_id"))
         name, block_id = (v if isinstance(v, str) else None for v in (name, block_id))

@@ -43,9 +43,9 @@ class _Cohere:
         out: list[Part] = []
         if isinstance(req.get("preamble"), str):
             content_parts("system", req["preamble"], out)
-        for message in items(req.get("chat_history")):  # v1: {"role": "USER", "message": ...}
-            message = obj(message)
-            content_parts(str(message.get("role", "user")).lower(), message.get("message"), out)
+        for value in items(req.get("chat_history")):  # v1: {"role": "USER", "message": ...}
+            turn = obj(value)
+            content_parts(str(turn.get("role", "user")).lower(), turn.get("message"), out)
         if isinstance(req.get("message"), str):
             content_parts("user", req["message"], out)
         for message in items(req.get("messages")):

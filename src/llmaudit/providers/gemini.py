@@ -63,8 +63,8 @@ class _Gemini:
             return EMPTY
         out: list[Part] = []
         _parts("system", obj(req.get("systemInstruction", req.get("system_instruction"))), out)
-        for content in items(req.get("contents")):
-            content = obj(content)
+        for value in items(req.get("contents")):
+            content = obj(value)
             role = content.get("role")
             _parts(role if isinstance(role, str) and role else "user", content, out)
         answer: list[Part] = []
@@ -79,8 +79,8 @@ _ROLES = {"model": "assistant", "function": "tool"}
 
 def _parts(role: str, content: dict[str, Any], out: list[Part]) -> None:
     role = _ROLES.get(role, role)
-    for part in items(content.get("parts")):
-        part = obj(part)
+    for value in items(content.get("parts")):
+        part = obj(value)
         call = part.get("functionCall", part.get("function_call"))
         result = part.get("functionResponse", part.get("function_response"))
         text = text_of(part.get("text"))

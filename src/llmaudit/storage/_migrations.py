@@ -97,9 +97,12 @@ def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
     """The conversation's flat text (``input_text``, ``output_text``, ``tool_calls``). Rows already
     stored keep NULL there: they were sealed without these fields, and a NULL one enters no hash,
     so they verify as before; filling them in would rewrite sealed rows, which a migration never
-    does."""
+    does. Columns already there are left alone: MySQL commits each ``ALTER TABLE`` at once, so a
+    step that failed halfway is run again over what it added."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
     for name in ("input_text", "output_text", "tool_calls"):
-        _add_column(conn, table, name)
+        if name not in existing:
+            _add_column(conn, table, name)
 
 
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
