@@ -1,13 +1,13 @@
 """build_record: a RawCapture becomes an AuditRecord. Runs on the writer thread only.
 
-Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's
-view (operation, model, usage, the reassembled stream, the conversation as flat text), takes who/why
-from the context snapshot, and removes the secrets whose place is known: credential headers (never
-decoded into the record, and their values scrubbed from the error message and the bodies, where an
-HTTP library or an echoing server may repeat them), credential query parameters and form fields, and the tokens of an OAuth token exchange.
-Secrets found by their shape are the redactor's job, after this. It never raises: anything it cannot
-read becomes a note on the record, and if building fails outright a minimal record with the failure
-noted is written instead, so no call is ever lost because its body was odd.
+Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's view
+(operation, model, usage, the reassembled stream, the conversation as flat text), takes who/why from the
+context snapshot, and removes the secrets whose place is known: credential headers (never decoded into
+the record, and their values scrubbed from the error message and the bodies, where an HTTP library or an
+echoing server may repeat them), credential query parameters and form fields, and the tokens of an OAuth
+token exchange. Secrets found by their shape are the redactor's job, after this. It never raises:
+anything it cannot read becomes a note on the record, and if building fails outright a minimal record
+with the failure noted is written instead, so no call is ever lost because its body was odd.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Providers: which endpoints are LLM calls, and what their exchanges mean.
 
-A provider answers two questions, and optionally a third. ``match(host, path)`` runs on the caller's
-hot path (plain string tests, no parsing) and names the operation, or None.
-``parse(exchange, operation)`` runs on the writer thread and extracts the model, the token usage and, for streams, the reassembled final message.
-``conversation(operation, request, response)``, where a provider has it, reads the parsed request
-and response once into the provider-independent `Conversation` (see `_conversation`): the record's
-flat text and the command line's conversation view both come from it.
+A provider answers two questions. ``match(host, path)`` runs on the caller's hot path (plain string
+tests, no parsing) and names the operation, or None. ``parse(exchange, operation)`` runs on the writer
+thread and extracts the model, the token usage and, for streams, the reassembled final message.
 `parse` here never raises: a provider that fails on odd input falls back to the generic view with a
 note. Third parties add providers with `register_provider`.
+
+A provider may answer a third: ``conversation(operation, request, response)`` reads the parsed request
+and response once into the provider-independent `Conversation` (see `_conversation`), from which the
+record's flat text (`flat_text`, on the writer thread) and the command line's conversation view come.
 """
 
 from __future__ import annotations
