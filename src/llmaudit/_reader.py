@@ -294,7 +294,8 @@ class Reader:
         """Erase what the matching records hold of the data subject, keeping digests so the log
         still verifies: the JSON fields (request, response, metadata, headers) become tombstones
         (with a MAC over record id, field, digest and time when a chain key is given), the text
-        fields (session_key, parent_session_key, user, url, error, tags, notes) the marker
+        fields (session_key, parent_session_key, user, url, error, tags, notes, and the flat text:
+        input_text, output_text, tool_calls) the marker
         ``erased:<digest>``, which groups as the value did. A session's nested sessions (records
         whose ``parent_session_key`` is it) are erased with it. Waiting spool files are replayed
         first so that no copy survives there; files held by a running writer are left alone and
