@@ -886,7 +886,7 @@ def test_the_fast_path_skips_only_records_the_full_walk_would_leave_alone(
 
 def _chat_record(content: str, answer: str, arguments: str) -> AuditRecord:
     """A chat record as the writer builds it: payloads, and the flat text made from them."""
-    from llmaudit.providers import flat_text  # noqa: PLC0415
+    from llmaudit.providers import flat_text
 
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
     call = {"id": "call_1", "type": "function", "function": {"name": "save", "arguments": arguments}}

@@ -16,11 +16,11 @@ from anthropic import Anthropic
 from google import genai
 from google.genai import types
 from openai import OpenAI
+from tests.conftest import mariadb_url, pg_url
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY
 from llmaudit import Auditor, AuditRecord
-from tests.conftest import mariadb_url, pg_url
 
 pytestmark = pytest.mark.integration
 
@@ -204,8 +204,8 @@ CASES: dict[str, tuple[Callable[[Auditor], None], tuple[Any, ...]]] = {
     "anthropic": (
         anthropic_messages,
         (
-            f'system: You are terse.\nuser: Weather? {MARK}\nassistant: [tool call] get_weather({{"c":"P"}})\n'
-            "tool: 18C",
+            f"system: You are terse.\nuser: Weather? {MARK}\n"
+            'assistant: [tool call] get_weather({"c":"P"})\ntool: 18C',
             "18C.",
             ({"name": "remember", "arguments": '{"city":"Paris"}', "id": "toolu_2"},),
         ),
