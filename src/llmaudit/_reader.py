@@ -196,7 +196,13 @@ class Reader:
 
     def get(self, record_id: str) -> AuditRecord | None:
         """The record with this id, or None."""
-        return next(iter(self.storage.read(Query(ids=(record_id,), limit=1))), None)
+        found = iter(self.storage.read(Query(ids=(record_id,), limit=1)))
+        try:
+            return next(found, None)
+        finally:  # a generator left suspended holds its cursor until it is collected
+            close = getattr(found, "close", None)
+            if close is not None:
+                close()
 
     # -- the chain ------------------------------------------------------------------------------
 

@@ -605,8 +605,14 @@ class SQLStorage:
         self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
     ) -> Iterator[AuditRecord]:
         report = on_problem or warn_problem
-        with self._translated("read"), self._engine.connect() as conn:
-            for row in conn.execution_options(yield_per=1000).execute(self._select(query)):
+        with (
+            self._translated("read"),
+            self._engine.connect() as conn,
+            # closed with the connection when the caller stops early (`Reader.get`): psycopg warns
+            # of a server-side cursor left open
+            conn.execution_options(yield_per=1000).execute(self._select(query)) as result,
+        ):
+            for row in result:
                 data = dict(row._mapping)
                 try:
                     record = record_from_dict(data)
