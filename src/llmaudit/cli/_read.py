@@ -16,7 +16,7 @@ from .._codec import record_to_dict
 from .._record import AuditRecord
 from ._common import parse_age, storage_option, storage_url
 from ._text import json_line, plain, shown
-from ._views import console, render_conversation, render_record_line, sessions_table, stats_table
+from ._views import console, money, render_conversation, render_record_line, sessions_table, stats_table
 
 __all__ = ["COMMANDS", "progress_bar"]
 
@@ -99,8 +99,9 @@ def show(storage: str | None, target: str, as_json: bool) -> None:
         return
     out = console()
     calls = [r for r in records if not r.is_aggregation]
-    cost = sum(r.cost_usd or 0 for r in calls)
-    out.print(shown(target, style="bold").append(f": {len(calls)} records, cost ${cost:,.6f}\n"))
+    costs = [r.cost_usd for r in calls if r.cost_usd is not None]
+    cost = money(sum(costs) if costs else None)  # "-" when no call has a cost, not $0.000000
+    out.print(shown(target, style="bold").append(f": {len(calls)} records, cost {cost}\n"))
     render_conversation(records, out)
 
 
