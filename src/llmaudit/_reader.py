@@ -567,9 +567,12 @@ class Reader:
         """Copy the matching records to *destination*: a storage URL (``jsonl://``, SQL, …), or a file
         path ending in ``.jsonl`` or ``.csv``. Idempotent and resumable: records already there (same id)
         are not written again, so an interrupted export is simply run again. Returns records copied.
+        A path ending in ``.parquet`` gets one row per record, written whole (it replaces the file;
+        needs the ``parquet`` extra).
 
         Raises:
-            ConfigurationError: the destination is neither a URL nor a .jsonl/.csv path.
+            ConfigurationError: the destination is neither a URL nor a .jsonl/.csv/.parquet path,
+                or pyarrow is missing for a .parquet one.
         """
         from . import _export  # noqa: PLC0415
 

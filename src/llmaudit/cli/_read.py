@@ -165,11 +165,12 @@ def stats(storage: str | None, by: str, since: str | None, session: str | None, 
 
 @click.command()
 @storage_option
-@click.option("--to", "destination", required=True, help="Storage URL, FILE.jsonl or FILE.csv.")
+@click.option("--to", "destination", required=True, help="Storage URL, FILE.jsonl, FILE.csv or FILE.parquet.")
 @click.option("--since", default=None, help="Only the last AGE (e.g. 30d).")
 @click.option("--session", default=None, help="Only this session.")
 def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
-    """Copy records to another storage or a file (idempotent: run it again to resume)."""
+    """Copy records to another storage or a file (idempotent: run it again to resume; a Parquet file
+    is written whole)."""
     with _reader.open(storage_url(storage)) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {plain(destination)}")
