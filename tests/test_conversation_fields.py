@@ -148,3 +148,77 @@ def test_an_absent_field_reads_back_as_none_and_a_present_one_as_it_was(name: st
         "",
         full.tool_calls,
     )
+
+
+def _text_indexes(url: str) -> set[str]:
+    store = SQLStorage(url)
+    try:
+        with store._engine.connect() as conn:
+            names = {ix["name"] for ix in sa.inspect(conn).get_indexes(store.table.name)}
+    finally:
+        store.close()
+    return {n for n in names if n and n.endswith(("_text", "_fulltext"))}
+
+
+#: The queries the README gives, one per database with a full-text index.
+SEARCHES = {
+    "postgresql": (
+        "SELECT id FROM {table} WHERE to_tsvector(CAST('simple' AS REGCONFIG), "
+        "coalesce(input_text, '') || ' ' || coalesce(output_text, '')) @@ plainto_tsquery('simple', 'refund')"
+    ),
+    "mysql": "SELECT id FROM {table} WHERE MATCH (input_text, output_text) AGAINST ('refund')",
+}
+
+
+def _search(url: str) -> set[str | None]:
+    """The session keys of the records the README's full-text query finds (and, on PostgreSQL,
+    that the planner can answer it from the index)."""
+    store = SQLStorage(url)
+    try:
+        dialect = "postgresql" if store._engine.dialect.name == "postgresql" else "mysql"
+        table = store._engine.dialect.identifier_preparer.format_table(store.table)
+        query = SEARCHES[dialect].format(table=table)
+        with store._engine.connect() as conn:
+            found = {row[0] for row in conn.exec_driver_sql(query)}
+            if dialect == "postgresql":
+                conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: show the index can serve
+                plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + query))
+                assert "Index Scan on ix_" in plan, plan
+        return {r.session_key for r in store.read(Query()) if r.id in found}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("pg_url", marks=pytest.mark.postgres),
+        pytest.param("mariadb_url", marks=pytest.mark.mariadb),
+    ],
+)
+def test_the_flat_text_has_a_full_text_index_fresh_and_after_the_migration(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """PostgreSQL (GIN over a tsvector) and MariaDB (FULLTEXT): the README's query finds a word of
+    the prompt or the answer through the index, in a new table and in one migrated from schema 4."""
+    url = str(request.getfixturevalue(kind))
+    with llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool")) as auditor:
+        auditor.submit(
+            AuditRecord(session_key="a", input_text="user: where is my refund?", output_text="soon")
+        )
+        auditor.submit(AuditRecord(session_key="b", input_text="user: hello", output_text="hi"))
+    fresh = _text_indexes(url)
+    assert len(fresh) == 1
+    assert _search(url) == {"a"}
+    _as_schema_4(url)  # dropping the columns dropped their index too
+    engine = sa.create_engine(url.split("?", maxsplit=1)[0])
+    try:
+        with engine.connect() as conn:
+            table = url.partition("table=")[2]
+            assert not {ix["name"] for ix in sa.inspect(conn).get_indexes(table)} & fresh
+    finally:
+        engine.dispose()
+    assert _text_indexes(url) == fresh  # the migration made it again (on this open)
+    with llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool2")) as auditor:
+        auditor.submit(AuditRecord(session_key="c", output_text="Your refund was sent"))
+    assert _search(url) == {"c"}

@@ -99,10 +99,15 @@ def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
     so they verify as before; filling them in would rewrite sealed rows, which a migration never
     does. Columns already there are left alone: MySQL commits each ``ALTER TABLE`` at once, so a
     step that failed halfway is run again over what it added."""
-    existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    inspector = sa.inspect(conn)
+    existing = {c["name"] for c in inspector.get_columns(table.name)}
     for name in ("input_text", "output_text", "tool_calls"):
         if name not in existing:
             _add_column(conn, table, name)
+    indexes = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    for index in table.indexes:  # the full-text indexes (PostgreSQL and MariaDB only: see sql.py)
+        if index.name not in indexes and index.name and index.name.endswith(("_text", "_fulltext")):
+            index.create(conn)
 
 
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.

@@ -221,7 +221,23 @@ def build_table(metadata: sa.MetaData, name: str) -> sa.Table:
     # -> under 2 s, see benchmarks/bench_read.py). PostgreSQL aggregates fast enough without them.
     for index_name, columns in _COVERING.items():
         sa.Index(f"ix_{name}_{index_name}", *(table.c[c] for c in columns)).ddl_if(dialect="sqlite")
+    _text_indexes(table, name)
     return table
+
+
+def _text_indexes(table: sa.Table, name: str) -> None:
+    """Full-text indexes over the conversation's flat text, where the database has them built in:
+    PostgreSQL a GIN index on ``to_tsvector('simple', input_text || ' ' || output_text)`` (used by a
+    query with that very expression and ``@@``), MariaDB/MySQL a FULLTEXT index (``MATCH (input_text,
+    output_text) AGAINST (...)``). A B-tree cannot index text this long; SQLite has no built-in
+    full-text index on a plain table (its FTS5 is a table of its own), so there ``LIKE`` scans."""
+    c = table.c
+    text = sa.func.coalesce(c.input_text, "") + " " + sa.func.coalesce(c.output_text, "")
+    vector = sa.func.to_tsvector(sa.cast(sa.literal("simple"), postgresql.REGCONFIG), text)
+    sa.Index(f"ix_{name}_text", vector, postgresql_using="gin").ddl_if(dialect="postgresql")
+    sa.Index(
+        f"ix_{name}_fulltext", c.input_text, c.output_text, mysql_prefix="FULLTEXT", mariadb_prefix="FULLTEXT"
+    ).ddl_if(dialect=("mysql", "mariadb"))
 
 
 def _normalise_url(url: str) -> tuple[URL, str]:
