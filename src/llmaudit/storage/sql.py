@@ -110,6 +110,20 @@ def _not_sqlite(
     return dialect.name != "sqlite"
 
 
+def _mysql_family(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    compiler: Any = None,
+    checkfirst: bool = False,
+) -> bool:
+    return dialect.name in ("mysql", "mariadb")
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
 
@@ -237,7 +251,7 @@ def _text_indexes(table: sa.Table, name: str) -> None:
     sa.Index(f"ix_{name}_text", vector, postgresql_using="gin").ddl_if(dialect="postgresql")
     sa.Index(
         f"ix_{name}_fulltext", c.input_text, c.output_text, mysql_prefix="FULLTEXT", mariadb_prefix="FULLTEXT"
-    ).ddl_if(dialect=("mysql", "mariadb"))
+    ).ddl_if(callable_=_mysql_family)
 
 
 def _normalise_url(url: str) -> tuple[URL, str]:
