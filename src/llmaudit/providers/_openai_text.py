@@ -87,8 +87,9 @@ def _tool_calls(role: str, calls: Any, out: list[Part]) -> None:
 def message_parts(message: dict[str, Any], out: list[Part], default_role: str) -> None:
     """One chat message (its text, reasoning, refusal, tool calls; a tool message as a result)."""
     role = message.get("role")
-    role = role if isinstance(role, str) and role else default_role
-    if role in {"tool", "function"}:
+    if not role or type(role) is not str:
+        role = default_role
+    if role == "tool" or role == "function":  # noqa: PLR1714 - two compares: no set built per message
         call_id = message.get("tool_call_id")
         name = message.get("name")
         text = _flat_content(message.get("content"))
@@ -102,16 +103,25 @@ def message_parts(message: dict[str, Any], out: list[Part], default_role: str) -
             )
         )
         return
-    reasoning = text_of(message.get("reasoning_content")) or text_of(message.get("reasoning"))
-    if reasoning:
+    # most messages are a role and a string: each optional key is looked up once, and only
+    # followed when it holds something (this runs for every message of every record)
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
         out.append(Part(role, "reasoning", reasoning))
-    content_parts(role, message.get("content"), out)
-    refusal = text_of(message.get("refusal"))
-    if refusal:
+    content = message.get("content")
+    if type(content) is str:
+        if content:
+            out.append(Part(role, "text", content))
+    elif content:
+        content_parts(role, content, out)
+    refusal = message.get("refusal")
+    if refusal and isinstance(refusal, str):
         out.append(Part(role, "text", refusal))
-    _tool_calls(role, message.get("tool_calls"), out)
+    calls = message.get("tool_calls")
+    if calls:
+        _tool_calls(role, calls, out)
     legacy = message.get("function_call")
-    if isinstance(legacy, dict):
+    if legacy and isinstance(legacy, dict):
         _tool_calls(role, [{"function": legacy}], out)
 
 
