@@ -264,3 +264,55 @@ def test_every_sdk_records_its_conversation_as_flat_text_on_every_backend(
         assert _fields(record) == expected, name
         assert PLANTED not in json.dumps(_fields(record)), name  # nor anywhere else in the record
         assert PLANTED not in json.dumps([record.request, record.response], default=str), name
+
+
+def test_streamed_calls_record_the_flat_text_of_the_reassembled_answer(tmp_path: Path) -> None:
+    """openai and anthropic streams with tool calls, consumed through the SDKs as an application
+    does: the flat text is the answer the caller saw, the tool calls those the SDK assembled."""
+    from integrations.sdks.anthropic.test_anthropic import STREAM as ANTHROPIC_STREAM
+    from integrations.sdks.openai.test_openai import TOOL_STREAM
+
+    def streaming(request: httpx2.Request) -> httpx2.Response:
+        body = TOOL_STREAM if request.url.path.endswith("/chat/completions") else ANTHROPIC_STREAM
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=iter([body]))
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with Auditor(url, spool_dir=str(tmp_path / "spool")) as auditor:
+        client = httpx2.Client(
+            transport=llmaudit.transports.httpx2.AuditTransport(
+                httpx2.MockTransport(streaming), auditor=auditor
+            )
+        )
+        with llmaudit.session("openai"):
+            calls: dict[int, list[str]] = {}
+            for chunk in OpenAI(api_key=FAKE_KEY, http_client=client).chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "Weather in Paris?"}],
+                tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+                stream=True,
+            ):
+                for delta in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+                    calls.setdefault(delta.index, []).append(
+                        (delta.function and delta.function.arguments) or ""
+                    )
+        with llmaudit.session("anthropic"):
+            with Anthropic(api_key=FAKE_KEY, http_client=client).messages.stream(
+                model="claude-sonnet-4-20250514",
+                max_tokens=100,
+                messages=[{"role": "user", "content": "Weather?"}],
+            ) as stream:
+                final = stream.get_final_message()
+    with llmaudit.open(url) as reader:
+        got = {r.session_key: r for r in reader.records()}
+    openai_record, anthropic_record = got["openai"], got["anthropic"]
+    assert openai_record.input_text == "user: Weather in Paris?"
+    assert calls and openai_record.tool_calls is not None
+    assert [c["arguments"] for c in openai_record.tool_calls] == ["".join(calls[i]) for i in sorted(calls)]
+    texts = [b.text for b in final.content if b.type == "text"]
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert texts and uses
+    assert anthropic_record.output_text == "\n".join(texts)
+    assert anthropic_record.tool_calls == tuple(
+        {"name": u.name, "arguments": json.dumps(u.input, separators=(",", ":"), sort_keys=True), "id": u.id}
+        for u in uses
+    )
