@@ -291,7 +291,7 @@ def test_streamed_calls_record_the_flat_text_of_the_reassembled_answer(tmp_path:
                 tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
                 stream=True,
             ):
-                for delta in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+                for delta in (chunk.choices[0].delta.tool_calls or ()) if chunk.choices else ():
                     calls.setdefault(delta.index, []).append(
                         (delta.function and delta.function.arguments) or ""
                     )
