@@ -222,3 +222,39 @@ def test_the_flat_text_has_a_full_text_index_fresh_and_after_the_migration(
     with llmaudit.Auditor(url, spool_dir=str(tmp_path / "spool2")) as auditor:
         auditor.submit(AuditRecord(session_key="c", output_text="Your refund was sent"))
     assert _search(url) == {"c"}
+
+
+def test_flat_text_from_json_with_nul_and_lone_surrogates_is_stored_on_every_sql_backend(
+    sql_url: str, tmp_path: Path
+) -> None:
+    """JSON may escape NUL and lone surrogates (``\\u0000``, ``\\ud800``), which parse into the
+    payloads; the flat text made from them must still fit every text column (PostgreSQL refuses
+    NUL, no driver encodes a lone surrogate): both become U+FFFD, and the record is not lost."""
+    from llmaudit._decode import parse_json
+    from llmaudit.providers import flat_text
+
+    request, _ = parse_json(b'{"messages": [{"role": "user", "content": "a\\u0000b\\ud800c"}]}')
+    response, _ = parse_json(
+        b'{"choices": [{"message": {"content": "d\\u0000e", "tool_calls": [{"id": "x\\u0000",'
+        b' "function": {"name": "f\\udc00", "arguments": "{\\"k\\": \\"\\u0000\\"}"}}]}}]}'
+    )
+    inp, out, calls, _ = flat_text("openai", "chat.completions", request, response)
+    # a lone surrogate's three UTF-8 bytes each become U+FFFD, as the codec makes them in the payloads
+    assert (inp, out) == ("user: a\ufffdb" + "\ufffd" * 3 + "c", "d\ufffde")
+    assert calls is not None and "\x00" not in str(calls) and "\udc00" not in calls[0]["name"]
+    record = AuditRecord(
+        provider="openai",
+        operation="chat.completions",
+        request=request,
+        response=response,
+        input_text=inp,
+        output_text=out,
+        tool_calls=calls,
+    )
+    with llmaudit.Auditor(sql_url, spool_dir=str(tmp_path / "spool")) as auditor:
+        auditor.submit(record)
+    with llmaudit.open(sql_url) as reader:
+        stored = reader.get(record.id)
+        assert reader.verify().ok
+    assert stored is not None
+    assert (stored.input_text, stored.output_text, stored.tool_calls) == (inp, out, calls)

@@ -28,6 +28,7 @@ __all__ = [
     "Part",
     "arguments_text",
     "flat_fields",
+    "storable",
     "text_of",
 ]
 
@@ -101,6 +102,15 @@ def _line(part: Part) -> str:
     return f"{part.role}: [{part.text or kind}]"  # media
 
 
+def storable(text: str) -> str:
+    """*text* as every text column can hold it: lone surrogates (which no driver encodes; JSON's
+    ``\\ud800`` escape parses to one) become U+FFFD, as the codec makes them, and so does NUL, which
+    PostgreSQL's text refuses (the payloads keep it, escaped in their JSON)."""
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def _joined(pieces: Iterable[str], notes: list[str], name: str) -> str | None:
     """*pieces* joined by newlines, cut at `TEXT_LIMIT_CHARS` (a note says so); None when empty."""
     kept: list[str] = []
@@ -117,7 +127,7 @@ def _joined(pieces: Iterable[str], notes: list[str], name: str) -> str | None:
         size += len(piece) + (1 if len(kept) > 1 else 0)
     if cut:
         notes.append(f"{name} cut to {TEXT_LIMIT_CHARS} characters")
-    return "\n".join(kept) or None
+    return storable("\n".join(kept)) or None
 
 
 def flat_fields(
@@ -142,5 +152,12 @@ def flat_fields(
         if len(arguments) > ARGUMENTS_LIMIT_CHARS:
             notes.append(f"arguments of tool call {part.name!r} cut to {ARGUMENTS_LIMIT_CHARS} characters")
             arguments = arguments[:ARGUMENTS_LIMIT_CHARS]
-        found.append({"arguments": arguments, "id": part.call_id, "name": part.name})  # keys sorted
+        name, call_id = part.name, part.call_id
+        found.append(  # keys in sorted order, as the chain encodes them
+            {
+                "arguments": storable(arguments),
+                "id": None if call_id is None else storable(call_id),
+                "name": None if name is None else storable(name),
+            }
+        )
     return inp, out, tuple(found)
