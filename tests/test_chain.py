@@ -524,14 +524,22 @@ _json_values = st.recursive(
     tags=st.lists(st.text(alphabet=st.characters(codec=None), max_size=6), max_size=3),
     erased=st.booleans(),
     tokens=st.one_of(st.none(), st.integers(0, 2**40)),
+    said=st.one_of(st.none(), st.text(max_size=20)),
 )
 def test_the_chain_hash_is_the_digest_of_the_canonical_json(
-    request: Any, metadata: dict[str, Any], headers: Any, tags: list[str], erased: bool, tokens: int | None
+    request: Any,
+    metadata: dict[str, Any],
+    headers: Any,
+    tags: list[str],
+    erased: bool,
+    tokens: int | None,
+    said: str | None,
 ) -> None:
     """The hash (encoded without re-sorting: keys already in order, containers as fragments) is
     exactly ``v2:`` and SHA-256 of `dumps` of the record with each JSON field (payloads, headers) as
     its digest and each non-empty text field of the data subject as the digest of its domain and
-    JSON, as the module says; and the JSON remembered for storage is `dumps` of the record."""
+    JSON, as the module says, the conversation fields left out when None (records sealed before
+    they existed lack them); and the JSON remembered for storage is `dumps` of the record."""
     import hashlib
 
     from llmaudit._chain import tombstone
@@ -549,6 +557,8 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
         input_tokens=tokens,
         user="alice",
         parent_session_key="outer",
+        input_text=said,
+        tool_calls=None if said is None else ({"name": "f", "arguments": said, "id": None},),
     )
     chain = Chain(None)
     chain.remember_records = True
@@ -564,7 +574,13 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
         )
         expected[name] = value["sha256"] if is_tomb else hashlib.sha256(dumps(value)).hexdigest()
     domains = {"parent_session_key": "session_key"}
-    for name in ("session_key", "parent_session_key", "user", "url", "error", "tags", "notes"):
+    for name in ("input_text", "output_text", "tool_calls"):
+        if expected[name] is None:
+            del expected[name]
+    texts = ("session_key", "parent_session_key", "user", "url", "error", "tags", "notes")
+    for name in (*texts, "input_text", "tool_calls"):
+        if name not in expected:
+            continue
         if expected[name]:
             message = f"llmaudit-field\0{domains.get(name, name)}\0".encode() + dumps(expected[name])
             expected[name] = hashlib.sha256(message).hexdigest()

@@ -201,7 +201,7 @@ def test_export_to_an_unknown_kind_of_file_is_a_clear_error(
 ) -> None:
     with pytest.raises(SystemExit) as info:
         main(["export", "-s", url, "--to", str(tmp_path / "out.txt")])
-    assert info.value.code == 1 and "FILE.jsonl or FILE.csv" in capsys.readouterr().err
+    assert info.value.code == 1 and "FILE.jsonl, FILE.csv or FILE.parquet" in capsys.readouterr().err
 
 
 def test_aggregate_writes_one_summary_left_out_of_totals(url: str) -> None:

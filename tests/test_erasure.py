@@ -48,6 +48,9 @@ def _subject(i: int, session: str = f"{TOKEN}-session", parent: str | None = Non
         headers={"request": {"user-agent": f"app/{TOKEN}-agent"}},
         request={"messages": [{"role": "user", "content": f"my name is {TOKEN}-prompt {i}"}]},
         response={"choices": [{"message": {"content": f"hello {TOKEN}-answer"}}]},
+        input_text=f"user: my name is {TOKEN}-prompt {i}",
+        output_text=f"hello {TOKEN}-answer",
+        tool_calls=({"name": "lookup", "arguments": f'{{"who":"{TOKEN}-argument"}}', "id": "call_1"},),
         status_code=500,
         error=f"RuntimeError: failed for {TOKEN}-error",
         notes=(f"{TOKEN}-note",),
@@ -220,7 +223,8 @@ def test_verify_lists_erased_records_with_time_and_fields(
     (erasure,) = report.erasures
     assert erasure.id == records[1].id and erasure.status == "authenticated"
     assert erasure.fields == (
-        "error", "headers", "metadata", "notes", "request", "response", "session_key", "tags", "url", "user",
+        "error", "headers", "input_text", "metadata", "notes", "output_text", "request", "response",
+        "session_key", "tags", "tool_calls", "url", "user",
     )  # fmt: skip
     assert datetime.fromisoformat(erasure.at.replace("Z", "+00:00")) > START  # type: ignore[union-attr]
     runner = CliRunner()

@@ -882,3 +882,58 @@ def test_the_fast_path_skips_only_records_the_full_walk_would_leave_alone(
         walked = redactor(record)
     assert fast is not None and walked is not None
     assert encode_record(fast) == encode_record(walked)
+
+
+def _chat_record(content: str, answer: str, arguments: str) -> AuditRecord:
+    """A chat record as the writer builds it: payloads, and the flat text made from them."""
+    from llmaudit.providers import flat_text
+
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]}
+    call = {"id": "call_1", "type": "function", "function": {"name": "save", "arguments": arguments}}
+    response = {"choices": [{"message": {"role": "assistant", "content": answer, "tool_calls": [call]}}]}
+    inp, out, calls, _ = flat_text("openai", "chat.completions", request, response)
+    return AuditRecord(
+        provider="openai",
+        operation="chat.completions",
+        request=request,
+        response=response,
+        input_text=inp,
+        output_text=out,
+        tool_calls=calls,
+    )
+
+
+def test_the_flat_text_and_tool_call_arguments_pass_the_detectors() -> None:
+    """A key in the prompt, the answer or a tool call's arguments is gone from the flat fields too."""
+    record = _chat_record(f"my key {OPENAI}", f"your key {OPENAI}", f'{{"key":"{OPENAI}"}}')
+    result = Redactor()(record)
+    assert result is not None
+    assert OPENAI not in encode_record(result).decode()
+    assert result.input_text == "user: my key [REDACTED:openai_key]"
+    assert result.output_text == "your key [REDACTED:openai_key]"
+    assert result.tool_calls == (
+        {"name": "save", "arguments": '{"key":"[REDACTED:openai_key]"}', "id": "call_1"},
+    )
+
+
+def test_a_path_rule_reaches_the_flat_text() -> None:
+    """The flat text is made from the payloads: a rule that masks the prompt, hashes the answer or
+    drops the tool calls leaves none of them in ``input_text``, ``output_text`` or ``tool_calls``."""
+    record = _chat_record("my diagnosis is flu", "rest well", '{"patient":"jane"}')
+    rules = [
+        Rule("request.messages[*].content", "mask"),
+        Rule("response.choices[*].message.content", "hash"),
+        Rule("response.choices[*].message.tool_calls", "drop"),
+    ]
+    result = Redactor(rules)(record)
+    assert result is not None
+    text = encode_record(result).decode()
+    assert "flu" not in text and "rest well" not in text and "jane" not in text
+    assert result.input_text == "user: [REDACTED]"
+    assert result.output_text is not None and result.output_text.startswith("hmac-sha256:")
+    assert result.tool_calls is None
+    again = Redactor(rules)(result)  # idempotent, like every redaction
+    assert again is not None and (again.input_text, again.output_text) == (
+        result.input_text,
+        result.output_text,
+    )

@@ -1,13 +1,13 @@
 """build_record: a RawCapture becomes an AuditRecord. Runs on the writer thread only.
 
-Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's
-view (operation, model, usage, the reassembled stream), takes who/why from the context snapshot, and
-removes the secrets whose place is known: credential headers (never decoded into the record, and their
-values scrubbed from the error message and the bodies, where an HTTP library or an echoing server may
-repeat them), credential query parameters and form fields, and the tokens of an OAuth token exchange.
-Secrets found by their shape are the redactor's job, after this. It never raises: anything it cannot
-read becomes a note on the record, and if building fails outright a minimal record with the failure
-noted is written instead, so no call is ever lost because its body was odd.
+Decodes the bodies (content encoding, JSON, SSE/NDJSON through the provider), picks the provider's view
+(operation, model, usage, the reassembled stream, the conversation as flat text), takes who/why from the
+context snapshot, and removes the secrets whose place is known: credential headers (never decoded into
+the record, and their values scrubbed from the error message and the bodies, where an HTTP library or an
+echoing server may repeat them), credential query parameters and form fields, and the tokens of an OAuth
+token exchange. Secrets found by their shape are the redactor's job, after this. It never raises:
+anything it cannot read becomes a note on the record, and if building fails outright a minimal record
+with the failure noted is written instead, so no call is ever lost because its body was odd.
 """
 
 from __future__ import annotations
@@ -400,6 +400,12 @@ def _build(raw: RawCapture) -> AuditRecord:
     exchange, is_stream, secrets = _exchange(raw, notes, headers)
     parsed = providers.parse(exchange, raw.matched)
     notes.extend(parsed.notes)
+    response = _mask_oauth(parsed.response)
+    # one pass over the JSON just parsed: the conversation as flat text, whatever the API
+    input_text, output_text, tool_calls, text_notes = providers.flat_text(
+        parsed.provider, parsed.operation, exchange.request, response
+    )
+    notes.extend(text_notes)
     ctx = raw.context or _NO_CONTEXT
     created_at = datetime.fromtimestamp(raw.started_at, timezone.utc)
     return AuditRecord(
@@ -417,7 +423,10 @@ def _build(raw: RawCapture) -> AuditRecord:
         url=_scrub(mask_url(str(raw.request.url)), secrets),
         headers=headers,
         request=exchange.request,
-        response=_mask_oauth(parsed.response),
+        response=response,
+        input_text=input_text,
+        output_text=output_text,
+        tool_calls=tool_calls,
         status_code=raw.status_code,
         error=_error_text(_failure(raw, parsed.response), secrets),
         is_stream=is_stream,

@@ -16,7 +16,10 @@ hash itself:
   canonical JSON. An erased JSON field becomes a `tombstone` (its digest, the time of erasure and,
   with a key, a MAC over record id, field, digest and time: `erasure_mac`); an erased text field
   becomes the marker ``erased:<digest>``, which groups as the value did (the same user gives the same
-  marker) and, with a key, tells nothing about the value.
+  marker) and, with a key, tells nothing about the value. The conversation fields added with record
+  schema 4 (`ABSENT_WHEN_NONE`: ``input_text``, ``output_text``, ``tool_calls``) are marked fields
+  too, and enter the hash only when they hold something: a record that has none (every record
+  sealed before they existed, with either hashing) hashes exactly as it did.
 
 Backends keep, beside the records, each writer's *head* (highest ``seq`` and its hash, updated in the
 same write as the records, so cutting the tail is detected) and, once old records are pruned, a
@@ -58,6 +61,7 @@ from ._codec import dumps, dumps_presorted, format_timestamp, record_to_dict, re
 from ._record import AuditRecord, new_id
 
 __all__ = [
+    "ABSENT_WHEN_NONE",
     "ERASED_PREFIX",
     "GENESIS",
     "HASH_VERSION",
@@ -98,7 +102,21 @@ _V2 = "v2:"
 #: JSON fields that enter a version 2 hash as the SHA-256 of their canonical JSON; erased, a `tombstone`.
 TOMBSTONE_FIELDS = ("headers", "metadata", "request", "response")
 #: Text fields that enter a version 2 hash as their `field_digest` (unless empty); erased, a `marker`.
-MARKED_FIELDS = ("error", "notes", "parent_session_key", "session_key", "tags", "url", "user")
+MARKED_FIELDS = (
+    "error",
+    "input_text",
+    "notes",
+    "output_text",
+    "parent_session_key",
+    "session_key",
+    "tags",
+    "tool_calls",
+    "url",
+    "user",
+)
+#: Fields added to the record after records were sealed without them: left out of the hash when None,
+#: so those records still verify (and a value added to one later does not).
+ABSENT_WHEN_NONE = ("input_text", "output_text", "tool_calls")
 #: What an erased text field starts with (then 64 hex digits: 71 characters fit every column).
 ERASED_PREFIX = "erased:"
 _MARKER = re.compile(r"erased:[0-9a-f]{64}")
@@ -336,14 +354,14 @@ def _hash_data(
     (a copy of *data*) gets every container as a canonical fragment, ready for `dumps_presorted` to
     encode the whole record without encoding a payload twice."""
     data.pop("hash", None)
+    for name in ABSENT_WHEN_NONE:
+        if data[name] is None:
+            del data[name]
     if version == 1:
         _headers_as_is(data, memo, full)
         digested: tuple[str, ...] = PAYLOAD_FIELDS
     else:
-        for name in MARKED_FIELDS:
-            value = data[name]
-            if value:  # None, "" and () enter as they are: there is nothing to erase
-                data[name] = field_digest(name, value, key)
+        _digest_marked(data, key, full)
         digested = TOMBSTONE_FIELDS
     for name in digested:
         value = data[name]
@@ -363,6 +381,16 @@ def _hash_data(
             data[name] = _short_payload_hash(encoded)
     digest = _digest(dumps_presorted(data), key)
     return digest if version == 1 else _V2 + digest
+
+
+def _digest_marked(data: dict[str, Any], key: bytes | None, full: dict[str, Any] | None) -> None:
+    """Version 2: each text field of the data subject as its `field_digest`."""
+    for name in MARKED_FIELDS:
+        value = data.get(name)
+        if value:  # None, "" and () enter as they are: there is nothing to erase
+            data[name] = field_digest(name, value, key)
+    if full is not None and data.get("tool_calls"):  # objects: keys sorted, as in every payload
+        full["tool_calls"] = orjson.Fragment(dumps(full["tool_calls"]))
 
 
 def _headers_as_is(data: dict[str, Any], memo: bool, full: dict[str, Any] | None) -> None:

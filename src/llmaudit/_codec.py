@@ -182,6 +182,9 @@ def record_from_dict(data: dict[str, Any]) -> AuditRecord:
     for name in ("tags", "notes"):
         if name in known:
             known[name] = tuple(known[name] or ())
+    calls = known.get("tool_calls")
+    if isinstance(calls, list):
+        known["tool_calls"] = tuple(calls)
     for name in ("metadata", "headers"):
         if name in known and known[name] is None:
             del known[name]

@@ -1,4 +1,5 @@
 """Export records to another storage, a JSON Lines file or a CSV file; idempotent and resumable.
+(A Parquet file, for analysts, is written whole instead: see `_parquet`.)
 
 A storage URL gets batches through its own idempotent ``write`` (same id, one record). A file gets only
 the records whose id it does not hold yet, appended in batches and fsynced, so an interrupted export
@@ -28,7 +29,7 @@ from .storage._base import ChainStore, RegistryStore
 
 __all__ = ["export"]
 
-_STRUCTURED = ("tags", "metadata", "headers", "request", "response", "notes")
+_STRUCTURED = ("tags", "metadata", "headers", "request", "response", "notes", "tool_calls")
 # what makes a spreadsheet evaluate a cell (OWASP CSV injection), also after leading whitespace; the
 # full-width forms too, which some spreadsheets read as their ASCII twins
 _FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
@@ -79,7 +80,13 @@ def export(
         return _to_file(records, path, batch_size, progress, _jsonl_ids, _jsonl_lines)
     if path.suffix == ".csv":
         return _to_file(records, path, batch_size, progress, _csv_ids, _csv_lines)
-    raise ConfigurationError(f"export destination {destination!r}: use a storage URL, FILE.jsonl or FILE.csv")
+    if path.suffix == ".parquet":
+        from ._parquet import to_parquet  # noqa: PLC0415 - pyarrow is optional, and loaded only here
+
+        return to_parquet(records, path, batch_size, progress)
+    raise ConfigurationError(
+        f"export destination {destination!r}: use a storage URL, FILE.jsonl, FILE.csv or FILE.parquet"
+    )
 
 
 def _to_file(  # noqa: PLR0917 - one private caller, two call sites

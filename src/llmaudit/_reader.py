@@ -319,7 +319,8 @@ class Reader:
         """Erase what the matching records hold of the data subject, keeping digests so the log
         still verifies: the JSON fields (request, response, metadata, headers) become tombstones
         (with a MAC over record id, field, digest and time when a chain key is given), the text
-        fields (session_key, parent_session_key, user, url, error, tags, notes) the marker
+        fields (session_key, parent_session_key, user, url, error, tags, notes, and the flat text:
+        input_text, output_text, tool_calls) the marker
         ``erased:<digest>``, which groups as the value did. A session's nested sessions (records
         whose ``parent_session_key`` is it) are erased with it. Waiting spool files are replayed
         first so that no copy survives there; files held by a running writer are left alone and
@@ -589,9 +590,12 @@ class Reader:
         """Copy the matching records to *destination*: a storage URL (``jsonl://``, SQL, …), or a file
         path ending in ``.jsonl`` or ``.csv``. Idempotent and resumable: records already there (same id)
         are not written again, so an interrupted export is simply run again. Returns records copied.
+        A path ending in ``.parquet`` gets one row per record, written whole (it replaces the file;
+        needs the ``parquet`` extra).
 
         Raises:
-            ConfigurationError: the destination is neither a URL nor a .jsonl/.csv path.
+            ConfigurationError: the destination is neither a URL nor a .jsonl/.csv/.parquet path,
+                or pyarrow is missing for a .parquet one.
         """
         from . import _export  # noqa: PLC0415
 

@@ -36,7 +36,8 @@ __all__ = [
 #: Version of the record layout; bumped with a migration in ``storage/_migrations.py``.
 #: 1: the first layout. 2: ``parent_session_key`` (the enclosing session of a nested one).
 #: 3: ``headers`` (the allow-listed HTTP headers) and the per-writer chain state beside the records.
-SCHEMA_VERSION = 3
+#: 4: the conversation in a provider-independent form: ``input_text``, ``output_text``, ``tool_calls``.
+SCHEMA_VERSION = 4
 
 JSONValue = dict[str, Any] | list[Any] | str | int | float | bool | None
 
@@ -141,6 +142,13 @@ class AuditRecord:
     headers: dict[str, Any] = field(default_factory=dict)
     request: JSONValue = None
     response: JSONValue = None
+    #: The conversation as flat text, whatever the API (see ``providers._conversation.flat_fields``):
+    #: one ``role: text`` line per input message, the answer's text, and the tool calls the answer
+    #: asked for (``{"name", "arguments", "id"}``, arguments as JSON text). None where there is none
+    #: (and in every record written before schema 4).
+    input_text: str | None = None
+    output_text: str | None = None
+    tool_calls: tuple[dict[str, Any], ...] | None = None
     status_code: int | None = None
     error: str | None = None
     is_stream: bool = False
@@ -179,6 +187,9 @@ class AuditRecord:
             object.__setattr__(self, "tags", tuple(self.tags))
         if not isinstance(self.notes, tuple):
             object.__setattr__(self, "notes", tuple(self.notes))
+        calls = self.tool_calls
+        if calls is not None and not isinstance(calls, tuple):
+            object.__setattr__(self, "tool_calls", tuple(calls))
 
 
 Kind = Literal["call", "function", "aggregation"]

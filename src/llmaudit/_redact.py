@@ -25,9 +25,12 @@ it applies, in this order:
 
 Every field of the record that can hold text is scanned, found from `AuditRecord` itself so that a field
 added later is scanned too: the payloads as above; ``headers`` (names and values), ``url``, ``error``,
-``model``, ``operation``, ``provider``, ``method``, ``tags``, ``notes`` and any other text field by the
-detectors (then cut to their column's width, `STRING_LIMITS`, since a marker can be longer than what it
-replaced). ``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
+``model``, ``operation``, ``provider``, ``method``, ``tags``, ``notes``, the conversation's flat text
+(``input_text``, ``output_text``, ``tool_calls``) and any other text field by the detectors (then cut
+to their column's width, `STRING_LIMITS`, since a marker can be longer than what it replaced). The
+flat text is made from the payloads: when a path rule changes a payload, it is made again from the
+payload as the rule left it, so that what a rule removes from a prompt is not kept there either.
+``session_key``, ``parent_session_key``, ``user`` and ``client`` group the log: when a
 credential detector (every one but ``email``) fires in one, the whole value becomes its keyed hash
 (``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values still group and a nested session
 still names its parent; an e-mail address there is kept, as it is how many applications name their
@@ -76,6 +79,7 @@ from typing import Any, Final
 
 import orjson
 
+from . import providers
 from ._codec import dumps
 from ._detectors import (
     CHECKS,
@@ -799,6 +803,10 @@ class Redactor:
         fields, the grouping fields; then the fixed-width ones cut to their column."""
         for name, rules in self._plan:
             self._field(record, name, rules, changes=changes, counts=counts, failed=failed)
+        derived = self._rederived(record, changes)
+        if derived is not None:
+            changes.update(derived)
+            record = replace(record, **derived)
         if self._detectors or self._patterns:
             for name in _SCANNED_FIELDS:
                 self._field(record, name, None, changes=changes, counts=counts, failed=failed)
@@ -808,6 +816,22 @@ class Redactor:
             value = changes.get(name)
             if isinstance(value, str) and len(value) > limit:  # a marker can be longer than the secret
                 changes[name] = value[:limit]
+
+    def _rederived(self, record: AuditRecord, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The conversation fields made again from the payloads as the path rules left them, so that
+        what a rule removed from a prompt or an answer is not kept in ``input_text``, ``output_text``
+        or ``tool_calls`` (None when no rule changed a payload, or the record has none of them)."""
+        if not self._rules or ("request" not in changes and "response" not in changes):
+            return None
+        if record.input_text is None and record.output_text is None and record.tool_calls is None:
+            return None
+        inp, out, calls, _ = providers.flat_text(
+            record.provider,
+            record.operation,
+            changes.get("request", record.request),
+            changes.get("response", record.response),
+        )
+        return {"input_text": inp, "output_text": out, "tool_calls": calls}
 
     def _nothing_to_do(self, record: AuditRecord) -> bool:
         """Whether redaction would leave *record* as it is, decided on its canonical JSON at C speed
@@ -903,8 +927,15 @@ class Redactor:
             return self._scan(value, counts)
         if isinstance(value, dict):
             return self._walk(value, counts, 0)
-        if isinstance(value, tuple):
-            new = tuple(self._scan(item, counts) if isinstance(item, str) else item for item in value)
+        if isinstance(value, tuple):  # tags and notes (strings), tool_calls (objects)
+            new = tuple(
+                self._scan(item, counts)
+                if isinstance(item, str)
+                else self._walk(item, counts, 0)
+                if isinstance(item, (dict, list))
+                else item
+                for item in value
+            )
             return value if all(a is b for a, b in zip(new, value, strict=True)) else new
         return value
 

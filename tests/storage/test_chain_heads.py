@@ -314,6 +314,12 @@ def _look_like_version(conn: sa.Connection, store: SQLStorage, version: int) -> 
     """Turns the schema back into what *version* had (as an attacker, or an old llmaudit, left it)."""
     inspector = sa.inspect(conn)
     quote = conn.dialect.identifier_preparer.format_table
+    for column in ("input_text", "output_text", "tool_calls"):  # SQL schema 5
+        conn.exec_driver_sql(f"ALTER TABLE {quote(store.table)} DROP COLUMN {column}")
+    if version >= 4:
+        meta = _migrations.meta_table(store.table)
+        conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version)))
+        return
     chain_columns = {c["name"] for c in inspector.get_columns(store.chain.name)}
     for column in ("head_mac", "base_mac"):
         if column in chain_columns:

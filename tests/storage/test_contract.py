@@ -59,6 +59,16 @@ records = st.builds(
     url=st.none() | st.text(_SCALAR_TEXT, max_size=200),
     request=_JSON,
     response=_JSON,
+    input_text=st.none() | st.text(_SCALAR_TEXT, max_size=200),
+    output_text=st.none() | st.text(_SCALAR_TEXT, max_size=200),
+    tool_calls=st.none()
+    | st.lists(
+        st.fixed_dictionaries(
+            {"arguments": _PAYLOAD_TEXT, "id": st.none() | _PAYLOAD_TEXT, "name": st.none() | _PAYLOAD_TEXT}
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(tuple),
     status_code=st.none() | st.integers(100, 599),
     error=st.none() | st.text(_SCALAR_TEXT, max_size=100),
     is_stream=st.booleans(),

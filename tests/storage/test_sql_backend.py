@@ -280,6 +280,8 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     with store._engine.begin() as conn:  # turn it into what schema 1 looked like
         conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN parent_session_key")
         conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN headers")
+        for column in ("input_text", "output_text", "tool_calls"):
+            conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN {column}")
         conn.exec_driver_sql(f"DROP TABLE {store.chain.name}")
         conn.execute(meta.update().values(value="1"))
     store.close()

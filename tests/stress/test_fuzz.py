@@ -707,7 +707,8 @@ WRONG_TYPES = (None, -1, 2**70, 1.5, True, "x", [1], {"a": 1})
 def test_every_field_of_every_message_may_have_the_wrong_type(family: str) -> None:
     """Systematically, where the fuzzing above samples: in a whole conversation of a family's
     messages, each value (or sub-object) in turn replaced by each wrong type, on each of the family's
-    URLs, as a stream (SSE and NDJSON) and as one JSON body. The provider's own parser reads them all."""
+    URLs, as a stream (SSE and NDJSON) and as one JSON body. The provider's own parser reads them all,
+    and its conversation reader (the record's flat text) reads the result and the message as a request."""
     templates = TEMPLATES[family]
     routes = [r for r in ROUTES if FAMILIES.get(r[0], "openai") == family]
     for number, template in enumerate(templates):
@@ -727,6 +728,11 @@ def test_every_field_of_every_message_may_have_the_wrong_type(family: str) -> No
                         failed = [note for note in parsed.notes if "parser failed" in note]
                         assert not failed, (name, operation, url_path, path, wrong, stream, failed)
                         _check_counts(parsed.input_tokens, parsed.output_tokens, parsed.total_tokens)
+                        *_, notes = providers.flat_text(
+                            parsed.provider, parsed.operation, message, parsed.response
+                        )
+                        unread = [note for note in notes if "not read" in note]
+                        assert not unread, (name, operation, url_path, path, wrong, stream, unread)
 
 
 # -- the whole capture -> record build, then the redactor ----------------------------------------

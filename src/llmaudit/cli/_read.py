@@ -20,6 +20,7 @@ from ._text import json_line, plain, shown
 from ._views import (
     console,
     last_errors_lines,
+    money,
     render_conversation,
     render_record_line,
     sessions_table,
@@ -127,14 +128,15 @@ def _show_counts(records: list[AuditRecord]) -> str:
     """``2 calls, 2 functions, 1 aggregation, cost $…``: every record listed, each counted as what
     it is, and the cost of the calls alone."""
     kinds: Counter[str] = Counter(record_kind(r) for r in records)
-    cost = sum(r.cost_usd or 0 for r in records if record_kind(r) == "call")
+    costs = [r.cost_usd for r in records if record_kind(r) == "call" and r.cost_usd is not None]
     parts = [f"{kinds['call']} call{'s' if kinds['call'] != 1 else ''}"]
     parts.extend(
         f"{kinds[kind]} {kind}{'s' if kinds[kind] != 1 else ''}"
         for kind in ("function", "aggregation")
         if kinds[kind]
     )
-    return f"{', '.join(parts)}, cost ${cost:,.6f}"
+    # "-" when no call has a cost, never "$0.000000"
+    return f"{', '.join(parts)}, cost {money(sum(costs) if costs else None)}"
 
 
 @click.command()
@@ -215,11 +217,12 @@ def stats(
 
 @click.command()
 @storage_option
-@click.option("--to", "destination", required=True, help="Storage URL, FILE.jsonl or FILE.csv.")
+@click.option("--to", "destination", required=True, help="Storage URL, FILE.jsonl, FILE.csv or FILE.parquet.")
 @click.option("--since", default=None, help="Only the last AGE (e.g. 30d).")
 @click.option("--session", default=None, help="Only this session.")
 def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
-    """Copy records to another storage or a file (idempotent: run it again to resume)."""
+    """Copy records to another storage or a file (idempotent: run it again to resume; a Parquet file
+    is written whole)."""
     with open_reader(storage) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {plain(destination)}")

@@ -10,19 +10,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .. import providers
 from .._record import AuditRecord
 from .._summary import SessionSummary, StatsRow
+from ..providers import Conversation, Part
 from ._text import plain, shown
 
 __all__ = [
     "console",
     "last_errors_lines",
+    "money",
     "render_conversation",
     "render_record_line",
     "sessions_table",
@@ -37,8 +39,12 @@ def console(err: bool = False) -> Console:
     return Console(file=stream, soft_wrap=True, highlight=False, width=None if stream.isatty() else 160)
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
+    """A cost in dollars, ``-`` when there is none (never ``$0.000000`` for an unknown cost)."""
     return "-" if value is None else f"${value:,.6f}"
+
+
+_money = money
 
 
 def _int(value: int | None) -> str:
@@ -158,68 +164,81 @@ def render_record_line(r: AuditRecord) -> str:
     )
 
 
-def _content_text(content: Any) -> str:
-    """Message content as text: a string, or the text parts of a list of content blocks."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for block in content:
-            if isinstance(block, dict):
-                text = block.get("text")
-                parts.append(text if isinstance(text, str) else f"[{block.get('type', 'part')}]")
-            else:
-                parts.append(str(block))
-        return "\n".join(parts)
-    return json.dumps(content, ensure_ascii=False)
+#: How each kind of part is labelled and styled; "{role}" is the part's role.
+_LABELS = {
+    "text": ("{role}: ", "cyan"),
+    "tool_call": ("{role} tool call: ", "magenta"),
+    "tool_result": ("tool result: ", "magenta"),
+    "reasoning": ("{role} reasoning: ", "dim"),
+    "media": ("{role}: ", "cyan"),
+}
 
 
-def _request_messages(request: Any) -> list[tuple[str, str]]:
-    if not isinstance(request, dict):
-        return []
-    out: list[tuple[str, str]] = []
-    if isinstance(request.get("system"), (str, list)):
-        out.append(("system", _content_text(request["system"])))
-    for message in request.get("messages") or request.get("contents") or ():
-        if isinstance(message, dict):
-            role = str(message.get("role", "user"))
-            content = message.get("content", message.get("parts"))
-            out.append((role, _content_text(content)))
-    if isinstance(request.get("input"), str):
-        out.append(("user", request["input"]))
-    if isinstance(request.get("prompt"), str):
-        out.append(("user", request["prompt"]))
-    return out
+def _part_line(part: Part, answer: bool) -> Text:
+    label, style = _LABELS.get(part.kind, ("{role}: ", "cyan"))
+    if answer and part.kind == "text":
+        style = "green"
+    line = Text("  ").append_text(shown(label.format(role=part.role), style=style))
+    if part.kind == "tool_call":
+        return line.append_text(shown(f"{part.name or '?'}({part.text})", multiline=True))
+    if part.kind == "tool_result" and (part.name or part.call_id):
+        line.append_text(shown(f"[{part.name or part.call_id}] ", style="dim"))
+    if part.kind == "media":
+        return line.append_text(shown(f"[{part.text}]", style="dim"))
+    return line.append_text(
+        shown(part.text, multiline=True, style="italic" if part.kind == "reasoning" else "")
+    )
 
 
-def _response_parts(response: Any) -> tuple[list[str], list[str]]:
-    """(answer texts, tool calls) from an OpenAI, Anthropic, Gemini, Cohere or Ollama response."""
-    texts: list[str] = []
-    calls: list[str] = []
-    if not isinstance(response, dict):
-        return ([str(response)] if response else []), calls
-    for choice in response.get("choices") or ():
-        message = choice.get("message") or {} if isinstance(choice, dict) else {}
-        if message.get("content"):
-            texts.append(_content_text(message["content"]))
-        if isinstance(choice, dict) and isinstance(choice.get("text"), str):
-            texts.append(choice["text"])
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") or {}
-            calls.append(f"{function.get('name')}({function.get('arguments', '')})")
-    for block in response.get("content") or () if isinstance(response.get("content"), list) else ():
-        if isinstance(block, dict) and block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
-        elif isinstance(block, dict) and block.get("type") == "tool_use":
-            calls.append(f"{block.get('name')}({json.dumps(block.get('input'), ensure_ascii=False)})")
-    if isinstance(response.get("output_text"), str):
-        texts.append(response["output_text"])
-    message = response.get("message")
-    if isinstance(message, dict) and isinstance(message.get("content"), (str, list)):
-        texts.append(_content_text(message["content"]))
-    return texts, calls
+#: What a record that names no operation (one submitted by hand, an unknown endpoint) is read as:
+#: each API's main operation in turn, under its provider's name or, without one, each provider's.
+_GUESSES = (
+    ("openai", "chat.completions"),
+    ("openai", "responses"),
+    ("anthropic", "messages"),
+    ("gemini", "generate_content"),
+    ("cohere", "chat"),
+    ("openai", "completions"),
+)
+
+
+def _read(r: AuditRecord) -> Conversation:
+    try:
+        if r.operation is not None:
+            return providers.conversation(r.provider, r.operation, r.request, r.response)
+        for provider, operation in _GUESSES:
+            name = r.provider if r.provider not in (None, "unknown") else provider
+            found = providers.conversation(name, operation, r.request, r.response)
+            if found.input or found.output:
+                return found
+    except Exception:  # noqa: BLE001 - a reader's bug must not hide the record: show the flat text
+        return Conversation()
+    return Conversation()
+
+
+def _conversation_lines(r: AuditRecord) -> list[Text]:
+    """The record's conversation as its provider reads it (`providers.conversation`): the input,
+    the answer, tool calls and results, reasoning, vectors counted; a record no provider reads (or
+    whose payloads were erased) shows its stored flat text instead."""
+    found = _read(r)
+    lines = [_part_line(p, False) for p in found.input] + [_part_line(p, True) for p in found.output]
+    if found.vectors is not None:
+        count, dimensions = found.vectors
+        size = "?" if dimensions is None else f"{dimensions:,}"
+        lines.append(Text(f"  embeddings: {count:,} vectors of {size} dimensions", style="green"))
+    if lines:
+        return lines
+    for label, value, style in (("input", r.input_text, "cyan"), ("output", r.output_text, "green")):
+        if value is not None:
+            lines.append(
+                Text("  ")
+                .append_text(shown(f"{label}: ", style=style))
+                .append_text(shown(value, multiline=True))
+            )
+    for call in r.tool_calls or ():
+        text = f"{call.get('name') or '?'}({call.get('arguments', '')})" if isinstance(call, dict) else call
+        lines.append(Text("  tool call: ", style="magenta").append_text(shown(text, multiline=True)))
+    return lines
 
 
 def render_conversation(records: Iterable[AuditRecord], out: Console) -> int:
@@ -241,13 +260,8 @@ def render_conversation(records: Iterable[AuditRecord], out: Console) -> int:
             out.print(Text("  call ").append_text(shown(json.dumps(r.request, ensure_ascii=False))))
             out.print(Text("  returned ").append_text(shown(json.dumps(r.response, ensure_ascii=False))))
         else:
-            for role, text in _request_messages(r.request):
-                out.print(Text.assemble(shown(f"  {role}: ", style="cyan"), shown(text, multiline=True)))
-            texts, calls = _response_parts(r.response)
-            for text in texts:
-                out.print(Text("  assistant: ", style="green").append_text(shown(text, multiline=True)))
-            for call in calls:
-                out.print(Text("  tool call: ", style="magenta").append_text(shown(call, multiline=True)))
+            for line in _conversation_lines(r):
+                out.print(line)
         if r.error:
             out.print(Text("  error: ", style="red").append_text(shown(r.error, multiline=True, style="red")))
         elif (r.status_code or 0) >= 400:

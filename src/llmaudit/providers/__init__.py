@@ -11,6 +11,10 @@ The registry's `match` asks, in order: the user's mapping of hosts and path pref
 gateways), then the request's shape on any host (`_shapes`: the OpenAI paths, Gemini's
 ``models/...:generateContent``, Anthropic's ``/messages`` with its ``anthropic-version`` header).
 Like every provider's ``match``, it runs on the caller's thread: string tests only.
+
+A provider may answer a third: ``conversation(operation, request, response)`` reads the parsed request
+and response once into the provider-independent `Conversation` (see `_conversation`), from which the
+record's flat text (`flat_text`, on the writer thread) and the command line's conversation view come.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from .._frozen import fast_init
 from ._routes import Routes, parse_routes
 
 __all__ = [
+    "Conversation",
     "Exchange",
     "Parsed",
+    "Part",
     "Provider",
     "Routes",
+    "conversation",
+    "flat_text",
     "match",
     "parse",
     "parse_routes",
@@ -241,6 +249,33 @@ def _resolve(
     return match(exchange.host, exchange.path, exchange.request_headers, method=exchange.method)
 
 
+def conversation(provider: str | None, operation: str | None, request: Any, response: Any) -> Conversation:
+    """The conversation of an exchange the provider named *provider* parsed (a record's
+    ``provider`` and ``operation``): `Conversation()` when no provider of that name reads one.
+
+    Raises:
+        Exception: whatever the provider's reader raises on JSON it did not expect (callers note it).
+    """
+    if provider is None or operation is None:
+        return EMPTY
+    candidate = _named.get(provider) or next((p for p in _providers if p.name == provider), None)
+    read = getattr(candidate, "conversation", None)
+    return EMPTY if read is None else read(operation, request, response)
+
+
+def flat_text(
+    provider: str | None, operation: str | None, request: Any, response: Any
+) -> tuple[str | None, str | None, tuple[dict[str, Any], ...] | None, tuple[str, ...]]:
+    """A record's ``input_text``, ``output_text`` and ``tool_calls`` from its provider's
+    `conversation`, and notes (cuts, or why the conversation could not be read); never raises."""
+    notes: list[str] = []
+    try:
+        found = conversation(provider, operation, request, response)
+        return (*flat_fields(found, notes), tuple(notes))
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not lose the call
+        return None, None, None, (f"{provider} conversation not read ({type(exc).__name__}: {exc})",)
+
+
 def _load_builtins() -> None:
     from . import anthropic, cohere, compat, gemini, mistral, ollama, openai  # noqa: PLC0415
 
@@ -265,6 +300,7 @@ def _load_builtins() -> None:
 
 
 from . import _gateways, _shapes  # noqa: E402 - they import this module's types
+from ._conversation import EMPTY, Conversation, Part, flat_fields  # noqa: E402 - after Exchange
 
 _by_shape = _shapes.by_shape
 _load_builtins()

@@ -7,7 +7,8 @@ from typing import Any
 
 from .._decode import parse_json
 from . import Exchange, Parsed
-from ._common import as_int, body_json, obj, request_model, sse_json
+from ._common import as_int, body_json, items, obj, request_model, sse_json
+from ._conversation import EMPTY, Conversation, Part, arguments_text, text_of
 
 __all__ = ["ANTHROPIC", "COMPATIBLE", "shape"]
 
@@ -77,6 +78,61 @@ class _Anthropic:
             total,
             tuple(notes),
         )
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        """The conversation of a messages call: content blocks (text, tool_use, tool_result,
+        thinking, media) of the system prompt, the messages and the answer."""
+        if operation not in ("messages", "messages.count_tokens"):
+            return EMPTY
+        req, out = obj(request), list[Part]()
+        system = req.get("system")
+        if isinstance(system, str):
+            if system:
+                out.append(Part("system", "text", system))
+        else:
+            _blocks("system", system, out)
+        for value in items(req.get("messages")):
+            message = obj(value)
+            role = message.get("role")
+            _blocks(role if isinstance(role, str) and role else "user", message.get("content"), out)
+        answer: list[Part] = []
+        _blocks("assistant", obj(response).get("content"), answer)
+        return Conversation(tuple(out), tuple(answer))
+
+
+def _blocks(role: str, content: Any, out: list[Part]) -> None:
+    """Anthropic content (a string or a list of blocks) as parts of *role*."""
+    if isinstance(content, str):
+        if content:
+            out.append(Part(role, "text", content))
+        return
+    for value in items(content):
+        block = obj(value)
+        kind = block.get("type")
+        name, block_id = block.get("name"), block.get("id", block.get("tool_use_id"))
+        name, block_id = (v if isinstance(v, str) else None for v in (name, block_id))
+        if kind == "text":
+            text = text_of(block.get("text"))
+            if text:
+                out.append(Part(role, "text", text))
+        elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+            out.append(Part(role, "tool_call", arguments_text(block.get("input")), name, block_id))
+        elif kind == "tool_result" or (isinstance(kind, str) and kind.endswith("_tool_result")):
+            out.append(Part("tool", "tool_result", _result_text(block.get("content")), name, block_id))
+        elif kind == "thinking":
+            text = text_of(block.get("thinking"))
+            if text:
+                out.append(Part(role, "reasoning", text))
+        elif isinstance(kind, str) and kind and kind != "redacted_thinking":
+            out.append(Part(role, "media", kind))
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts: list[Part] = []
+    _blocks("tool", content, parts)
+    return "\n".join(p.text for p in parts if p.kind == "text")
 
 
 def _assemble(exchange: Exchange, notes: list[str]) -> dict[str, Any]:

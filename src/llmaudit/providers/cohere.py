@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import Exchange, Parsed
-from ._common import as_int, body_json, obj, request_model, sse_json
+from ._common import as_int, body_json, items, obj, request_model, sse_json
+from ._conversation import EMPTY, Conversation, Part
+from ._openai_text import content_parts, message_parts
 
 __all__ = ["COHERE"]
 
@@ -37,6 +39,47 @@ class _Cohere:
         inp, out = _usage(body)
         total = inp + out if inp is not None and out is not None else None
         return Parsed(self.name, operation, request_model(exchange), body, inp, out, total, tuple(notes))
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        """v2 chat (messages shaped like OpenAI's, content as text blocks), v1 chat (``message``,
+        ``chat_history``, ``preamble``) and embed (its texts and vectors)."""
+        req, resp = obj(request), obj(response)
+        if operation == "embed":
+            texts = [t for t in items(req.get("texts")) if isinstance(t, str) and t]
+            return Conversation(tuple(Part("user", "text", t) for t in texts), (), _vectors(resp))
+        if operation != "chat":
+            return EMPTY
+        out: list[Part] = []
+        if isinstance(req.get("preamble"), str):
+            content_parts("system", req["preamble"], out)
+        for value in items(req.get("chat_history")):  # v1: {"role": "USER", "message": ...}
+            turn = obj(value)
+            content_parts(str(turn.get("role", "user")).lower(), turn.get("message"), out)
+        if isinstance(req.get("message"), str):
+            content_parts("user", req["message"], out)
+        for message in items(req.get("messages")):
+            if isinstance(message, dict):
+                message_parts(message, out, "user")
+        answer: list[Part] = []
+        message = obj(resp.get("message"))
+        if message:
+            message_parts({**message, "role": "assistant"}, answer, "assistant")
+            plan = message.get("tool_plan")
+            if isinstance(plan, str) and plan:
+                answer.insert(0, Part("assistant", "reasoning", plan))
+        elif isinstance(resp.get("text"), str):  # v1
+            content_parts("assistant", resp["text"], answer)
+        return Conversation(tuple(out), tuple(answer))
+
+
+def _vectors(response: dict[str, Any]) -> tuple[int, int | None] | None:
+    embeddings = response.get("embeddings")
+    if isinstance(embeddings, dict):  # v2: {"float": [[...]], "int8": ...}
+        embeddings = next((v for v in embeddings.values() if isinstance(v, list)), None)
+    vectors = items(embeddings)
+    if not vectors:
+        return None
+    return len(vectors), len(vectors[0]) if isinstance(vectors[0], list) else None
 
 
 def _usage(body: Any) -> tuple[int | None, int | None]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import Exchange, Parsed, Provider
+from ._conversation import Conversation
 from ._openai_format import operation_for, parse_openai_format
+from ._openai_text import openai_conversation
 from .anthropic import ANTHROPIC
 from .cohere import COHERE
 from .gemini import GEMINI
@@ -32,6 +34,9 @@ class _Hosted:
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation)
 
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
+
 
 class _Generic:
     """The OpenAI format on a host llmaudit does not know: recorded, not priced (a local server is
@@ -48,6 +53,9 @@ class _Generic:
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         # Azure-style paths (an AzureOpenAI client behind a gateway) name the model's deployment
         return parse_openai_format(exchange, self.name, operation, model=deployment(exchange.path))
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 class _Forwarder:

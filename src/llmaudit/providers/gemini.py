@@ -10,6 +10,7 @@ from typing import Any
 from .._decode import parse_json
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, sse_json
+from ._conversation import EMPTY, Conversation, Part, arguments_text, text_of
 
 __all__ = ["COMPATIBLE", "GEMINI", "shape"]
 
@@ -66,6 +67,64 @@ class _Gemini:
             as_int(meta.get("totalTokenCount")),
             tuple(notes),
         )
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        """The conversation of a generateContent call (parts: text, thoughts, functionCall,
+        functionResponse, inline and file data) or an embedding call (its texts and vectors)."""
+        req, resp = obj(request), obj(response)
+        if operation == "embed_content":
+            return _embedding(req, resp)
+        if operation != "generate_content":
+            return EMPTY
+        out: list[Part] = []
+        _parts("system", obj(req.get("systemInstruction", req.get("system_instruction"))), out)
+        for value in items(req.get("contents")):
+            content = obj(value)
+            role = content.get("role")
+            _parts(role if isinstance(role, str) and role else "user", content, out)
+        answer: list[Part] = []
+        for candidate in items(resp.get("candidates")):
+            _parts("assistant", obj(obj(candidate).get("content")), answer)
+        return Conversation(tuple(out), tuple(answer))
+
+
+#: Gemini's role of the model's turns, shown as every other API's.
+_ROLES = {"model": "assistant", "function": "tool"}
+
+
+def _parts(role: str, content: dict[str, Any], out: list[Part]) -> None:
+    role = _ROLES.get(role, role)
+    for value in items(content.get("parts")):
+        part = obj(value)
+        call = part.get("functionCall", part.get("function_call"))
+        result = part.get("functionResponse", part.get("function_response"))
+        text = text_of(part.get("text"))
+        if text is not None:
+            out.append(Part(role, "reasoning" if part.get("thought") else "text", text))
+        elif isinstance(call, dict):
+            name, call_id = call.get("name"), call.get("id")
+            name, call_id = (v if isinstance(v, str) else None for v in (name, call_id))
+            out.append(Part(role, "tool_call", arguments_text(call.get("args")), name, call_id))
+        elif isinstance(result, dict):
+            name, call_id = result.get("name"), result.get("id")
+            name, call_id = (v if isinstance(v, str) else None for v in (name, call_id))
+            out.append(Part("tool", "tool_result", arguments_text(result.get("response")), name, call_id))
+        elif part:
+            kind = next(iter(part))
+            out.append(Part(role, "media", str(obj(part[kind]).get("mimeType") or kind)))
+
+
+def _embedding(request: dict[str, Any], response: dict[str, Any]) -> Conversation:
+    out: list[Part] = []
+    for one in items(request.get("requests")) or [request]:
+        _parts("user", obj(obj(one).get("content")), out)
+    vectors = items(response.get("embeddings")) or (
+        [response["embedding"]] if "embedding" in response else []
+    )
+    if not vectors:
+        return Conversation(tuple(out))
+    values = obj(vectors[0]).get("values")
+    return Conversation(tuple(out), (), (len(vectors), len(values) if isinstance(values, list) else None))
 
 
 def _output_tokens(meta: dict[str, Any]) -> int | None:

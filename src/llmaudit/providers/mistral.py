@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Exchange, Parsed
+from ._conversation import Conversation
 from ._openai_format import operation_for, parse_openai_format
+from ._openai_text import openai_conversation
 
 __all__ = ["MISTRAL"]
 
@@ -33,6 +37,9 @@ class _Mistral:
             parsed.total_tokens,
             parsed.notes,
         )
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 MISTRAL = _Mistral()

@@ -8,6 +8,8 @@ from typing import Any
 from .._decode import iter_ndjson
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, request_model
+from ._conversation import Conversation, Part
+from ._openai_text import content_parts, message_parts
 
 __all__ = ["OLLAMA"]
 
@@ -54,6 +56,34 @@ class _Ollama:
             total,
             tuple(notes),
         )
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        """chat (OpenAI-shaped messages, images by count, ``thinking``), generate (``system``,
+        ``prompt``, ``response``) and the embedding endpoints (their inputs and vectors)."""
+        req, resp = obj(request), obj(response)
+        out: list[Part] = []
+        answer: list[Part] = []
+        if operation == "chat":
+            for message in items(req.get("messages")):
+                if isinstance(message, dict):
+                    message_parts(message, out, "user")
+            message = obj(resp.get("message"))
+            if message:
+                message_parts({**message, "reasoning": message.get("thinking")}, answer, "assistant")
+            return Conversation(tuple(out), tuple(answer))
+        if operation == "generate":
+            content_parts("system", req.get("system"), out)
+            content_parts("user", req.get("prompt"), out)
+            content_parts("assistant", resp.get("response"), answer)
+            return Conversation(tuple(out), tuple(answer))
+        value = req.get("input", req.get("prompt"))
+        for text in [value] if isinstance(value, str) else items(value):
+            content_parts("user", text if isinstance(text, str) else None, out)
+        vectors = items(resp.get("embeddings")) or ([resp["embedding"]] if "embedding" in resp else [])
+        if not vectors:
+            return Conversation(tuple(out))
+        first = vectors[0]
+        return Conversation(tuple(out), (), (len(vectors), len(first) if isinstance(first, list) else None))
 
 
 def _assemble(exchange: Exchange, notes: list[str], operation: str) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Exchange, Parsed
+from ._conversation import Conversation
 from ._openai_format import operation_for, parse_openai_format
+from ._openai_text import openai_conversation
 
 __all__ = ["AZURE", "OPENAI", "deployment"]
 
@@ -33,6 +37,9 @@ class _OpenAI:
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation)
 
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
+
 
 class _Azure:
     name = "azure_openai"
@@ -48,6 +55,9 @@ class _Azure:
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         return parse_openai_format(exchange, self.name, operation, model=deployment(exchange.path))
+
+    def conversation(self, operation: str, request: Any, response: Any) -> Conversation:
+        return openai_conversation(operation, request, response)
 
 
 def deployment(path: str) -> str | None:

@@ -33,8 +33,9 @@ __all__ = [
 
 #: The version of the SQL schema (tables and columns), stamped in ``{table}_meta``. Versions 1 to 3
 #: matched the record format's (``_record.SCHEMA_VERSION``); version 4 added the chain's MACs and
-#: registry without changing a record, so the two numbers part here.
-SCHEMA_VERSION = 4
+#: registry without changing a record, so the two numbers part here. Version 5 added the columns of
+#: record schema 4 (the conversation's flat text).
+SCHEMA_VERSION = 5
 
 
 class NoSchemaError(Exception):
@@ -97,8 +98,31 @@ def _v3_to_v4(conn: Connection, table: sa.Table) -> None:
 
 _MAC_COLUMNS = ("head_mac", "base_mac")
 
+
+def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
+    """The conversation's flat text (``input_text``, ``output_text``, ``tool_calls``). Rows already
+    stored keep NULL there: they were sealed without these fields, and a NULL one enters no hash,
+    so they verify as before; filling them in would rewrite sealed rows, which a migration never
+    does. Columns already there are left alone: MySQL commits each ``ALTER TABLE`` at once, so a
+    step that failed halfway is run again over what it added."""
+    inspector = sa.inspect(conn)
+    existing = {c["name"] for c in inspector.get_columns(table.name)}
+    for name in ("input_text", "output_text", "tool_calls"):
+        if name not in existing:
+            _add_column(conn, table, name)
+    indexes = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    for index in table.indexes:  # the full-text indexes (PostgreSQL and MariaDB only: see sql.py)
+        if index.name not in indexes and index.name and index.name.endswith(("_text", "_fulltext")):
+            index.create(conn)
+
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 _KEY = "schema_version"
 _ATTEMPTS = 3
 

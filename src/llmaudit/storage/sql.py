@@ -78,12 +78,15 @@ _RESIDUAL_COPIES = {
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,50}$")
 _DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
-_JSON_FIELDS = ("tags", "metadata", "headers", "request", "response", "notes")
+_JSON_FIELDS = ("tags", "metadata", "headers", "request", "response", "notes", "tool_calls")
 _FLOAT_FIELDS = ("duration_ms", "ttft_ms", "cost_usd")
 _BIG_INT_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "seq")
 _INT_FIELDS = ("schema_version", "status_code", "attempt")
 _BOOL_FIELDS = ("is_stream", "incomplete", "is_aggregation")
 _TEXT_FIELDS = ("url", "error")
+#: The conversation's flat text: up to 32,000 characters, longer once redaction markers are in, so
+#: more than MySQL's TEXT (64 KiB) holds in utf8mb4.
+_LONG_TEXT_FIELDS = ("input_text", "output_text")
 _INDEXED = ("session_key", "client", "model", "created_at", "user", "parent_id")
 _SUMMED = ("input_tokens", "output_tokens", "cost_usd", "status_code", "error")
 # ``source`` tells a call from a function record (`_kinds`); the names changed with it, so that an
@@ -117,6 +120,20 @@ def _not_sqlite(
     checkfirst: bool = False,
 ) -> bool:
     return dialect.name != "sqlite"
+
+
+def _mysql_family(
+    ddl: Any,
+    target: Any,
+    bind: Any,
+    tables: Any = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    compiler: Any = None,
+    checkfirst: bool = False,
+) -> bool:
+    return dialect.name in ("mysql", "mariadb")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -204,6 +221,8 @@ def _column(name: str) -> sa.Column[Any]:  # noqa: PLR0911 - one return per fiel
         return sa.Column(name, sa.Boolean(), nullable=False)
     if name in _TEXT_FIELDS:
         return sa.Column(name, sa.Text())
+    if name in _LONG_TEXT_FIELDS:
+        return sa.Column(name, sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"))
     raise AssertionError(f"AuditRecord field {name!r} has no column type")  # a new field needs a type
 
 
@@ -228,7 +247,23 @@ def build_table(metadata: sa.MetaData, name: str) -> sa.Table:
     # -> under 2 s, see benchmarks/bench_read.py). PostgreSQL aggregates fast enough without them.
     for index_name, columns in _COVERING.items():
         sa.Index(f"ix_{name}_{index_name}", *(table.c[c] for c in columns)).ddl_if(dialect="sqlite")
+    _text_indexes(table, name)
     return table
+
+
+def _text_indexes(table: sa.Table, name: str) -> None:
+    """Full-text indexes over the conversation's flat text, where the database has them built in:
+    PostgreSQL a GIN index on ``to_tsvector('simple', input_text || ' ' || output_text)`` (used by a
+    query with that very expression and ``@@``), MariaDB/MySQL a FULLTEXT index (``MATCH (input_text,
+    output_text) AGAINST (...)``). A B-tree cannot index text this long; SQLite has no built-in
+    full-text index on a plain table (its FTS5 is a table of its own), so there ``LIKE`` scans."""
+    c = table.c
+    text = sa.func.coalesce(c.input_text, "") + " " + sa.func.coalesce(c.output_text, "")
+    vector = sa.func.to_tsvector(sa.cast(sa.literal("simple"), postgresql.REGCONFIG), text)
+    sa.Index(f"ix_{name}_text", vector, postgresql_using="gin").ddl_if(dialect="postgresql")
+    sa.Index(
+        f"ix_{name}_fulltext", c.input_text, c.output_text, mysql_prefix="FULLTEXT", mariadb_prefix="FULLTEXT"
+    ).ddl_if(callable_=_mysql_family)
 
 
 def _normalise_url(url: str) -> tuple[URL, str]:
@@ -635,8 +670,14 @@ class SQLStorage:
         self, query: Query = Query(), *, on_problem: ProblemHandler | None = None
     ) -> Iterator[AuditRecord]:
         report = on_problem or warn_problem
-        with self._translated("read"), self._engine.connect() as conn:
-            for row in conn.execution_options(yield_per=1000).execute(self._select(query)):
+        with (
+            self._translated("read"),
+            self._engine.connect() as conn,
+            # closed with the connection when the caller stops early (`Reader.get`): psycopg warns
+            # of a server-side cursor left open
+            conn.execution_options(yield_per=1000).execute(self._select(query)) as result,
+        ):
+            for row in result:
                 data = dict(row._mapping)
                 try:
                     record = record_from_dict(data)
