@@ -10,7 +10,7 @@ import orjson
 from .._decode import DIGIT_MAP, DIGIT_RUN, iter_sse, parse_json
 from . import Exchange
 
-__all__ = ["as_int", "body_json", "items", "obj", "request_model", "scalar", "sse_json"]
+__all__ = ["as_int", "body_json", "items", "obj", "request_model", "scalar", "sse_json", "suffix_operation"]
 
 
 #: Token counts beyond this are no counts (and two of them must still add up within a BIGINT column).
@@ -37,6 +37,15 @@ def items(value: Any) -> list[Any]:
 def scalar(value: Any) -> Any:
     """*value* if it can key a dict (a JSON scalar), else None: ids and indexes from provider JSON."""
     return value if value is None or isinstance(value, (str, int, float)) else None
+
+
+def suffix_operation(path: str, operations: dict[str, str]) -> str | None:
+    """The operation whose path suffix *path* ends with (any prefix: a host the user mapped), or None."""
+    stripped = path.rstrip("/")
+    for suffix, operation in operations.items():
+        if stripped.endswith(suffix):
+            return operation
+    return None
 
 
 def request_model(exchange: Exchange) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import Exchange, Parsed
-from ._common import as_int, body_json, items, obj, request_model, sse_json
+from ._common import as_int, body_json, items, obj, request_model, sse_json, suffix_operation
 from ._conversation import EMPTY, Conversation, Part
 from ._openai_text import content_parts, message_parts
 
@@ -23,11 +23,7 @@ class _Cohere:
 
     def shape(self, path: str) -> str | None:
         """The operation behind any prefix (for a host the user maps to Cohere)."""
-        stripped = path.rstrip("/")
-        for suffix, operation in _OPERATIONS.items():
-            if stripped.endswith(suffix):
-                return operation
-        return None
+        return suffix_operation(path, _OPERATIONS)
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._decode import iter_ndjson
 from . import Exchange, Parsed
-from ._common import as_int, body_json, items, obj, request_model
+from ._common import as_int, body_json, items, obj, request_model, suffix_operation
 from ._conversation import Conversation, Part
 from ._openai_text import content_parts, message_parts
 
@@ -29,11 +29,7 @@ class _Ollama:
 
     def shape(self, path: str) -> str | None:
         """The operation behind any prefix (for a host the user maps to Ollama)."""
-        stripped = path.rstrip("/")
-        for suffix, operation in _OPERATIONS.items():
-            if stripped.endswith(suffix):
-                return operation
-        return None
+        return suffix_operation(path, _OPERATIONS)
 
     def parse(self, exchange: Exchange, operation: str) -> Parsed:
         notes: list[str] = []

@@ -27,7 +27,7 @@ import re
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -108,32 +108,17 @@ _COVERING = {
 _COVERED_ON_SQLITE = ("client", "session_key")
 
 
-def _not_sqlite(
-    ddl: Any,
-    target: Any,
-    bind: Any,
-    tables: Any = None,
-    state: Any = None,
-    *,
-    dialect: sa.Dialect,
-    compiler: Any = None,
-    checkfirst: bool = False,
-) -> bool:
-    return dialect.name != "sqlite"
+def _on_dialects(names: frozenset[str], *, among: bool) -> Callable[..., bool]:
+    """A ``ddl_if`` callable: the DDL runs on the dialects *names* (*among*) or on all others."""
+
+    def check(*_: Any, dialect: sa.Dialect, **__: Any) -> bool:
+        return (dialect.name in names) is among
+
+    return check
 
 
-def _mysql_family(
-    ddl: Any,
-    target: Any,
-    bind: Any,
-    tables: Any = None,
-    state: Any = None,
-    *,
-    dialect: sa.Dialect,
-    compiler: Any = None,
-    checkfirst: bool = False,
-) -> bool:
-    return dialect.name in ("mysql", "mariadb")
+_not_sqlite = _on_dialects(frozenset({"sqlite"}), among=False)
+_mysql_family = _on_dialects(frozenset({"mysql", "mariadb"}), among=True)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
