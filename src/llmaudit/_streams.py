@@ -79,7 +79,8 @@ class UsageChunkFilter:
 
 
 def _is_usage_only(event: bytes) -> bool:
-    compact = event.replace(b" ", b"")
+    # an event after three line ends starts with the third: blank lines before a field are no part of it
+    compact = event.lstrip(b"\r\n").replace(b" ", b"")
     return compact.startswith(b"data:{") and b'"choices":[]' in compact and b'"usage":{' in compact
 
 

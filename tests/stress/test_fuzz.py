@@ -942,6 +942,7 @@ def _events(data: bytes) -> list[SSEEvent]:
     cuts=st.lists(st.integers(0, 4000), max_size=12),
 )
 @example(data=b"data: \r\n\n\n" + USAGE_EVENT, cuts=[9])  # CRLFs normalised in one block only: same events
+@example(data=b"\r\n\n\n" + USAGE_EVENT, cuts=[4])  # the usage event after an extra line end
 def test_usage_filter_output_does_not_depend_on_chunking(data: bytes, cuts: list[int]) -> None:
     """However the network splits the stream, the caller receives the same events; a stream with no
     usage-only event passes through byte for byte, and the usage-only event never reaches the caller."""
