@@ -16,7 +16,7 @@ it applies, in this order:
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
    a data URL). Dict keys are never truncated.
 3. **Detectors** (`DETECTORS`): built-in patterns for API keys and tokens (the catalogue of
-   `llmaudit._detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
+   `llmaudit.redact.detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
    (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``, in the keys of every JSON
    object as in its values (two keys made equal by their markers are numbered ``#2``…). Text holding
    format characters (zero-width space...) or full-width forms is matched in its folded form and the
@@ -39,7 +39,7 @@ users. Not scanned: ``id``, ``parent_id``, ``writer_id``, ``prev_hash``, ``hash`
 
 Secrets whose *place* names them (credential headers, query parameters and form fields, OAuth tokens,
 function arguments named like credentials) are removed before the redactor, where the record is built
-(`_build`, `_convert`), whatever the redactor's configuration.
+(`record.build`, `record.jsonable`), whatever the redactor's configuration.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
@@ -49,7 +49,7 @@ Guarantees:
 * The redactor never raises (except from ``before_write``, see `Redactor`): when processing a field fails
   (an unexpected type, a cycle, nesting deeper than JSON allows), the whole field is masked, `failures`
   is incremented and a note says so. The unredacted value is never returned.
-* The output always encodes with `llmaudit._codec.dumps`; values outside JSON (objects, bytes, sets) are
+* The output always encodes with `llmaudit.record.codec.dumps`; values outside JSON (objects, bytes, sets) are
   turned into their ``repr`` *before* scanning, as the codec would, so they cannot carry a secret past
   the detectors.
 * Redaction is idempotent: ``r(r(x)) == r(x)`` for the payload fields. Replacement markers match no
@@ -79,9 +79,12 @@ from typing import Any, Final
 
 import orjson
 
-from . import providers
-from ._codec import dumps
-from ._detectors import (
+from .. import providers
+from .._errors import ConfigurationError
+from .._headers import NEVER_STORED_HEADERS
+from ..record.codec import dumps
+from ..record.model import STRING_LIMITS, AuditRecord
+from .detectors import (
     CHECKS,
     FORMAT_CHARS,
     MIN_RUN,
@@ -91,10 +94,7 @@ from ._detectors import (
     needs_fold,
     needs_fold_bytes,
 )
-from ._detectors import PATTERNS as _RULE_PATTERNS
-from ._errors import ConfigurationError
-from ._headers import NEVER_STORED_HEADERS
-from ._record import STRING_LIMITS, AuditRecord
+from .detectors import PATTERNS as _RULE_PATTERNS
 
 __all__ = ["DEFAULT_MAX_VALUE_BYTES", "DETECTORS", "Redactor", "Rule"]
 
@@ -110,7 +110,7 @@ DATA_URL_MAX_BYTES: Final = 1024
 #: The built-in detectors, in the order they run. Each pattern matches the text that is replaced by
 #: ``[REDACTED:<name>]`` (only its named group, when it has one: the secret after its key name); a
 #: ``card`` match is replaced only when its digits pass the Luhn check. The token formats between
-#: ``google_key`` and ``bearer`` come from the catalogue in `llmaudit._detectors` (gitleaks' rules).
+#: ``google_key`` and ``bearer`` come from the catalogue in `llmaudit.redact.detectors` (gitleaks' rules).
 DETECTORS: dict[str, re.Pattern[str]] = {
     # before openai_key, and openai_key refuses "sk-ant-": together they cover every "sk-" + 20 chars
     "anthropic_key": re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}"),
@@ -465,7 +465,7 @@ def _literal_spans(name: str, literal: str) -> _Spans:
 
 
 def _rule_spans(name: str) -> _Spans:
-    """Spans of a catalogue rule (`llmaudit._detectors`): run only when one of its keywords occurs;
+    """Spans of a catalogue rule (`llmaudit.redact.detectors`): run only when one of its keywords occurs;
     the named group is the secret when the pattern has one; a match failing the rule's check is kept."""
     pattern, keywords, check = DETECTORS[name], RULE_KEYWORDS[name], CHECKS[name]
 
@@ -565,7 +565,7 @@ def _card_finder_spans(text: str) -> list[tuple[int, int]]:
 def _may_match(text: str) -> bool:
     """A cheap test, true whenever some built-in detector could match *text* (single characters first:
     ``in`` on one character is a memchr; longer needles cost about a nanosecond per character). Text
-    with format or compatibility characters is tested in its folded form (see `_detectors.fold`)."""
+    with format or compatibility characters is tested in its folded form (see `detectors.fold`)."""
     if not text.isascii() and needs_fold(text):
         text = unicodedata.normalize("NFKC", FORMAT_CHARS.sub("", text))
     if "@" in text or ("-" in text and "sk-" in text):

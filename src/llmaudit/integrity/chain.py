@@ -57,8 +57,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ._codec import dumps, dumps_presorted, format_timestamp, record_to_dict, remember
-from ._record import AuditRecord, new_id
+from ..record.codec import dumps, dumps_presorted, format_timestamp, record_to_dict, remember
+from ..record.model import AuditRecord, new_id
 
 __all__ = [
     "ABSENT_WHEN_NONE",
