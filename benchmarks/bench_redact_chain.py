@@ -22,7 +22,8 @@ from _results import record
 from bench_writer import make_records
 
 from llmaudit import Redactor
-from llmaudit.integrity.chain import Chain, ChainState, verify_chain
+from llmaudit.integrity.chain import Chain, ChainState
+from llmaudit.integrity.verify import verify_chain
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import AuditRecord
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import llmaudit
 from llmaudit.cli import cli
-from llmaudit.integrity.chain import GENESIS, Chain, ChainState, compute_hash, verify_chain
+from llmaudit.integrity.chain import GENESIS, Chain, ChainState, compute_hash
+from llmaudit.integrity.verify import verify_chain
 from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage

@@ -324,7 +324,8 @@ def test_a_tombstone_with_a_mac_that_is_not_ascii_is_forged_not_a_crash() -> Non
     """The MAC is stored text anyone with write access can set: verify compares it as bytes."""
     import dataclasses
 
-    from llmaudit.integrity.chain import ChainState, tombstone, verify_chain
+    from llmaudit.integrity.chain import ChainState, tombstone
+    from llmaudit.integrity.verify import verify_chain
 
     key = KEY.encode()
     (record,) = Chain(key, writer_id="w").seal([_subject(0)])

@@ -26,14 +26,13 @@ from ._spool import Spool
 from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
 from .integrity.chain import (
     Chain,
-    VerifyReport,
     chain_key,
     compute_hash,
     erasure_changes,
     hash_version,
     marker,
-    verify_chain,
 )
+from .integrity.verify import VerifyReport, verify_chain
 from .record.codec import decode_record, format_timestamp
 from .record.model import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
 from .storage import Query, Storage, open_storage

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 import llmaudit
 from llmaudit.cli import cli
-from llmaudit.integrity.chain import new_state, registry_entry, verify_chain
+from llmaudit.integrity.chain import new_state, registry_entry
+from llmaudit.integrity.verify import verify_chain
 from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, _migrations, memory, open_storage
 from llmaudit.storage.sql import SQLStorage
@@ -169,7 +170,7 @@ def _strip_authentication(raw: Raw, writer: str) -> None:
         raw._sql("DELETE FROM {registry}")
 
 
-def _verify(url: str, key: str = KEY) -> llmaudit.integrity.chain.VerifyReport:
+def _verify(url: str, key: str = KEY) -> llmaudit.integrity.verify.VerifyReport:
     with llmaudit.open(url) as reader:
         return reader.verify(key)
 
