@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from _results import record
 
 import llmaudit
-from llmaudit._codec import encode_record
-from llmaudit._record import AuditRecord, new_id
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import AuditRecord, new_id
 from llmaudit.storage.sql import SQLStorage
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

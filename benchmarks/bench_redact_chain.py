@@ -22,9 +22,10 @@ from _results import record
 from bench_writer import make_records
 
 from llmaudit import Redactor
-from llmaudit._chain import Chain, ChainState, verify_chain
-from llmaudit._codec import encode_record
-from llmaudit._record import AuditRecord
+from llmaudit.integrity.chain import Chain, ChainState
+from llmaudit.integrity.verify import verify_chain
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import AuditRecord
 
 
 def _per_record(fn: object, records: list[AuditRecord], repeat: int) -> float:

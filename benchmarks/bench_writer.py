@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from _results import record
 
 from llmaudit import Auditor, AuditRecord, Storage, open_storage
-from llmaudit._codec import encode_record
+from llmaudit.record.codec import encode_record
 
 
 def make_records(n: int, size: int) -> list[AuditRecord]:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from llmaudit._errors import StorageError, StorageUnavailableError
-from llmaudit._record import AuditRecord
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query
 from llmaudit.storage.memory import MemoryStorage
 

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmaudit
-from llmaudit._chain import GENESIS, Chain, ChainState, compute_hash, verify_chain
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.integrity.chain import GENESIS, Chain, ChainState, compute_hash
+from llmaudit.integrity.verify import verify_chain
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 
@@ -97,7 +98,7 @@ class Tamper:
                 conn.exec_driver_sql(store._insert_sql, [store._to_params(record)])
         else:
             path, rows = self._lines()[-1]
-            rows.append(orjson.loads(llmaudit._codec.encode_record(record)))
+            rows.append(orjson.loads(llmaudit.record.codec.encode_record(record)))
             self._save(path, rows)
         store.close()
 
@@ -351,7 +352,9 @@ def _replace(record: AuditRecord, **changes: Any) -> AuditRecord:
 def test_the_hash_covers_payloads_through_their_digests_only() -> None:
     """A tombstone that keeps the digest hashes the same as the payload it replaced."""
     (record,) = Chain().seal(_records(1))
-    erased = _replace(record, request=llmaudit._chain.tombstone(record.request, datetime.now(timezone.utc)))
+    erased = _replace(
+        record, request=llmaudit.integrity.chain.tombstone(record.request, datetime.now(timezone.utc))
+    )
     assert compute_hash(erased) == compute_hash(record) == record.hash
     assert compute_hash(_replace(record, request={"other": 1})) != record.hash
 
@@ -404,10 +407,12 @@ def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_w
     for a store that writes whole records (JSONL), each payload's and the headers' for one that
     takes them column by column (SQL). They must be byte for byte the fresh encoding, for copied and
     for writer-owned records, and right-sized copies of orjson's over-allocated buffers."""
-    from llmaudit._codec import dumps, encode_record, forget_encodings, recall, record_to_dict
+    from llmaudit.record.codec import dumps, encode_record, forget_encodings, recall, record_to_dict
 
     records = _records(5)
-    erased = _replace(records[1], response=llmaudit._chain.tombstone({"x": 1}, datetime.now(timezone.utc)))
+    erased = _replace(
+        records[1], response=llmaudit.integrity.chain.tombstone({"x": 1}, datetime.now(timezone.utc))
+    )
     owned_record = _replace(_records(1)[0], headers={"request": {"user-agent": "OpenAI/Python 3.57.0"}})
     batch = [records[0], erased, *records[2:], owned_record]
     chain = Chain(b"k")
@@ -445,7 +450,7 @@ def test_a_remembered_encoding_holds_its_size_not_orjsons_buffer() -> None:
 
     import orjson
 
-    from llmaudit import _codec
+    from llmaudit.record import codec as _codec
 
     value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}
     tracemalloc.start()
@@ -542,8 +547,8 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
     they existed lack them); and the JSON remembered for storage is `dumps` of the record."""
     import hashlib
 
-    from llmaudit._chain import tombstone
-    from llmaudit._codec import dumps, encode_record, forget_encodings, recall, record_to_dict
+    from llmaudit.integrity.chain import tombstone
+    from llmaudit.record.codec import dumps, encode_record, forget_encodings, recall, record_to_dict
 
     response: Any = {"choices": [{"message": {"content": "x"}}]}
     if erased:
@@ -609,7 +614,7 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
 def test_only_an_exact_tombstone_counts_as_one(value: Any, expected: bool) -> None:
     """A payload that merely looks like a tombstone is hashed as a payload (else editing it to look
     erased would keep its hash valid)."""
-    assert llmaudit._chain.is_tombstone(value) is expected
+    assert llmaudit.integrity.chain.is_tombstone(value) is expected
 
 
 def test_exact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
@@ -619,7 +624,7 @@ def test_exact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
 
     import orjson
 
-    from llmaudit import _codec
+    from llmaudit.record import codec as _codec
 
     value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}
     tracemalloc.start()

@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 import llmaudit
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
 from llmaudit.cli._text import EscapedLogHandler, json_line, plain, shown
+from llmaudit.record.model import AuditRecord
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import llmaudit
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli, main
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import _migrations
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

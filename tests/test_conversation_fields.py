@@ -230,8 +230,8 @@ def test_flat_text_from_json_with_nul_and_lone_surrogates_is_stored_on_every_sql
     """JSON may escape NUL and lone surrogates (``\\u0000``, ``\\ud800``), which parse into the
     payloads; the flat text made from them must still fit every text column (PostgreSQL refuses
     NUL, no driver encodes a lone surrogate): both become U+FFFD, and the record is not lost."""
-    from llmaudit._decode import parse_json
     from llmaudit.providers import flat_text
+    from llmaudit.record.bodies import parse_json
 
     request, _ = parse_json(b'{"messages": [{"role": "user", "content": "a\\u0000b\\ud800c"}]}')
     response, _ = parse_json(

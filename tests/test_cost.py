@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from genai_prices import Usage, calc_price
 
-from llmaudit._cost import cost_usd
+from llmaudit.record.cost import cost_usd
 
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

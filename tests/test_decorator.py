@@ -18,7 +18,7 @@ import pytest
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Query, audited, current_session, session
 from llmaudit._context import current
-from llmaudit._record import format_id
+from llmaudit.record.model import format_id
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The secret catalogue (`llmaudit._detectors`): every rule catches its token format in message
+"""The secret catalogue (`llmaudit.redact.detectors`): every rule catches its token format in message
 content and the token never reaches storage; keys split by zero-width characters or written in
 full-width letters are caught too; card numbers with dots, double spaces or as JSON numbers; and
 ordinary prose, code, UUIDs and hashes are left alone.
@@ -26,9 +26,9 @@ from openai import OpenAI
 
 import llmaudit
 from llmaudit import Redactor
-from llmaudit._codec import encode_record
-from llmaudit._detectors import _CF_RANGES, FORMAT_CHARS, MIN_RUN, RULES, candidates, fold, needs_fold
-from llmaudit._record import AuditRecord
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import AuditRecord
+from llmaudit.redact.detectors import _CF_RANGES, FORMAT_CHARS, MIN_RUN, RULES, candidates, fold, needs_fold
 
 _ALNUM = string.ascii_letters + string.digits
 _HEX = "0123456789abcdef"

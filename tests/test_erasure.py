@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._chain import Chain, compute_hash, hash_version, payload_digest
 from llmaudit._errors import ConfigurationError
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.integrity.chain import Chain, compute_hash, hash_version, payload_digest
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 
@@ -302,7 +302,7 @@ def test_the_hash_names_its_version_and_covers_the_subjects_fields() -> None:
     for name in ("session_key", "user", "url", "error"):
         edited = AuditRecord(**{**_fields(record), name: "someone else"})
         assert compute_hash(edited, KEY.encode()) != record.hash, name
-    from llmaudit._chain import erasure_changes as _erasure
+    from llmaudit.integrity.chain import erasure_changes as _erasure
 
     erased = AuditRecord(**{**_fields(record), **_erasure(record, START, KEY.encode())})
     assert compute_hash(erased, KEY.encode()) == record.hash
@@ -324,7 +324,8 @@ def test_a_tombstone_with_a_mac_that_is_not_ascii_is_forged_not_a_crash() -> Non
     """The MAC is stored text anyone with write access can set: verify compares it as bytes."""
     import dataclasses
 
-    from llmaudit._chain import ChainState, tombstone, verify_chain
+    from llmaudit.integrity.chain import ChainState, tombstone
+    from llmaudit.integrity.verify import verify_chain
 
     key = KEY.encode()
     (record,) = Chain(key, writer_id="w").seal([_subject(0)])

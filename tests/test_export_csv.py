@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 import llmaudit
 from llmaudit._export import export
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.record.model import AuditRecord
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 FORMULAS = {

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._codec import FIELDS
 from llmaudit._errors import ConfigurationError
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli, main
+from llmaudit.record.codec import FIELDS
+from llmaudit.record.model import AuditRecord
 
 START = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 

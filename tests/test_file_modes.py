@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import ControlledStorage
 
 import llmaudit
-from llmaudit._record import AuditRecord
+from llmaudit.record.model import AuditRecord
 
 
 def _modes(root: Path) -> dict[str, int]:

@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._chain import PAYLOAD_FIELDS, Chain, is_tombstone, marker
-from llmaudit._codec import encode_record
-from llmaudit._record import AuditRecord
 from llmaudit._spool import Spool
 from llmaudit.cli import cli
+from llmaudit.integrity.chain import PAYLOAD_FIELDS, Chain, is_tombstone, marker
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import open_storage
 from llmaudit.storage import sql as sql_storage
 
@@ -64,7 +64,7 @@ def _changed(before: AuditRecord, after: AuditRecord) -> set[str]:
 
 _HOLDER = """
 import sys
-from llmaudit._codec import decode_record
+from llmaudit.record.codec import decode_record
 from llmaudit._spool import Spool
 from llmaudit.storage import open_storage
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from llmaudit._capture import RawCapture
-from llmaudit._frozen import fast_init
-from llmaudit._record import AuditRecord
 from llmaudit.providers import Exchange, Parsed
+from llmaudit.record.frozen import fast_init
+from llmaudit.record.model import AuditRecord
 
 
 def _reference(cls: type) -> Any:

@@ -82,9 +82,9 @@ def test_storage_never_imports_the_writer_or_the_auditor() -> None:
 
 
 def test_record_and_codec_import_nothing_above_them() -> None:
-    """The record and its encoding are the bottom of the stack (below them only `_frozen`, the
+    """The record and its encoding are the bottom of the stack (below them only `record.frozen`, the
     dataclass helper, which imports nothing of ours)."""
-    assert _imports(SRC / "_frozen.py") == set()
-    assert _imports(SRC / "_record.py") == {"._frozen"}
-    assert _imports(SRC / "_codec.py") <= {"._record"}
+    assert _imports(SRC / "record" / "frozen.py") == set()
+    assert _imports(SRC / "record" / "model.py") == {".frozen"}
+    assert _imports(SRC / "record" / "codec.py") <= {".model"}
     assert _imports(SRC / "_errors.py") == set()

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 import llmaudit
-from llmaudit._chain import Chain
 from llmaudit._errors import ConfigurationError
-from llmaudit._record import AuditRecord
 from llmaudit._summary import nearest_rank
+from llmaudit.integrity.chain import Chain
+from llmaudit.record.model import AuditRecord
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
 

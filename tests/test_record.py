@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmaudit._codec import (
+from llmaudit.record.codec import (
     decode_record,
     dumps,
     encode_record,
@@ -19,7 +19,7 @@ from llmaudit._codec import (
     format_timestamp,
     parse_timestamp,
 )
-from llmaudit._record import SCHEMA_VERSION, AuditRecord, new_id
+from llmaudit.record.model import SCHEMA_VERSION, AuditRecord, new_id
 
 
 def test_ids_are_uuid7_and_sort_in_creation_order() -> None:

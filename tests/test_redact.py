@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmaudit import _guard
-from llmaudit._codec import dumps, encode_record, loads
 from llmaudit._errors import ConfigurationError
-from llmaudit._record import AuditRecord
-from llmaudit._redact import DEFAULT_MAX_VALUE_BYTES, DETECTORS, Redactor, Rule
+from llmaudit.record.codec import dumps, encode_record, loads
+from llmaudit.record.model import AuditRecord
+from llmaudit.redact.redactor import DEFAULT_MAX_VALUE_BYTES, DETECTORS, Redactor, Rule
 
 OPENAI = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 OPENAI_SVC = "sk-svcacct-abcdefghijklmnopqrstuvwxyz012345"

@@ -32,8 +32,8 @@ from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit import AuditRecord, Query, Redactor, _headers
-from llmaudit._codec import encode_record
-from llmaudit._record import STRING_LIMITS
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import STRING_LIMITS
 from llmaudit.storage.sql import SQLStorage
 
 KEY = "sk-proj-FAKEKEYFORTESTS0123456789abcdef"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmaudit import Auditor, AuditRecord, Query
-from llmaudit._codec import encode_record
+from llmaudit.record.codec import encode_record
 
 FAKE_KEY = "sk-test-FAKE-0123456789abcdef"
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder
-from llmaudit._codec import encode_record
 from llmaudit.cli import cli
+from llmaudit.record.codec import encode_record
 
 pytestmark = pytest.mark.integration
 

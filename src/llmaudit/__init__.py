@@ -17,12 +17,12 @@ from ._errors import (
 )
 from ._instrument import instrument, is_instrumented, uninstrument
 from ._reader import Reader, open
-from ._record import SCHEMA_VERSION, AuditRecord
-from ._redact import Redactor, Rule
 from ._session import ContextThreadPoolExecutor, current_session, propagate, session
 from ._transport import AsyncAuditTransport, AuditTransport
 from ._version import __version__
 from ._writer import WriterStats
+from .record.model import SCHEMA_VERSION, AuditRecord
+from .redact.redactor import Redactor, Rule
 from .storage import Query, Storage, open_storage, register_storage
 
 __all__ = [

@@ -21,13 +21,13 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from ._chain import chain_key as key_bytes
 from ._errors import AuditError, ConfigurationError
 from ._guard import logger, report
-from ._redact import Redactor
 from ._settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats
+from .integrity.chain import chain_key as key_bytes
+from .redact.redactor import Redactor
 from .storage import Storage, open_storage
 
 __all__ = [

@@ -1,6 +1,6 @@
 """RawCapture: what the transport hands to the writer. Built on the caller's hot path, so it only holds
 references (the request object, the response headers, the received chunks) and timings: no parsing, no
-copying, no I/O. The writer thread turns it into an `AuditRecord` (`_build.build_record`)."""
+copying, no I/O. The writer thread turns it into an `AuditRecord` (`record.build.build_record`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._context import AuditContext
-from ._frozen import fast_init
+from .record.frozen import fast_init
 
 if TYPE_CHECKING:
-    from ._record import AuditRecord
+    from .record.model import AuditRecord
 
 __all__ = [
     "MAX_CAPTURE_BYTES",
@@ -239,10 +239,10 @@ _builder: Callable[[RawCapture], AuditRecord] | None = None
 
 
 def _load_builder() -> Callable[[RawCapture], AuditRecord]:
-    """`_build.build_record`, imported on the writer thread at its first record (parsing is not
+    """`record.build.build_record`, imported on the writer thread at its first record (parsing is not
     loaded on the hot path), then kept: an import statement per record costs a microsecond."""
     global _builder  # noqa: PLW0603 - set once; a race sets the same function twice
-    from ._build import build_record  # noqa: PLC0415
+    from .record.build import build_record  # noqa: PLC0415
 
     _builder = build_record
     return build_record

@@ -30,11 +30,11 @@ import wrapt
 
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._context import AuditContext, current
-from ._convert import scrub, to_jsonable
 from ._errors import AuditError, ConfigurationError
 from ._guard import report
-from ._record import AuditRecord, format_id, new_id_value
 from ._session import _check_auditor, _check_key, _check_metadata, _check_tags, _check_text
+from .record.jsonable import scrub, to_jsonable
+from .record.model import AuditRecord, format_id, new_id_value
 
 __all__ = ["DecoratorCapture", "audited"]
 

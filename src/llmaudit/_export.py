@@ -21,9 +21,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from ._codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
 from ._errors import ConfigurationError
-from ._record import AuditRecord
+from .record.codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
+from .record.model import AuditRecord
 from .storage import open_storage
 from .storage._base import ChainStore, RegistryStore
 

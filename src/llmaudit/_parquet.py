@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._codec import FIELDS, dumps
 from ._errors import ConfigurationError
-from ._record import AuditRecord
+from .record.codec import FIELDS, dumps
+from .record.model import AuditRecord
 
 __all__ = ["JSON_COLUMNS", "to_parquet"]
 

@@ -48,9 +48,9 @@ from typing import Any
 
 from ._errors import ConfigurationError
 from ._guard import report
-from ._record import AuditRecord
 from ._spool import Spool
 from ._writer import Pending, Processor, Writer, WriterStats, _Marker
+from .record.model import AuditRecord
 from .storage._base import Storage
 
 __all__ = ["DEFAULT_SHIP_SIZE", "ProcessWriter", "check_processors", "child_main"]

@@ -20,22 +20,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._chain import (
+from ._errors import ConfigurationError, StorageError
+from ._settings import check_setting, default_spool_dir, default_storage_url
+from ._spool import Spool
+from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
+from .integrity.chain import (
     Chain,
-    VerifyReport,
     chain_key,
     compute_hash,
     erasure_changes,
     hash_version,
     marker,
-    verify_chain,
 )
-from ._codec import decode_record, format_timestamp
-from ._errors import ConfigurationError, StorageError
-from ._record import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
-from ._settings import check_setting, default_spool_dir, default_storage_url
-from ._spool import Spool
-from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
+from .integrity.verify import VerifyReport, verify_chain
+from .record.codec import decode_record, format_timestamp
+from .record.model import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
 from .storage import Query, Storage, open_storage
 from .storage._base import ChainStore, ProblemHandler, RegistryStore
 from .storage._files import read_private

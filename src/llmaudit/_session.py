@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from ._context import AuditContext, current
 from ._errors import ConfigurationError
-from ._record import STRING_LIMITS, new_id
+from .record.model import STRING_LIMITS, new_id
 
 __all__ = ["ContextThreadPoolExecutor", "current_session", "propagate", "session"]
 

@@ -18,9 +18,9 @@ from typing import Any, Literal
 import platformdirs
 
 from ._errors import ConfigurationError
-from ._redact import Redactor
 from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
 from .providers import Routes, parse_routes, provider_names
+from .redact.redactor import Redactor
 from .storage import Storage
 
 __all__ = [

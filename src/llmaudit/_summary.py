@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from ._codec import format_timestamp
-from ._record import KINDS, AuditRecord, Kind, record_kind
+from .record.codec import format_timestamp
+from .record.model import KINDS, AuditRecord, Kind, record_kind
 from .storage._base import is_error
 
 __all__ = ["SessionSummary", "StatsRow", "Tally", "fields_json", "nearest_rank", "round_cost"]

@@ -32,14 +32,14 @@ import orjson
 from . import providers
 from ._auditor import Auditor, NullAuditor, get_auditor
 from ._capture import RawCapture, flat_headers, flat_request
-from ._codec import exact
 from ._context import capturing, snapshot
 from ._coverage import active_routes, unmatched
 from ._errors import AuditError, ConfigurationError
 from ._guard import report
-from ._record import STRING_LIMITS
 from ._session import _check_auditor
 from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
+from .record.codec import exact
+from .record.model import STRING_LIMITS
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "Shell", "bind_branch"]
 

@@ -3,7 +3,7 @@
 `submit` is the only method on the hot path: a length check and a ``deque.append`` (no lock, no I/O,
 no parsing). A daemon thread wakes when a batch is full or the flush interval passes, builds the records
 (``item.to_record()`` for captures), runs the processors (redaction first), seals them into this
-writer's hash chain (`_chain.Chain`), and writes the batch with retries; when the
+writer's hash chain (`integrity.chain.Chain`), and writes the batch with retries; when the
 backend stays down the batch spills to the `Spool`, and the spool is replayed once a write succeeds
 again. A full queue spills from the caller's thread, the one exception to "no I/O on the hot path",
 because the alternative is losing records. ``mode="sync"`` does all of it on the caller's thread and
@@ -25,12 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ._chain import Chain
-from ._codec import forget_encodings
 from ._errors import AuditError, StorageError, StorageUnavailableError
 from ._guard import report
-from ._record import AuditRecord
 from ._spool import Spool
+from .integrity.chain import Chain
+from .record.codec import forget_encodings
+from .record.model import AuditRecord
 from .storage._base import RegistryStore, Storage
 
 __all__ = [

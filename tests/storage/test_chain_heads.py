@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._chain import new_state, registry_entry, verify_chain
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.integrity.chain import new_state, registry_entry
+from llmaudit.integrity.verify import verify_chain
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, _migrations, memory, open_storage
 from llmaudit.storage.sql import SQLStorage
 
@@ -122,7 +123,7 @@ class Raw:
 
     def set_state(self, writer: str, values: list[Any]) -> None:
         if self.kind == "memory":
-            self._memory()[2][writer] = llmaudit._chain.ChainState(*values)
+            self._memory()[2][writer] = llmaudit.integrity.chain.ChainState(*values)
         elif self.kind == "jsonl":
             (self._dir() / ".chain" / f"{writer}.json").write_bytes(orjson.dumps(values) + b"\n")
         else:
@@ -169,7 +170,7 @@ def _strip_authentication(raw: Raw, writer: str) -> None:
         raw._sql("DELETE FROM {registry}")
 
 
-def _verify(url: str, key: str = KEY) -> llmaudit._chain.VerifyReport:
+def _verify(url: str, key: str = KEY) -> llmaudit.integrity.verify.VerifyReport:
     with llmaudit.open(url) as reader:
         return reader.verify(key)
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmaudit._codec import encode_record
-from llmaudit._record import STRING_LIMITS, AuditRecord, new_id
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import STRING_LIMITS, AuditRecord, new_id
 from llmaudit.storage import Query, Storage, open_storage, select
 
 # PostgreSQL text columns cannot hold NUL and no backend can store lone surrogates: the capture layer

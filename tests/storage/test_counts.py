@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from sqlalchemy import event
 
 import llmaudit
-from llmaudit._record import AuditRecord
 from llmaudit.cli import cli
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage.sql import SQLStorage
 
 URL = "https://api.openai.com/v1/chat/completions"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 import llmaudit
-from llmaudit._chain import Chain
-from llmaudit._codec import encode_record
 from llmaudit._errors import StorageError, StorageUnavailableError
-from llmaudit._record import AuditRecord
 from llmaudit._spool import Spool
+from llmaudit.integrity.chain import Chain
+from llmaudit.record.codec import encode_record
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import llmaudit
-from llmaudit._chain import Chain
 from llmaudit._errors import StorageUnavailableError
-from llmaudit._record import AuditRecord
+from llmaudit.integrity.chain import Chain
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import jsonl
 from llmaudit.storage.jsonl import JSONLStorage
 

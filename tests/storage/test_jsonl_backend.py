@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmaudit._errors import ConfigurationError, StorageError
-from llmaudit._record import AuditRecord
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, open_storage
 from llmaudit.storage.jsonl import JSONLStorage
 

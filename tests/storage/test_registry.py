@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from llmaudit._errors import ConfigurationError, StorageError
-from llmaudit._record import AuditRecord
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, Storage, _registry, open_storage, redact_url, register_storage
 from llmaudit.storage.memory import MemoryStorage
 

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 import llmaudit
-from llmaudit._codec import FIELDS, dumps, encode_record
 from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
-from llmaudit._record import AuditRecord
+from llmaudit.record.codec import FIELDS, dumps, encode_record
+from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, _migrations, open_storage
 from llmaudit.storage._migrations import SCHEMA_VERSION
 from llmaudit.storage.sql import SQLStorage, _normalise_url

@@ -17,14 +17,14 @@ import httpx  # imported before instrumentation: only llmaudit's own code is ins
 
 with atheris.instrument_imports(include=["llmaudit"]):
     from llmaudit import providers
-    from llmaudit._build import build_record
     from llmaudit._capture import RawCapture
-    from llmaudit._codec import dumps, encode_record
-    from llmaudit._decode import decode_content, iter_ndjson, iter_sse, parse_json
-    from llmaudit._record import AuditRecord
-    from llmaudit._redact import Redactor
     from llmaudit._streams import UsageChunkFilter
     from llmaudit.providers import Exchange
+    from llmaudit.record.bodies import decode_content, iter_ndjson, iter_sse, parse_json
+    from llmaudit.record.build import build_record
+    from llmaudit.record.codec import dumps, encode_record
+    from llmaudit.record.model import AuditRecord
+    from llmaudit.redact.redactor import Redactor
 
 ENCODINGS = (
     "gzip",

@@ -38,11 +38,11 @@ from hypothesis import strategies as st
 from tests.stress.conftest import Figures
 
 from llmaudit import providers
-from llmaudit._build import build_record
 from llmaudit._capture import RawCapture
-from llmaudit._codec import decode_record, dumps, encode_record
 from llmaudit._context import AuditContext
-from llmaudit._decode import (
+from llmaudit._streams import UsageChunkFilter
+from llmaudit.providers import Exchange, compat
+from llmaudit.record.bodies import (
     MAX_DECODED_BYTES,
     SSEEvent,
     _brotli_bounded,
@@ -51,10 +51,10 @@ from llmaudit._decode import (
     iter_sse,
     parse_json,
 )
-from llmaudit._record import AuditRecord
-from llmaudit._redact import Redactor
-from llmaudit._streams import UsageChunkFilter
-from llmaudit.providers import Exchange, compat
+from llmaudit.record.build import build_record
+from llmaudit.record.codec import decode_record, dumps, encode_record
+from llmaudit.record.model import AuditRecord
+from llmaudit.redact.redactor import Redactor
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MiB = 1024 * 1024

@@ -27,7 +27,7 @@ from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
 
 import llmaudit
 from llmaudit import _coverage
-from llmaudit._codec import encode_record
+from llmaudit.record.codec import encode_record
 from llmaudit.transports.aiohttp import AuditMiddleware
 
 CHAT_PATH = "/v1/chat/completions"

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmaudit._build import _headers
 from llmaudit._capture import FlatHeaders, FlatRequest, PairHeaders, flat_headers, flat_request, pack_headers
+from llmaudit.record.build import _headers
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1)
 _NAMES = st.sampled_from(

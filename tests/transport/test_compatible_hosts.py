@@ -19,7 +19,7 @@ from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE
 
 import llmaudit
 from llmaudit import _coverage
-from llmaudit._cost import cost_usd
+from llmaudit.record.cost import cost_usd
 
 MESSAGE = {
     "id": "msg_01",

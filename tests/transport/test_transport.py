@@ -19,8 +19,8 @@ from tests.transport.conftest import Recorder
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
 
 import llmaudit
-from llmaudit._codec import encode_record
 from llmaudit._context import AuditContext, current
+from llmaudit.record.codec import encode_record
 
 Handler = Callable[[Any], Any]
 

@@ -15,7 +15,7 @@ from anthropic import Anthropic, AsyncAnthropic
 import llmaudit
 from integrations.sdks.anthropic.test_anthropic import MESSAGE, MESSAGES, MODEL, respond
 from integrations.sdks.conftest import FAKE_KEY, Recorder
-from llmaudit._cost import cost_usd
+from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder, chunks, sse
 from integrations.sdks.openai.test_openai import COMPLETION, MESSAGES, MODEL, _chunk
-from llmaudit._cost import cost_usd
+from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration
 

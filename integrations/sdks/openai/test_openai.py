@@ -12,7 +12,7 @@ from openai import AsyncOpenAI, OpenAI, RateLimitError
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder, chunks, gzipped, sse
-from llmaudit._cost import cost_usd
+from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration
 

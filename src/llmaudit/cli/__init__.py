@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._chain import VerifyReport
 from .._errors import LLMAuditError
 from .._settings import data_dir
 from .._version import __version__
+from ..integrity.verify import VerifyReport
 from ._common import (
     JSON_HELP,
     STORAGE_HELP,
@@ -29,7 +29,7 @@ from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
 
 if TYPE_CHECKING:
-    from .._chain import VerifyReport
+    from ..integrity.verify import VerifyReport
 
 __all__ = ["main"]
 

@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from .. import _reader
-from .._codec import record_to_dict
-from .._record import AuditRecord, record_kind
+from ..record.codec import record_to_dict
+from ..record.model import AuditRecord, record_kind
 from ._common import open_reader, parse_age, storage_option, storage_url, wants_json
 from ._text import json_line, plain, shown
 from ._views import (

@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import providers
-from .._record import AuditRecord
 from .._summary import SessionSummary, StatsRow
 from ..providers import Conversation, Part
+from ..record.model import AuditRecord
 from ._text import plain, shown
 
 __all__ = [

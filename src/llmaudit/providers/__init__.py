@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .._decode import parse_json
-from .._frozen import fast_init
+from ..record.bodies import parse_json
+from ..record.frozen import fast_init
 from ._routes import Routes, parse_routes
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .._decode import DIGIT_MAP, DIGIT_RUN, iter_sse, parse_json
+from ..record.bodies import DIGIT_MAP, DIGIT_RUN, iter_sse, parse_json
 from . import Exchange
 
 __all__ = ["as_int", "body_json", "items", "obj", "request_model", "scalar", "sse_json", "suffix_operation"]

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._codec import dumps
-from .._frozen import fast_init
+from ..record.codec import dumps
+from ..record.frozen import fast_init
 
 __all__ = [
     "ARGUMENTS_LIMIT_CHARS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._decode import parse_json
+from ..record.bodies import parse_json
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, request_model, sse_json
 from ._conversation import EMPTY, Conversation, Part, arguments_text, text_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._decode import iter_ndjson
+from ..record.bodies import iter_ndjson
 from . import Exchange, Parsed
 from ._common import as_int, body_json, items, obj, request_model, suffix_operation
 from ._conversation import Conversation, Part

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._chain import ChainState, RegistryEntry, new_state, registry_entry
-from .._record import AuditRecord, Kind, record_kind, utcnow
+from ..integrity.chain import ChainState, RegistryEntry, new_state, registry_entry
+from ..record.model import AuditRecord, Kind, record_kind, utcnow
 
 __all__ = [
     "ChainStore",
@@ -91,7 +91,7 @@ class Storage(Protocol):
 class ChainStore(Protocol):
     """What the built-in backends add for the tamper-evident chain, erasure and pruning.
 
-    ``write`` also raises each writer's head (``_chain.ChainState``) to the highest ``seq`` written,
+    ``write`` also raises each writer's head (``integrity.chain.ChainState``) to the highest ``seq`` written,
     in the same transaction or under the same lock as the records, never lowering it (a replayed
     spool file brings older records). A third-party backend without these methods still stores
     records; `llmaudit.open(url).verify()` then says what it cannot check.
@@ -110,7 +110,7 @@ class ChainStore(Protocol):
 
 @runtime_checkable
 class RegistryStore(Protocol):
-    """What the built-in backends add to authenticate heads and checkpoints (see ``_chain``).
+    """What the built-in backends add to authenticate heads and checkpoints (see ``integrity.chain``).
 
     ``chain_key`` (the HMAC key, None for an unkeyed chain) is set by whoever writes: the writer
     from its chain's key, `Reader.prune` and `Reader.seal_legacy` from theirs. ``write`` then MACs

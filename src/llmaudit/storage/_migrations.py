@@ -1,7 +1,7 @@
 """Schema version and migrations of the SQL records table.
 
 ``{table}_meta`` holds ``schema_version``; ``{table}_chain`` each writer's chain head and checkpoint
-with their MACs; ``{table}_registry`` the chain registry (see ``_chain``). Migrations change the
+with their MACs; ``{table}_registry`` the chain registry (see ``integrity.chain``). Migrations change the
 schema only: they never write chain fields, heads or registry entries.
 Opening a fresh database creates the tables and stamps the
 current `SCHEMA_VERSION`; an older stamp is migrated step by step (``MIGRATIONS[n]`` takes version n to
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The version of the SQL schema (tables and columns), stamped in ``{table}_meta``. Versions 1 to 3
-#: matched the record format's (``_record.SCHEMA_VERSION``); version 4 added the chain's MACs and
+#: matched the record format's (``record.model.SCHEMA_VERSION``); version 4 added the chain's MACs and
 #: registry without changing a record, so the two numbers part here. Version 5 added the columns of
 #: record schema 4 (the conversation's flat text).
 SCHEMA_VERSION = 5
@@ -143,7 +143,7 @@ def meta_table(table: sa.Table) -> sa.Table:
 
 
 def chain_table(table: sa.Table) -> sa.Table:
-    """Each writer's chain head and prune checkpoint (see ``_chain.ChainState``)."""
+    """Each writer's chain head and prune checkpoint (see ``integrity.chain.ChainState``)."""
     name = f"{table.name}_chain"
     if name in table.metadata.tables:
         return table.metadata.tables[name]
@@ -165,7 +165,7 @@ def chain_table(table: sa.Table) -> sa.Table:
 
 
 def registry_table(table: sa.Table) -> sa.Table:
-    """The chain registry beside *table*: one row per ``_chain.RegistryEntry``, never updated."""
+    """The chain registry beside *table*: one row per ``integrity.chain.RegistryEntry``, never updated."""
     name = f"{table.name}_registry"
     if name in table.metadata.tables:
         return table.metadata.tables[name]

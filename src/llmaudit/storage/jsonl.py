@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._chain import ChainState, RegistryEntry, new_state
-from .._codec import decode_record, dumps, encode_record, format_day, loads
 from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
-from .._record import AuditRecord
+from ..integrity.chain import ChainState, RegistryEntry, new_state
+from ..record.codec import decode_record, dumps, encode_record, format_day, loads
+from ..record.model import AuditRecord
 from ._base import (
     ProblemHandler,
     Query,

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from .._chain import ChainState, RegistryEntry, new_state
-from .._record import AuditRecord
+from ..integrity.chain import ChainState, RegistryEntry, new_state
+from ..record.model import AuditRecord
 from ._base import (
     ProblemHandler,
     Query,

@@ -36,11 +36,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
-from .._chain import ChainState, RegistryEntry, new_state, state_mac
-from .._codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
 from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
-from .._record import AGGREGATE_SOURCE, FUNCTION_SOURCE, KINDS, STRING_LIMITS, AuditRecord
 from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
+from ..integrity.chain import ChainState, RegistryEntry, new_state, state_mac
+from ..record.codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
+from ..record.model import AGGREGATE_SOURCE, FUNCTION_SOURCE, KINDS, STRING_LIMITS, AuditRecord
 from . import _migrations
 from ._base import (
     ProblemHandler,

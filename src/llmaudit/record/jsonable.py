@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from ._headers import MASK, is_credential_name
+from .._headers import MASK, is_credential_name
 
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_REPR", "MIN_SECRET_CHARS", "scrub", "to_jsonable"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final, Literal
 
-from ._frozen import fast_init
+from .frozen import fast_init
 
 __all__ = [
     "KINDS",

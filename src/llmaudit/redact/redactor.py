@@ -16,7 +16,7 @@ it applies, in this order:
    than 1 KiB, becomes ``{"truncated": True, "bytes": n, "sha256": "<hex>"}`` (plus ``"media_type"`` for
    a data URL). Dict keys are never truncated.
 3. **Detectors** (`DETECTORS`): built-in patterns for API keys and tokens (the catalogue of
-   `llmaudit._detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
+   `llmaudit.redact.detectors`, adapted from gitleaks), bearer tokens, e-mail addresses and card numbers
    (Luhn-checked); each match inside any string becomes ``[REDACTED:<name>]``, in the keys of every JSON
    object as in its values (two keys made equal by their markers are numbered ``#2``…). Text holding
    format characters (zero-width space...) or full-width forms is matched in its folded form and the
@@ -39,7 +39,7 @@ users. Not scanned: ``id``, ``parent_id``, ``writer_id``, ``prev_hash``, ``hash`
 
 Secrets whose *place* names them (credential headers, query parameters and form fields, OAuth tokens,
 function arguments named like credentials) are removed before the redactor, where the record is built
-(`_build`, `_convert`), whatever the redactor's configuration.
+(`record.build`, `record.jsonable`), whatever the redactor's configuration.
 
 When a detector fired, a note such as ``"redacted: 2 openai_key, 1 email"`` is added (counts only,
 never the secret). The record is replaced (`dataclasses.replace`) only when something changed.
@@ -49,7 +49,7 @@ Guarantees:
 * The redactor never raises (except from ``before_write``, see `Redactor`): when processing a field fails
   (an unexpected type, a cycle, nesting deeper than JSON allows), the whole field is masked, `failures`
   is incremented and a note says so. The unredacted value is never returned.
-* The output always encodes with `llmaudit._codec.dumps`; values outside JSON (objects, bytes, sets) are
+* The output always encodes with `llmaudit.record.codec.dumps`; values outside JSON (objects, bytes, sets) are
   turned into their ``repr`` *before* scanning, as the codec would, so they cannot carry a secret past
   the detectors.
 * Redaction is idempotent: ``r(r(x)) == r(x)`` for the payload fields. Replacement markers match no
@@ -72,16 +72,19 @@ import sys
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Final
 
 import orjson
 
-from . import providers
-from ._codec import dumps
-from ._detectors import (
+from .. import providers
+from .._errors import ConfigurationError
+from .._headers import NEVER_STORED_HEADERS
+from ..record.codec import dumps
+from ..record.model import STRING_LIMITS, AuditRecord
+from .detectors import (
     CHECKS,
     FORMAT_CHARS,
     MIN_RUN,
@@ -91,10 +94,20 @@ from ._detectors import (
     needs_fold,
     needs_fold_bytes,
 )
-from ._detectors import PATTERNS as _RULE_PATTERNS
-from ._errors import ConfigurationError
-from ._headers import NEVER_STORED_HEADERS
-from ._record import STRING_LIMITS, AuditRecord
+from .detectors import PATTERNS as _RULE_PATTERNS
+from .paths import (
+    _INDEX,
+    _KEY,
+    _MAX_DEPTH,
+    _PREFIXES,
+    _VALUES,
+    Rule,
+    RuleSpec,
+    _compile_path,
+    _Path,
+    _to_rule,
+    _TooDeepError,
+)
 
 __all__ = ["DEFAULT_MAX_VALUE_BYTES", "DETECTORS", "Redactor", "Rule"]
 
@@ -110,7 +123,7 @@ DATA_URL_MAX_BYTES: Final = 1024
 #: The built-in detectors, in the order they run. Each pattern matches the text that is replaced by
 #: ``[REDACTED:<name>]`` (only its named group, when it has one: the secret after its key name); a
 #: ``card`` match is replaced only when its digits pass the Luhn check. The token formats between
-#: ``google_key`` and ``bearer`` come from the catalogue in `llmaudit._detectors` (gitleaks' rules).
+#: ``google_key`` and ``bearer`` come from the catalogue in `llmaudit.redact.detectors` (gitleaks' rules).
 DETECTORS: dict[str, re.Pattern[str]] = {
     # before openai_key, and openai_key refuses "sk-ant-": together they cover every "sk-" + 20 chars
     "anthropic_key": re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}"),
@@ -126,9 +139,6 @@ DETECTORS: dict[str, re.Pattern[str]] = {
     "card": re.compile(r"[0-9](?<![0-9]{2})(?:(?:[ .-]| {2})?[0-9]){12,18}(?![0-9])"),
 }
 
-ACTIONS: Final = ("drop", "mask", "hash")
-#: The payload fields: path rules, then the size limit and the detectors (on keys as well as values).
-_PREFIXES: Final = ("request", "response", "metadata")
 #: Fields the log groups and links records by: a value in which a credential detector fires is
 #: replaced whole by its keyed hash (``hmac-sha256:<hex>``, as a ``hash`` rule makes it), so equal values
 #: still group and a nested session still names its parent.
@@ -162,7 +172,6 @@ _HASH_PREFIX: Final = "hmac-sha256:"
 _HASH_MARKER = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MIN_SCAN_LENGTH: Final = 6
-_MAX_DEPTH: Final = 200  # orjson refuses deeper nesting; such a field is masked instead
 # a maximal run of >= 13 digits with single spaces, dashes or dots, or double spaces, between them
 _CARD_RUN = re.compile(r"[0-9](?<![0-9]{2})(?:(?:[ .-]| {2})?[0-9]){12,}")
 _DIGITS = re.compile(r"[0-9]+")
@@ -174,153 +183,6 @@ _MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-
 _PROCESS_KEY: Final = os.urandom(32)
 #: The scanned fields that fill a database column of fixed width (cut to it after redaction).
 _LIMITED: Final = tuple((n, STRING_LIMITS[n]) for n in _ALL_SCANNED if n in STRING_LIMITS)
-
-# Path segments: (kind, argument).
-_KEY, _INDEX, _ITEMS, _VALUES = range(4)
-_Segment = tuple[int, Any]
-_Path = tuple[_Segment, ...]
-_INDEX_RE = re.compile(r"\[(-?[0-9]+)\]")
-
-
-class _PathError(ValueError):
-    pass
-
-
-class _TooDeepError(ValueError):
-    pass
-
-
-def _parse_quoted(path: str, i: int) -> tuple[str, int]:
-    """Parse the key of ``["..."]`` starting after the opening quote; return it and the index after ``]``."""
-    chars: list[str] = []
-    n = len(path)
-    while i < n:
-        c = path[i]
-        if c == "\\" and i + 1 < n:
-            chars.append(path[i + 1])
-            i += 2
-        elif c == '"':
-            if not path.startswith("]", i + 1):
-                raise _PathError(f"expected ']' after the quoted key at position {i + 1}")
-            return "".join(chars), i + 2
-        else:
-            chars.append(c)
-            i += 1
-    raise _PathError('unterminated quoted key (["...": missing closing quote)')
-
-
-def _parse_bracket(path: str, i: int) -> tuple[_Segment, int]:
-    """The ``[*]``, ``[N]`` or ``["key"]`` segment at *i*, and the index after it."""
-    if path.startswith("[*]", i):
-        return (_ITEMS, None), i + 3
-    if path.startswith('["', i):
-        key, end = _parse_quoted(path, i + 2)
-        return (_KEY, key), end
-    match = _INDEX_RE.match(path, i)
-    if match is None:
-        raise _PathError(f'bad brackets at position {i}: use [*], [N] or ["key"]')
-    return (_INDEX, int(match.group(1))), match.end()
-
-
-def _parse_path(path: str) -> tuple[_Path, bool]:
-    """Segments of *path*, and whether the first one is a bare (unquoted) key."""
-    if not path:
-        raise _PathError("the path is empty")
-    segments: list[_Segment] = []
-    first_bare = False
-    need_segment = True  # at the start or after a dot
-    i, n = 0, len(path)
-    while i < n:
-        c = path[i]
-        if c == "[":
-            if need_segment and segments:
-                raise _PathError(f"empty segment before '[' at position {i}")
-            segment, i = _parse_bracket(path, i)
-            segments.append(segment)
-            need_segment = False
-        elif c == ".":
-            if need_segment:
-                raise _PathError(f"empty segment at position {i}")
-            need_segment = True
-            i += 1
-        else:
-            if not need_segment:
-                raise _PathError(f"expected '.' or '[' at position {i}")
-            j = i
-            while j < n and path[j] not in ".[":
-                j += 1
-            key = path[i:j]
-            if "]" in key or '"' in key:
-                raise _PathError(f"unexpected ']' or '\"' in key {key!r} (quote it: [\"...\"])")
-            if not segments:
-                first_bare = True
-            segments.append((_VALUES, None) if key == "*" else (_KEY, key))
-            need_segment = False
-            i = j
-    if need_segment:
-        raise _PathError("the path ends with '.'")
-    return tuple(segments), first_bare
-
-
-def _compile_path(path: str) -> tuple[tuple[str, ...], _Path]:
-    """The payload fields a path applies to, and its segments below the field."""
-    segments, first_bare = _parse_path(path)
-    head = segments[0]
-    if first_bare and head[0] == _KEY and head[1] in _PREFIXES:
-        rest = segments[1:]
-        if head[1] == "metadata" and not rest:
-            raise _PathError("a metadata rule needs a key: metadata.<key> or metadata.*")
-        return (head[1],), rest
-    return ("request", "response"), segments
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One path rule: the values at *path* are dropped, masked or hashed (see the module docstring).
-
-    Raises:
-        ConfigurationError: the path is invalid or the action unknown.
-    """
-
-    path: str
-    action: str = "mask"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.path, str):
-            raise ConfigurationError(f"redaction rule path must be a string, not {type(self.path).__name__}")
-        if self.action not in ACTIONS:
-            raise ConfigurationError(
-                f"redaction rule {self.path!r}: unknown action {self.action!r}; "
-                f"use one of {', '.join(ACTIONS)}"
-            )
-        try:
-            _compile_path(self.path)
-        except _PathError as exc:
-            raise ConfigurationError(f"redaction rule {self.path!r}: invalid path: {exc}") from None
-
-
-RuleSpec = Rule | Mapping[str, Any] | str
-
-
-def _to_rule(spec: RuleSpec) -> Rule:
-    if isinstance(spec, Rule):
-        return spec
-    if isinstance(spec, str):
-        return Rule(spec)
-    if isinstance(spec, Mapping):
-        unknown = set(spec) - {"path", "action"}
-        if unknown:
-            raise ConfigurationError(
-                f"redaction rule {dict(spec)!r}: unknown keys {sorted(map(str, unknown))}; "
-                "use path and action"
-            )
-        if "path" not in spec:
-            raise ConfigurationError(f"redaction rule {dict(spec)!r} has no path")
-        return Rule(spec["path"], spec.get("action", "mask"))
-    raise ConfigurationError(
-        f"a redaction rule must be a Rule, a dict or a path string, not {type(spec).__name__}: {spec!r}"
-    )
-
 
 _MAX_SCAN_ROUNDS = 8  # replacements never create new matches; a bound all the same
 
@@ -465,7 +327,7 @@ def _literal_spans(name: str, literal: str) -> _Spans:
 
 
 def _rule_spans(name: str) -> _Spans:
-    """Spans of a catalogue rule (`llmaudit._detectors`): run only when one of its keywords occurs;
+    """Spans of a catalogue rule (`llmaudit.redact.detectors`): run only when one of its keywords occurs;
     the named group is the secret when the pattern has one; a match failing the rule's check is kept."""
     pattern, keywords, check = DETECTORS[name], RULE_KEYWORDS[name], CHECKS[name]
 
@@ -565,7 +427,7 @@ def _card_finder_spans(text: str) -> list[tuple[int, int]]:
 def _may_match(text: str) -> bool:
     """A cheap test, true whenever some built-in detector could match *text* (single characters first:
     ``in`` on one character is a memchr; longer needles cost about a nanosecond per character). Text
-    with format or compatibility characters is tested in its folded form (see `_detectors.fold`)."""
+    with format or compatibility characters is tested in its folded form (see `detectors.fold`)."""
     if not text.isascii() and needs_fold(text):
         text = unicodedata.normalize("NFKC", FORMAT_CHARS.sub("", text))
     if "@" in text or ("-" in text and "sk-" in text):

@@ -18,15 +18,15 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from . import providers
-from ._capture import FlatHeaders, RawCapture
-from ._context import AuditContext
-from ._cost import cost_usd
-from ._decode import decode_content, parse_json
-from ._headers import MASK, NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS, is_credential_name
-from ._record import STRING_LIMITS, AuditRecord, JSONValue, format_id
-from .providers._failure import describe_failure
-from .storage._base import mask_url_credentials
+from .. import providers
+from .._capture import FlatHeaders, RawCapture
+from .._context import AuditContext
+from .._headers import MASK, NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS, is_credential_name
+from ..providers._failure import describe_failure
+from ..storage._base import mask_url_credentials
+from .bodies import decode_content, parse_json
+from .cost import cost_usd
+from .model import STRING_LIMITS, AuditRecord, JSONValue, format_id
 
 __all__ = [
     "SECRET_FORM_FIELDS",
@@ -140,7 +140,7 @@ def _mask_oauth(value: Any) -> Any:
 
 
 def _mask_names(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Session metadata with the values under a credential's name masked (as `_convert` does for the
+    """Session metadata with the values under a credential's name masked (as `jsonable` does for the
     decorator's records)."""
     return {
         k: MASK if isinstance(k, str) and is_credential_name(k) and isinstance(v, (str, list, dict)) else v

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ._record import SCHEMA_VERSION, AuditRecord
+from .model import SCHEMA_VERSION, AuditRecord
 
 __all__ = [
     "CANONICAL_OPTIONS",
