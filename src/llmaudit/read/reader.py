@@ -20,11 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._errors import ConfigurationError, StorageError
-from ._settings import check_setting, default_spool_dir, default_storage_url
-from ._spool import Spool
-from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
-from .integrity.chain import (
+from .._errors import ConfigurationError, StorageError
+from .._settings import check_setting, default_spool_dir, default_storage_url
+from .._spool import Spool
+from ..integrity.chain import (
     Chain,
     chain_key,
     compute_hash,
@@ -32,12 +31,13 @@ from .integrity.chain import (
     hash_version,
     marker,
 )
-from .integrity.verify import VerifyReport, verify_chain
-from .record.codec import decode_record, format_timestamp
-from .record.model import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
-from .storage import Query, Storage, open_storage
-from .storage._base import ChainStore, ProblemHandler, RegistryStore
-from .storage._files import read_private
+from ..integrity.verify import VerifyReport, verify_chain
+from ..record.codec import decode_record, format_timestamp
+from ..record.model import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
+from ..storage import Query, Storage, open_storage
+from ..storage._base import ChainStore, ProblemHandler, RegistryStore
+from ..storage._files import read_private
+from .summary import SessionSummary, StatsRow, Tally, nearest_rank
 
 __all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
 
@@ -451,7 +451,7 @@ class Reader:
     ) -> None:
         """Rejected records kept in the spool for the operator lose the subject's data too (the
         files are rewritten atomically, like JSONL files)."""
-        from .storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
+        from ..storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
 
         if not self._spool_dir.is_dir():
             return
@@ -572,7 +572,7 @@ class Reader:
             request=covers,
             response=summary,
         )
-        from ._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
+        from .._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)
@@ -596,7 +596,7 @@ class Reader:
             ConfigurationError: the destination is neither a URL nor a .jsonl/.csv/.parquet path,
                 or pyarrow is missing for a .parquet one.
         """
-        from . import _export  # noqa: PLC0415
+        from .export import export  # noqa: PLC0415
 
         checkpoints = None
         if isinstance(self.storage, ChainStore):
@@ -606,9 +606,7 @@ class Reader:
                 if state.base_seq is not None and state.base_hash is not None
             }
         records = self.storage.read(_query(filters))
-        return _export.export(
-            records, destination, batch_size, progress, checkpoints, chain_key=_secret(None)
-        )
+        return export(records, destination, batch_size, progress, checkpoints, chain_key=_secret(None))
 
     # -- lifetime -------------------------------------------------------------------------------
 
