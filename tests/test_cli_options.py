@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 
 import llmaudit
 from llmaudit import AuditRecord
-from llmaudit._reader import SessionSummary, StatsRow
 from llmaudit.cli import cli
+from llmaudit.read.reader import SessionSummary, StatsRow
 
 BACKENDS = [
     "jsonl",

@@ -17,7 +17,7 @@ import pytest
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Query, audited, current_session, session
-from llmaudit._context import current
+from llmaudit.capture.context import current
 from llmaudit.record.model import format_id
 
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._export import export
 from llmaudit.cli import cli
+from llmaudit.read.export import export
 from llmaudit.record.model import AuditRecord
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmaudit._capture import RawCapture
+from llmaudit.capture.raw import RawCapture
 from llmaudit.providers import Exchange, Parsed
 from llmaudit.record.frozen import fast_init
 from llmaudit.record.model import AuditRecord

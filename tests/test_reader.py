@@ -12,8 +12,8 @@ import pytest
 
 import llmaudit
 from llmaudit._errors import ConfigurationError
-from llmaudit._summary import nearest_rank
 from llmaudit.integrity.chain import Chain
+from llmaudit.read.summary import nearest_rank
 from llmaudit.record.model import AuditRecord
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from tests.helpers import ControlledStorage
 
 import llmaudit
-from llmaudit import AuditRecord, Query, Redactor, _headers
+from llmaudit import AuditRecord, Query, Redactor
+from llmaudit.capture.headers import is_credential_name
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import STRING_LIMITS
 from llmaudit.storage.sql import SQLStorage
@@ -612,7 +613,7 @@ def test_every_text_field_of_a_record_is_redacted() -> None:
     ],
 )
 def test_which_names_are_credentials(name: str, credential: bool) -> None:
-    assert _headers.is_credential_name(name) is credential
+    assert is_credential_name(name) is credential
 
 
 def test_a_cookie_value_is_scrubbed_from_the_body_but_not_its_name(

@@ -6,7 +6,6 @@ underscored module is private.
 
 from . import providers, transports
 from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
-from ._decorator import audited
 from ._errors import (
     AuditError,
     ConfigurationError,
@@ -15,12 +14,13 @@ from ._errors import (
     StorageNotFoundError,
     StorageUnavailableError,
 )
-from ._instrument import instrument, is_instrumented, uninstrument
-from ._reader import Reader, open
-from ._session import ContextThreadPoolExecutor, current_session, propagate, session
-from ._transport import AsyncAuditTransport, AuditTransport
 from ._version import __version__
 from ._writer import WriterStats
+from .capture.decorator import audited
+from .capture.instrument import instrument, is_instrumented, uninstrument
+from .capture.session import ContextThreadPoolExecutor, current_session, propagate, session
+from .capture.transport import AsyncAuditTransport, AuditTransport
+from .read.reader import Reader, open
 from .record.model import SCHEMA_VERSION, AuditRecord
 from .redact.redactor import Redactor, Rule
 from .storage import Query, Storage, open_storage, register_storage

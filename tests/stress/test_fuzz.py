@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 from tests.stress.conftest import Figures
 
 from llmaudit import providers
-from llmaudit._capture import RawCapture
-from llmaudit._context import AuditContext
-from llmaudit._streams import UsageChunkFilter
+from llmaudit.capture.context import AuditContext
+from llmaudit.capture.raw import RawCapture
+from llmaudit.capture.streams import UsageChunkFilter
 from llmaudit.providers import Exchange, compat
 from llmaudit.record.bodies import (
     MAX_DECODED_BYTES,

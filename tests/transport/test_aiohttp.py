@@ -26,7 +26,7 @@ from tests.transport.conftest import Recorder
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
 
 import llmaudit
-from llmaudit import _coverage
+from llmaudit.capture import coverage
 from llmaudit.record.codec import encode_record
 from llmaudit.transports.aiohttp import AuditMiddleware
 
@@ -550,7 +550,7 @@ async def test_the_middleware_applies_the_mapping_and_counts_what_it_passes_thro
 ) -> None:
     """AuditMiddleware, attached by the user, maps hosts as configured (issue 17, item 1) and counts
     and warns about the requests it does not record, like the httpx transports."""
-    _coverage._warned_hosts.clear()
+    coverage._warned_hosts.clear()
     mapped = llmaudit.Auditor(
         "memory://aiohttp-mapped", spool_dir=str(tmp_path / "spool"), providers={"127.0.0.1": "openai"}
     )

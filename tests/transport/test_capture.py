@@ -11,7 +11,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmaudit._capture import FlatHeaders, FlatRequest, PairHeaders, flat_headers, flat_request, pack_headers
+from llmaudit.capture.raw import (
+    FlatHeaders,
+    FlatRequest,
+    PairHeaders,
+    flat_headers,
+    flat_request,
+    pack_headers,
+)
 from llmaudit.record.build import _headers
 
 _TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1)
@@ -79,7 +86,7 @@ def test_a_read_request_is_packed_and_a_streaming_one_is_kept(hx: ModuleType) ->
 def test_a_recorded_call_holds_no_branch_headers_while_queued(hx: ModuleType, tmp_path: Path) -> None:
     """What the transport queues holds packed headers, the chunks as they came, and no Request object."""
     from llmaudit import Auditor
-    from llmaudit._capture import RawCapture
+    from llmaudit.capture.raw import RawCapture
     from llmaudit.transports import httpx as t_httpx
     from llmaudit.transports import httpx2 as t_httpx2
 

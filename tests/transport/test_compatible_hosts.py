@@ -18,7 +18,7 @@ from tests.transport.server import LocalServer
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE
 
 import llmaudit
-from llmaudit import _coverage
+from llmaudit.capture import coverage
 from llmaudit.record.cost import cost_usd
 
 MESSAGE = {
@@ -35,9 +35,9 @@ MESSAGE = {
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
     """Each test sees the first warning for a host again (the memory is process-wide)."""
-    _coverage._warned_hosts.clear()
+    coverage._warned_hosts.clear()
     yield
-    _coverage._warned_hosts.clear()
+    coverage._warned_hosts.clear()
 
 
 def _respond(hx: ModuleType) -> Any:
@@ -222,13 +222,13 @@ def test_the_memory_of_warned_hosts_is_bounded(
 ) -> None:
     """Past the limit, new hosts are counted but neither remembered nor named (the last one named
     says so)."""
-    monkeypatch.setattr(_coverage, "_WARNED_HOSTS_LIMIT", 2)
+    monkeypatch.setattr(coverage, "_WARNED_HOSTS_LIMIT", 2)
     with caplog.at_level(logging.WARNING, logger="llmaudit"), _client(hx, recorder.auditor) as client:
         for n in range(6):
             client.post(f"https://host{n}.example/rpc", json={})
     warnings = [r.getMessage() for r in caplog.records if r.name == "llmaudit"]
     assert len(warnings) == 3 and "no more hosts will be named" in warnings[-1]
-    assert len(_coverage._warned_hosts) == 3
+    assert len(coverage._warned_hosts) == 3
     assert recorder.auditor.stats().unmatched == 6
 
 

@@ -19,7 +19,7 @@ from tests.transport.conftest import Recorder
 from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
 
 import llmaudit
-from llmaudit._context import AuditContext, current
+from llmaudit.capture.context import AuditContext, current
 from llmaudit.record.codec import encode_record
 
 Handler = Callable[[Any], Any]

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import click
 
-from .. import _reader
 from .._errors import StorageNotFoundError
 from .._settings import Settings, data_dir, default_spool_dir, default_storage_url
 from .._spool import Spool
+from ..read import reader
 
 __all__ = [
     "JSON_HELP",
@@ -55,9 +55,7 @@ storage_option = click.option(*STORAGE_OPTION_ARGS, default=None, help=STORAGE_H
 JSON_HELP = "Print JSON (one object per line) instead of a table, where the command has one."
 
 
-def open_reader(
-    value: str | None, *, listing: bool = False, create_for_spool: bool = False
-) -> _reader.Reader:
+def open_reader(value: str | None, *, listing: bool = False, create_for_spool: bool = False) -> reader.Reader:
     """Open the store for a read command; reading never creates one.
 
     A store named by ``--storage`` or ``LLMAUDIT_STORAGE`` that does not exist is an error (the
@@ -69,10 +67,10 @@ def open_reader(
     """
     url = storage_url(value)
     try:
-        return _reader.open(url)
+        return reader.open(url)
     except StorageNotFoundError:
         if create_for_spool and _spool_pending(url):
-            return _reader.open(url, create=True)
+            return reader.open(url, create=True)
         if url != default_storage_url():
             raise
         click.echo(

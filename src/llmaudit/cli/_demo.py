@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from .._auditor import Auditor
-from .._decorator import audited
-from .._reader import open as open_reader
-from .._session import session
+from ..capture.decorator import audited
+from ..capture.session import session
+from ..read.reader import open as open_reader
 from ..transports.httpx import AuditTransport
 from ._text import plain
 from ._views import console, sessions_table, stats_table

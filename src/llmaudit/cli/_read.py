@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .. import _reader
+from ..read.reader import GROUPABLE, Reader
 from ..record.codec import record_to_dict
 from ..record.model import AuditRecord, record_kind
 from ._common import open_reader, parse_age, storage_option, storage_url, wants_json
@@ -95,7 +95,7 @@ def sessions(
             out.print(line)
 
 
-def _last_error(reader: _reader.Reader, session: str) -> str | None:
+def _last_error(reader: Reader, session: str) -> str | None:
     """The error of the session's latest failed LLM call (read to its end: one record)."""
     found = list(reader.records(session=session, errors_only=True, kind="call", order="desc", limit=1))
     return found[0].error if found else None
@@ -180,7 +180,7 @@ def tail(storage: str | None, lines: int, follow: bool, interval: float, as_json
     "--by",
     default=None,
     help="Comma-separated: "
-    + ", ".join(_reader.GROUPABLE)
+    + ", ".join(GROUPABLE)
     + " (default client,model; client,operation with --functions)",
 )
 @click.option("--since", default=None, help="Only the last AGE (e.g. 7d).")

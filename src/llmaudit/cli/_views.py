@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import providers
-from .._summary import SessionSummary, StatsRow
 from ..providers import Conversation, Part
+from ..read.summary import SessionSummary, StatsRow
 from ..record.model import AuditRecord
 from ._text import plain, shown
 

@@ -19,9 +19,15 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from .. import providers
-from .._capture import FlatHeaders, RawCapture
-from .._context import AuditContext
-from .._headers import MASK, NEVER_STORED_HEADERS, STORED_HEADER_PREFIXES, STORED_HEADERS, is_credential_name
+from ..capture.context import AuditContext
+from ..capture.headers import (
+    MASK,
+    NEVER_STORED_HEADERS,
+    STORED_HEADER_PREFIXES,
+    STORED_HEADERS,
+    is_credential_name,
+)
+from ..capture.raw import FlatHeaders, RawCapture
 from ..providers._failure import describe_failure
 from ..storage._base import mask_url_credentials
 from .bodies import decode_content, parse_json

@@ -81,7 +81,7 @@ import orjson
 
 from .. import providers
 from .._errors import ConfigurationError
-from .._headers import NEVER_STORED_HEADERS
+from ..capture.headers import NEVER_STORED_HEADERS
 from ..record.codec import dumps
 from ..record.model import STRING_LIMITS, AuditRecord
 from .detectors import (
@@ -528,7 +528,8 @@ class Redactor:
         patterns: custom detectors ``{name: regex}`` (an employee number, an internal ticket id…): each
             match becomes ``[REDACTED:<name>]`` like the built-ins'.
         deny_headers: header names (any case) removed from ``record.headers`` on top of the ones that
-            are never stored (Authorization, Cookie, API key headers: see ``_headers.NEVER_STORED_HEADERS``).
+            are never stored (Authorization, Cookie, API key headers: see
+            ``capture.headers.NEVER_STORED_HEADERS``).
 
     Raises:
         ConfigurationError: an invalid rule, path, action, detector name, limit or key.

@@ -37,8 +37,8 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 
 from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
-from .._summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from ..integrity.chain import ChainState, RegistryEntry, new_state, state_mac
+from ..read.summary import SessionSummary, StatsRow, nearest_rank, round_cost
 from ..record.codec import FIELDS, dumps, dumps_known, format_timestamp, loads, record_from_dict
 from ..record.model import AGGREGATE_SOURCE, FUNCTION_SOURCE, KINDS, STRING_LIMITS, AuditRecord
 from . import _migrations

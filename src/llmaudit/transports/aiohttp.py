@@ -4,7 +4,7 @@ aiohttp has no transport seam like httpx's; its client middleware (aiohttp >= 3.
 sees every request the session sends (each redirect hop and retry), with its final headers and body,
 and the response once its headers have arrived. ``TraceConfig`` signals are not enough: they carry the
 response body only when it is read whole with ``read()``, never a stream. The middleware drives the
-transport core (`llmaudit._transport`) through a `Shell`, so the decision, the failure handling and
+transport core (`llmaudit.capture.transport`) through a `Shell`, so the decision, the failure handling and
 the capture are the httpx transport's:
 
 - the request is kept as a `FlatRequest` (method, URL, packed headers, the body aiohttp holds as bytes)
@@ -14,7 +14,7 @@ the capture are the httpx transport's:
   read unchanged and keeps a capped copy of what the caller read; the response is an instance of a
   subclass of the session's response class that finalises the record on ``release()``/``close()``.
 
-Finalisation happens once (`llmaudit._streams.TeeState`): when a read leaves the body at its end
+Finalisation happens once (`llmaudit.capture.streams.TeeState`): when a read leaves the body at its end
 (complete), when the response is released or closed first (incomplete, unless everything that arrived
 was read and the body had ended), when a read raises, cancellation included (incomplete, re-raised
 unchanged), or when an unclosed response is garbage collected (incomplete). It runs on the caller's
@@ -41,10 +41,10 @@ except ImportError as exc:  # pragma: no cover - exercised by the optional-depen
     ) from exc
 
 from .._auditor import Auditor, NullAuditor
-from .._capture import FlatRequest, UnreadRequest, pack_headers
 from .._guard import report
-from .._streams import Finish, TeeState
-from .._transport import CaptureMode, _Call, _TransportCore
+from ..capture.raw import FlatRequest, UnreadRequest, pack_headers
+from ..capture.streams import Finish, TeeState
+from ..capture.transport import CaptureMode, _Call, _TransportCore
 
 __all__ = ["AuditMiddleware"]
 
@@ -195,7 +195,7 @@ def _header_pairs(headers: Any) -> list[tuple[bytes, bytes]]:
 
 
 class _Shell:
-    """One recorded exchange's aiohttp side, for the core (`llmaudit._transport.Shell`)."""
+    """One recorded exchange's aiohttp side, for the core (`llmaudit.capture.transport.Shell`)."""
 
     __slots__ = ("_body",)
 

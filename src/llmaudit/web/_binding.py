@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from .._errors import ConfigurationError
 from .._guard import report
-from .._session import session
+from ..capture.session import session
 
 __all__ = [
     "COOKIE_PREFIX",

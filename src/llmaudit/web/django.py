@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the optional-depen
 
 from .._errors import ConfigurationError
 from .._guard import guard, report
-from .._session import session
+from ..capture.session import session
 from ._binding import DEFAULT_HEADER, Binder, aiterate_in, hash_session_id, iterate_in
 
 __all__ = ["SESSION_PREFIX", "SessionMiddleware", "session_key_for"]

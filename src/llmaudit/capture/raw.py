@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._context import AuditContext
-from .record.frozen import fast_init
+from ..record.frozen import fast_init
+from .context import AuditContext
 
 if TYPE_CHECKING:
-    from .record.model import AuditRecord
+    from ..record.model import AuditRecord
 
 __all__ = [
     "MAX_CAPTURE_BYTES",
@@ -242,7 +242,7 @@ def _load_builder() -> Callable[[RawCapture], AuditRecord]:
     """`record.build.build_record`, imported on the writer thread at its first record (parsing is not
     loaded on the hot path), then kept: an import statement per record costs a microsecond."""
     global _builder  # noqa: PLW0603 - set once; a race sets the same function twice
-    from .record.build import build_record  # noqa: PLC0415
+    from ..record.build import build_record  # noqa: PLC0415
 
     _builder = build_record
     return build_record

@@ -2,7 +2,8 @@
 
 This module holds what the tamper-evident chain needs from the read side: reading records back,
 `Reader.verify`, `Reader.forget` (erasure that keeps the proof) and `Reader.prune` (deleting old
-records while leaving a checkpoint). The backends do the storage-specific work (``ChainStore``).
+records while leaving a checkpoint): the reader checks their arguments, and the work of the last two
+is in `maintenance`. The backends do the storage-specific work (``ChainStore``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import hashlib
 import hmac
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
@@ -20,24 +20,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ._errors import ConfigurationError, StorageError
-from ._settings import check_setting, default_spool_dir, default_storage_url
-from ._spool import Spool
-from ._summary import SessionSummary, StatsRow, Tally, nearest_rank
-from .integrity.chain import (
-    Chain,
-    chain_key,
-    compute_hash,
-    erasure_changes,
-    hash_version,
-    marker,
-)
-from .integrity.verify import VerifyReport, verify_chain
-from .record.codec import decode_record, format_timestamp
-from .record.model import KINDS, AuditRecord, Kind, new_id, record_kind, utcnow
-from .storage import Query, Storage, open_storage
-from .storage._base import ChainStore, ProblemHandler, RegistryStore
-from .storage._files import read_private
+from .._errors import ConfigurationError
+from .._settings import check_setting, default_spool_dir, default_storage_url
+from ..integrity.chain import Chain, chain_key
+from ..integrity.verify import VerifyReport, verify_chain
+from ..record.codec import format_timestamp
+from ..record.model import KINDS, AuditRecord, Kind, new_id, record_kind
+from ..storage import Query, Storage, open_storage
+from ..storage._base import ChainStore, ProblemHandler, RegistryStore
+from .maintenance import ForgetResult, PruneResult, forget_records, prune_records
+from .summary import SessionSummary, StatsRow, Tally, nearest_rank
 
 __all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
 
@@ -49,40 +41,6 @@ MAX_AGGREGATED_IDS = 1000
 #: What `Reader.stats` can group by.
 GROUPABLE = ("client", "model", "provider", "operation", "user", "session_key", "source", "day")
 _FILTER_ALIASES = {"session": "session_key"}
-
-
-@dataclass(frozen=True, slots=True)
-class ForgetResult:
-    """What `Reader.forget` did: records erased, and spool files it could not touch (in use).
-
-    ``unguaranteed`` lists, in plain words, each copy of the erased text this run could not remove
-    or check, and what to do about it (empty: every copy llmaudit can reach is gone).
-    ``residual_copies`` names where the backend keeps copies beyond llmaudit's reach on every run
-    (a server's write-ahead log, backups, replicas: SECURITY.md says what an operator must do).
-
-    ``legacy``: records sealed with hashing version 1 (before every field was hashed as a digest):
-    only their payloads (request, response, metadata) could be erased without breaking the chain;
-    their other fields are kept. ``unverified``: records that did not verify with the key given
-    before erasure, erased anyway because ``force=True``.
-    """
-
-    erased: int
-    spool_replayed: int
-    spool_files_in_use: int
-    already_erased: int = 0  # matching records whose payloads an earlier forget erased
-    unguaranteed: tuple[str, ...] = ()
-    residual_copies: tuple[str, ...] = ()
-    legacy: tuple[str, ...] = ()
-    unverified: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PruneResult:
-    """What `Reader.prune` did: records deleted and checkpoints left (one per writer cut)."""
-
-    deleted: int
-    checkpoints: int
-    kept_back: int  # older than the cut-off but after a newer record of the same writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,129 +299,16 @@ class Reader:
         if session is None and user is None and not ids:
             raise ConfigurationError("forget needs session=, user= or ids=")
         secret = chain_key(key if key is not None else os.environ.get("LLMAUDIT_CHAIN_KEY"))
-        store = self._chain_store("erasure")
-        now = utcnow()
-        unguaranteed: list[str] = []
-        replayed, in_use = self._forget_spooled(
-            session, user=user, ids=ids or (), now=now, key=secret, unguaranteed=unguaranteed
+        return forget_records(
+            self.storage,
+            self._chain_store("erasure"),
+            self._spool_dir,
+            session=session,
+            user=user,
+            ids=ids,
+            secret=secret,
+            force=force,
         )
-        payloads: dict[str, dict[str, Any]] = {}
-        matched: set[str] = set()
-        # A record erased before carries the marker instead of the value: matched too, so that
-        # forget run again (after a blocked checkpoint, a held spool file) reaches what it erased.
-        sessions = () if session is None else (session, marker("session_key", session, secret))
-        users = () if user is None else (user, marker("user", user, secret))
-        queries = [Query(session_key=s) for s in sessions] + [Query(user=u) for u in users]
-        if ids:
-            queries.append(Query(ids=tuple(ids)))
-        wanted = set(ids or ())
-
-        def selected(r: AuditRecord) -> bool:
-            return (
-                r.id in wanted
-                or r.session_key in sessions
-                or r.parent_session_key in sessions
-                or r.user in users
-            )
-
-        if session is not None:  # nested sessions: no index on parent_session_key, so a scan (rare)
-            queries.append(Query())
-        legacy: list[str] = []
-        unverified: list[str] = []
-        for query in queries:
-            for record in self.storage.read(query):
-                if record.id in matched or not selected(record):
-                    continue
-                matched.add(record.id)
-                fields = erasure_changes(record, now, secret)
-                if not fields:
-                    continue  # erased before
-                payloads[record.id] = fields
-                if hash_version(record) == 1:
-                    legacy.append(record.id)
-                if record.hash is not None and compute_hash(record, secret) != record.hash:
-                    unverified.append(record.id)
-        if unverified and not force:
-            raise ConfigurationError(
-                f"{len(unverified)} matching records (e.g. {unverified[0]!r}) do not verify with "
-                f"{'the chain key given' if secret else 'no chain key (set LLMAUDIT_CHAIN_KEY)'}: "
-                "erasing them would leave digests that never verify; give the right key, or force"
-            )
-        # Already erased records erase again (nothing to change): the database gets another chance
-        # to drop the old text from its files, e.g. after a reader blocked SQLite's checkpoint.
-        erased = store.erase(payloads) if matched else 0
-        unguaranteed.extend(getattr(store, "erase_caveats", ()) if matched else ())
-        self._erase_rejected(selected, now, secret)
-        return ForgetResult(
-            erased,
-            replayed,
-            in_use,
-            already_erased=len(matched) - len(payloads),
-            unguaranteed=tuple(unguaranteed),
-            residual_copies=tuple(getattr(store, "residual_copies", ())),
-            legacy=tuple(legacy),
-            unverified=tuple(unverified),
-        )
-
-    def _forget_spooled(
-        self,
-        session: str | None,
-        *,
-        user: str | None,
-        ids: Sequence[str],
-        now: datetime,
-        key: bytes | None,
-        unguaranteed: list[str],
-    ) -> tuple[int, int]:
-        """Replay the spool files no writer holds, and record the erasure for those it holds (and
-        for records a running writer spills later); returns (records replayed, files in use)."""
-        try:
-            spool = Spool(self._spool_dir)
-        except StorageError as exc:
-            unguaranteed.append(
-                f"the spool was not checked ({exc}): records waiting there keep their text. Fix the "
-                f"directory, then run forget again as the user that runs the application"
-            )
-            return 0, 0
-        spool.chain_key = key  # a replayed record erased by the forget list is erased with this key
-        replayed = spool.replay(self.storage).records if spool.pending() else 0
-        in_use = len(spool.files())
-        spool.release()
-        try:
-            spool.record_erasure(session=session, user=user, ids=ids, at=now)
-        except OSError as exc:
-            unguaranteed.append(
-                f"the erasure could not be recorded in the spool's forget list ({exc}): records a "
-                f"running writer still holds will be stored with their text. Stop or flush the "
-                f"application's writers and run forget again"
-            )
-        if in_use:
-            unguaranteed.append(
-                f"{in_use} spool file(s) in {spool.directory} are held by a running writer: their "
-                f"records will be erased when they are replayed (the erasure is in the spool's forget "
-                f"list), but the text stays in those files until then. Let the writer reach the "
-                f"storage, or stop it, and run forget again to confirm"
-            )
-        return replayed, in_use
-
-    def _erase_rejected(
-        self, selected: Callable[[AuditRecord], bool], now: datetime, key: bytes | None = None
-    ) -> None:
-        """Rejected records kept in the spool for the operator lose the subject's data too (the
-        files are rewritten atomically, like JSONL files)."""
-        from .storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
-
-        if not self._spool_dir.is_dir():
-            return
-        for path in self._spool_dir.glob("rejected-*.jsonl"):
-            try:
-                data = read_private(path)
-            except OSError:  # not llmaudit's file (a link, another user's): not ours to rewrite
-                continue
-            ids = {r.id for r in _decode_lines(data) if selected(r)}
-            if ids:
-                lines, _ = _changed_lines(data, ids, lambda r: replace(r, **erasure_changes(r, now, key)))
-                _replace_file(path, b"".join(lines))
 
     def prune(
         self,
@@ -480,31 +325,7 @@ class Reader:
         store = self._chain_store("pruning")
         if isinstance(store, RegistryStore):
             store.chain_key = _secret(key)
-        old: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-        first_kept: dict[str, int] = {}
-        unchained: list[str] = []
-        for record in _counted(self.storage.read(Query()), progress):
-            if record.writer_id is None or record.seq is None or record.hash is None:
-                if record.created_at < older_than:
-                    unchained.append(record.id)
-                continue
-            if record.created_at < older_than:
-                old[record.writer_id].append((record.seq, record.id, record.hash))
-            else:
-                known = first_kept.get(record.writer_id)
-                first_kept[record.writer_id] = record.seq if known is None else min(known, record.seq)
-        ids = list(unchained)
-        checkpoints: dict[str, tuple[int, str]] = {}
-        kept_back = 0
-        for writer, rows in old.items():
-            limit = first_kept.get(writer)
-            cut = [row for row in sorted(rows) if limit is None or row[0] < limit]
-            kept_back += len(rows) - len(cut)
-            if cut:
-                ids.extend(row[1] for row in cut)
-                checkpoints[writer] = (cut[-1][0], cut[-1][2])
-        deleted = store.delete(ids, checkpoints) if ids else 0
-        return PruneResult(deleted, len(checkpoints), kept_back)
+        return prune_records(store, _counted(self.storage.read(Query()), progress), older_than)
 
     # -- aggregation and export ------------------------------------------------------------------
 
@@ -572,7 +393,7 @@ class Reader:
             request=covers,
             response=summary,
         )
-        from ._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
+        from .._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)
@@ -596,7 +417,7 @@ class Reader:
             ConfigurationError: the destination is neither a URL nor a .jsonl/.csv/.parquet path,
                 or pyarrow is missing for a .parquet one.
         """
-        from . import _export  # noqa: PLC0415
+        from .export import export  # noqa: PLC0415
 
         checkpoints = None
         if isinstance(self.storage, ChainStore):
@@ -606,9 +427,7 @@ class Reader:
                 if state.base_seq is not None and state.base_hash is not None
             }
         records = self.storage.read(_query(filters))
-        return _export.export(
-            records, destination, batch_size, progress, checkpoints, chain_key=_secret(None)
-        )
+        return export(records, destination, batch_size, progress, checkpoints, chain_key=_secret(None))
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -665,14 +484,6 @@ def _first(records: Iterator[AuditRecord]) -> AuditRecord | None:
     keeps its PostgreSQL server-side cursor open until the garbage collector finds it."""
     found = list(records)
     return found[0] if found else None
-
-
-def _decode_lines(data: bytes) -> Iterator[AuditRecord]:
-    for line in data.splitlines():
-        try:
-            yield decode_record(line)
-        except (ValueError, TypeError):
-            continue
 
 
 def _query(filters: dict[str, Any]) -> Query:

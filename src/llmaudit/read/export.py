@@ -1,5 +1,5 @@
 """Export records to another storage, a JSON Lines file or a CSV file; idempotent and resumable.
-(A Parquet file, for analysts, is written whole instead: see `_parquet`.)
+(A Parquet file, for analysts, is written whole instead: see `parquet`.)
 
 A storage URL gets batches through its own idempotent ``write`` (same id, one record). A file gets only
 the records whose id it does not hold yet, appended in batches and fsynced, so an interrupted export
@@ -21,11 +21,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from ._errors import ConfigurationError
-from .record.codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
-from .record.model import AuditRecord
-from .storage import open_storage
-from .storage._base import ChainStore, RegistryStore
+from .._errors import ConfigurationError
+from ..record.codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
+from ..record.model import AuditRecord
+from ..storage import open_storage
+from ..storage._base import ChainStore, RegistryStore
 
 __all__ = ["export"]
 
@@ -81,7 +81,7 @@ def export(
     if path.suffix == ".csv":
         return _to_file(records, path, batch_size, progress, _csv_ids, _csv_lines)
     if path.suffix == ".parquet":
-        from ._parquet import to_parquet  # noqa: PLC0415 - pyarrow is optional, and loaded only here
+        from .parquet import to_parquet  # noqa: PLC0415 - pyarrow is optional, and loaded only here
 
         return to_parquet(records, path, batch_size, progress)
     raise ConfigurationError(

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigurationError
-from .record.codec import FIELDS, dumps
-from .record.model import AuditRecord
+from .._errors import ConfigurationError
+from ..record.codec import FIELDS, dumps
+from ..record.model import AuditRecord
 
 __all__ = ["JSON_COLUMNS", "to_parquet"]
 

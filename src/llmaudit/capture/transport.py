@@ -29,17 +29,17 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
-from . import providers
-from ._auditor import Auditor, NullAuditor, get_auditor
-from ._capture import RawCapture, flat_headers, flat_request
-from ._context import capturing, snapshot
-from ._coverage import active_routes, unmatched
-from ._errors import AuditError, ConfigurationError
-from ._guard import report
-from ._session import _check_auditor
-from ._streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
-from .record.codec import exact
-from .record.model import STRING_LIMITS
+from .. import providers
+from .._auditor import Auditor, NullAuditor, get_auditor
+from .._errors import AuditError, ConfigurationError
+from .._guard import report
+from ..record.codec import exact
+from ..record.model import STRING_LIMITS
+from .context import capturing, snapshot
+from .coverage import active_routes, unmatched
+from .raw import RawCapture, flat_headers, flat_request
+from .session import _check_auditor
+from .streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "Shell", "bind_branch"]
 
@@ -84,7 +84,7 @@ class Shell(Protocol):
         path once the core has decided to record it: references and packing only, no parsing."""
 
     def tee(self, call: _Call, response: Any) -> None:
-        """Wrap *response*'s body so that ``call.finish`` runs once when it ends (see `_streams`)."""
+        """Wrap *response*'s body so that ``call.finish`` runs once when it ends (see `streams`)."""
 
 
 def bind_branch(module: Any) -> Branch:

@@ -23,9 +23,9 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from ._capture import MAX_CAPTURE_BYTES
-from ._errors import AuditError
-from ._guard import report
+from .._errors import AuditError
+from .._guard import report
+from .raw import MAX_CAPTURE_BYTES
 
 __all__ = ["AsyncTeeMixin", "Finish", "SyncTeeMixin", "TeeState", "UsageChunkFilter"]
 

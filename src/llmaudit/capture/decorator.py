@@ -28,13 +28,13 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from ._auditor import Auditor, NullAuditor, get_auditor
-from ._context import AuditContext, current
-from ._errors import AuditError, ConfigurationError
-from ._guard import report
-from ._session import _check_auditor, _check_key, _check_metadata, _check_tags, _check_text
-from .record.jsonable import scrub, to_jsonable
-from .record.model import AuditRecord, format_id, new_id_value
+from .._auditor import Auditor, NullAuditor, get_auditor
+from .._errors import AuditError, ConfigurationError
+from .._guard import report
+from ..record.jsonable import scrub, to_jsonable
+from ..record.model import AuditRecord, format_id, new_id_value
+from .context import AuditContext, current
+from .session import _check_auditor, _check_key, _check_metadata, _check_tags, _check_text
 
 __all__ = ["DecoratorCapture", "audited"]
 

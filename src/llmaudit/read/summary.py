@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from .record.codec import format_timestamp
-from .record.model import KINDS, AuditRecord, Kind, record_kind
-from .storage._base import is_error
+from ..record.codec import format_timestamp
+from ..record.model import KINDS, AuditRecord, Kind, record_kind
+from ..storage._base import is_error
 
 __all__ = ["SessionSummary", "StatsRow", "Tally", "fields_json", "nearest_rank", "round_cost"]
 

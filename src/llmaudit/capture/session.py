@@ -1,7 +1,7 @@
 """session(), current_session() and propagate(): who and what the code inside is working for.
 
 A `session` binds a key (and user, tags, metadata, client) to everything that runs inside it, through
-the ContextVar in `_context`, so it follows asyncio tasks created inside it. Threads do not inherit
+the ContextVar in `context`, so it follows asyncio tasks created inside it. Threads do not inherit
 context by themselves (ThreadPoolExecutor does not copy it), so `propagate` and `ContextThreadPoolExecutor`
 carry it across. Runs on the caller's thread: validation at construction, one ContextVar set per entry.
 """
@@ -17,9 +17,9 @@ from contextvars import Token
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from ._context import AuditContext, current
-from ._errors import ConfigurationError
-from .record.model import STRING_LIMITS, new_id
+from .._errors import ConfigurationError
+from ..record.model import STRING_LIMITS, new_id
+from .context import AuditContext, current
 
 __all__ = ["ContextThreadPoolExecutor", "current_session", "propagate", "session"]
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import wrapt
 
-from ._auditor import Auditor, NullAuditor
-from ._transport import CaptureMode, _TransportCore
+from .._auditor import Auditor, NullAuditor
+from .transport import CaptureMode, _TransportCore
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
