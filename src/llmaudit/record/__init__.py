@@ -8,6 +8,7 @@ JSON, SSE and NDJSON framing), `jsonable` (arbitrary Python values to JSON, for 
 
 Runs on the writer side only: nothing here may run on the caller's hot path, do I/O, or import the
 stages above it (capture, pipeline, read, the edges); `model`, `frozen` and `codec` import nothing of
-llmaudit's but each other. Internal: the public names are re-exported by `llmaudit`. This file holds no
+llmaudit's but each other. Known exceptions left for issue 18's import-direction step: `build` imports
+`capture.raw`, `capture.context` and `capture.headers`, and `jsonable` imports `capture.headers`. Internal: the public names are re-exported by `llmaudit`. This file holds no
 logic and re-exports nothing.
 """
