@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -26,23 +25,12 @@ from typing import Any
 
 import aiohttp
 from _results import record
+from _wire import COMPLETION
 from aiohttp import web
 
 import llmaudit
 from llmaudit.transports.aiohttp import AuditMiddleware
 
-COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1764000000,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hello! " * 20}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 250, "completion_tokens": 40, "total_tokens": 290},
-    }
-).encode()
 CHUNK = (
     b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi "}}]}\n\n'
 )

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx2
 from _results import record
+from _wire import COMPLETION
 from openai import OpenAI
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransportHttpx2
 from opentelemetry.sdk.trace import TracerProvider
@@ -37,19 +38,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmaudit
-
-COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1764000000,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hello! " * 20}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 250, "completion_tokens": 40, "total_tokens": 290},
-    }
-).encode()
 
 
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
