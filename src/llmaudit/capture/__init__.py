@@ -1,9 +1,9 @@
 """The capture stage: what runs on the caller's side of an LLM call and hands a raw capture to the writer.
 
 Modules: `transport` (the transport core every HTTP client's transport is built on), `streams` (teeing a
-streamed response body as the caller reads it), `raw` (`RawCapture`, the exchange as captured: bytes and
-flat headers, not yet parsed), `headers` (the headers never stored and credential names), `context` (the
-ContextVar of the current audit context), `session` (`session()`, `propagate()` and their checks),
+streamed response body as the caller reads it), `raw` (packing the request and headers into
+`record.raw`'s `RawCapture`: the exchange as captured, not yet parsed), `context` (the ContextVar of the
+current audit context), `session` (`session()`, `propagate()` and their checks),
 `decorator` (`@audited` for non-HTTP calls), `instrument` (patching the SDKs' clients to use the
 transports), `coverage` (counting requests to hosts no provider route matches).
 

@@ -19,20 +19,19 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from .. import providers
-from ..capture.context import AuditContext
-from ..capture.headers import (
+from ..providers._failure import describe_failure
+from ..storage._base import mask_url_credentials
+from .bodies import decode_content, parse_json
+from .cost import cost_usd
+from .headers import (
     MASK,
     NEVER_STORED_HEADERS,
     STORED_HEADER_PREFIXES,
     STORED_HEADERS,
     is_credential_name,
 )
-from ..capture.raw import FlatHeaders, RawCapture
-from ..providers._failure import describe_failure
-from ..storage._base import mask_url_credentials
-from .bodies import decode_content, parse_json
-from .cost import cost_usd
 from .model import STRING_LIMITS, AuditRecord, JSONValue, format_id
+from .raw import AuditContext, FlatHeaders, RawCapture
 
 __all__ = [
     "SECRET_FORM_FIELDS",

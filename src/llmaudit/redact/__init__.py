@@ -6,7 +6,7 @@ the detectors applied to every text field of a record), `detectors` (the catalog
 adapted from gitleaks, and the text folding it matches on).
 
 Runs on the writer thread, never on the caller's hot path; it must not do I/O, must never return an
-unredacted value, and must not import the stages above it (capture, pipeline, read, the edges); `redactor`
-still imports `capture.headers` (left for issue 18's import-direction step). Internal: `Redactor` and
-`Rule` are re-exported by `llmaudit`. This file holds no logic and re-exports nothing.
+unredacted value, and must not import the stages above it (capture, pipeline, read, the edges).
+Internal: `Redactor` and `Rule` are re-exported by `llmaudit`. This file holds no logic and re-exports
+nothing.
 """

@@ -81,8 +81,8 @@ import orjson
 
 from .. import providers
 from .._errors import ConfigurationError
-from ..capture.headers import NEVER_STORED_HEADERS
 from ..record.codec import dumps
+from ..record.headers import NEVER_STORED_HEADERS
 from ..record.model import STRING_LIMITS, AuditRecord
 from .detectors import (
     CHECKS,
@@ -529,7 +529,7 @@ class Redactor:
             match becomes ``[REDACTED:<name>]`` like the built-ins'.
         deny_headers: header names (any case) removed from ``record.headers`` on top of the ones that
             are never stored (Authorization, Cookie, API key headers: see
-            ``capture.headers.NEVER_STORED_HEADERS``).
+            ``record.headers.NEVER_STORED_HEADERS``).
 
     Raises:
         ConfigurationError: an invalid rule, path, action, detector name, limit or key.
