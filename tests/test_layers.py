@@ -67,7 +67,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("llmaudit.storage.sql", "llmaudit.read.summary"),
         # record building masks URL credentials with storage's helper (storage/_base.py, another
         # change's file): mask_url_credentials belongs below both (the record stage or a base module).
-        ("llmaudit.record.build", "llmaudit.storage._base"),
+        ("llmaudit.record.masking", "llmaudit.storage._base"),
         # The transport core finds a branch's binding by name (``transports.<branch>.BRANCH``), and
         # instrument() installs the aiohttp middleware: both at run time, with importlib; the edges
         # registering themselves with the core would remove them.

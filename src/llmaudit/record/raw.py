@@ -222,7 +222,7 @@ def _load_builder() -> Callable[[RawCapture], AuditRecord]:
     """`record.build.build_record`, imported on the writer thread at its first record (parsing is not
     loaded on the hot path), then kept: an import statement per record costs a microsecond."""
     global _builder  # noqa: PLW0603 - set once; a race sets the same function twice
-    from ..record.build import build_record  # noqa: PLC0415
+    from .build import build_record  # noqa: PLC0415
 
     _builder = build_record
     return build_record
