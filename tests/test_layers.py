@@ -71,7 +71,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         # The transport core finds a branch's binding by name (``transports.<branch>.BRANCH``), and
         # instrument() installs the aiohttp middleware: both at run time, with importlib; the edges
         # registering themselves with the core would remove them.
-        ("llmaudit.capture.transport", "llmaudit.transports"),
+        ("llmaudit.capture.branches", "llmaudit.transports"),
         ("llmaudit.capture.instrument", "llmaudit.transports.aiohttp"),
     }
 )
