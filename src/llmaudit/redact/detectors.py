@@ -18,8 +18,8 @@ case-sensitive (every prefix below is case-sensitive in the issuer's format).
 Each rule has *keywords*: literals, one of which occurs in every match. `candidates` is the cheap
 pre-filter: it finds the runs of token characters long enough to hold a token (rare in prose) with
 `bytes.translate` and `bytes.find`, and looks for the keywords in those runs only; a rule runs only
-when one of its own keywords is present. (One regex alternation of all keywords over the whole text
-costs about 40 times as much: `re` tries every alternative at every position.)
+when one of its own keywords is present. (Not one regex alternation of all keywords over the whole
+text: `re` tries every alternative at every position; see benchmarks/RESULTS.md.)
 
 Where a rule's regex has a named group, only that group is the secret (the key name before
 ``aws_secret_access_key=`` stays readable); otherwise the whole match is.

@@ -322,7 +322,7 @@ class Redactor(ValueRedaction):
 
     def _nothing_to_do(self, record: AuditRecord) -> bool:
         """Whether redaction would leave *record* as it is, decided on its canonical JSON at C speed
-        (a few µs per KB) instead of walking every value: no path rule or custom pattern, nothing a
+        instead of walking every value: no path rule or custom pattern, nothing a
         built-in detector could match, no string over the limit and no base64 data URL. A superset
         test: when in doubt it says False and the full walk decides."""
         if self._rules or self._patterns:
