@@ -25,7 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: (level, stage, module prefixes), from the bottom. A module belongs to the stage of its longest
 #: matching prefix. Stages on one level are siblings: neither may import the other, except the edges
-#: (``peers=True``), which may import each other (the CLI opens the web viewer, ``llmaudit`` re-exports).
+#: (`PEERS`), which may import each other (the CLI opens the web viewer, ``llmaudit`` re-exports).
 #: The record stage is drawn in three tiers so that record and providers need no two-way allowance:
 #: the record itself and the pure decoders providers stand on; the providers; then building a record
 #: from a capture (``record.raw`` sits with ``record.build`` because ``RawCapture.to_record`` loads it).
@@ -52,7 +52,20 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (7, "capture", ("llmaudit.capture",)),
     (7, "read", ("llmaudit.read",)),
-    (8, "edges", ("llmaudit",)),  # llmaudit/__init__, transports, web, cli, testing, ui, contrib, otel
+    (
+        8,
+        "edges",
+        (
+            "llmaudit",  # the package's __init__ only (a prefix without a dot matches itself alone)
+            "llmaudit.transports",
+            "llmaudit.web",
+            "llmaudit.cli",
+            "llmaudit.testing",
+            "llmaudit.ui",
+            "llmaudit.contrib",
+            "llmaudit.otel",
+        ),
+    ),
 )
 PEERS = frozenset({"edges"})
 
@@ -149,13 +162,13 @@ def imports(src: Path, package: str) -> list[Edge]:
 
 
 def stage_of(module: str, layers: tuple[tuple[int, str, tuple[str, ...]], ...] = LAYERS) -> tuple[int, str]:
-    """The ``(level, stage)`` of *module*: the stage of its longest matching prefix."""
+    """The ``(level, stage)`` of *module*: the stage of its longest matching prefix (a prefix without a
+    dot, the root package, matches only itself: a new top-level module must be given a stage)."""
     best: tuple[int, int, str] | None = None
     for level, stage, prefixes in layers:
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (
-                best is None or len(prefix) > best[0]
-            ):
+            matches = module == prefix or ("." in prefix and module.startswith(prefix + "."))
+            if matches and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), level, stage)
     if best is None:
         raise LookupError(f"{module} belongs to no stage: add it to LAYERS")
@@ -224,7 +237,7 @@ SYNTHETIC_LAYERS = (
     (0, "low", ("pkg.low",)),
     (1, "mid", ("pkg.mid",)),
     (1, "side", ("pkg.side",)),
-    (2, "top", ("pkg",)),
+    (2, "top", ("pkg", "pkg.top")),
 )
 
 
@@ -278,3 +291,10 @@ def test_the_real_checker_rejects_capture_in_record(tmp_path: Path) -> None:
     assert [(e.importer, e.target, e.line) for e in found] == [
         ("llmaudit.record.model", "llmaudit.capture.x", 1)
     ]
+
+
+def test_a_module_outside_every_stage_is_refused() -> None:
+    """A new top-level module is not silently put with the root package: it must be placed."""
+    assert stage_of("pkg", SYNTHETIC_LAYERS) == (2, "top")
+    with pytest.raises(LookupError, match=r"pkg\._new belongs to no stage"):
+        stage_of("pkg._new", SYNTHETIC_LAYERS)
