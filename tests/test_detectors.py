@@ -28,7 +28,8 @@ import llmaudit
 from llmaudit import Redactor
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import AuditRecord
-from llmaudit.redact.detectors import _CF_RANGES, FORMAT_CHARS, MIN_RUN, RULES, candidates, fold, needs_fold
+from llmaudit.redact.detectors import MIN_RUN, RULES, candidates
+from llmaudit.redact.folding import _CF_RANGES, FORMAT_CHARS, fold, needs_fold
 
 _ALNUM = string.ascii_letters + string.digits
 _HEX = "0123456789abcdef"

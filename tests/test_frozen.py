@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from llmaudit.capture.raw import RawCapture
 from llmaudit.providers import Exchange, Parsed
 from llmaudit.record.frozen import fast_init
 from llmaudit.record.model import AuditRecord
+from llmaudit.record.raw import RawCapture
 
 
 def _reference(cls: type) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import uuid
 from dataclasses import FrozenInstanceError
 from datetime import datetime, timedelta, timezone
@@ -164,3 +166,37 @@ def test_timestamps_that_share_a_second_or_its_clock_time_keep_their_own_text() 
     for moment in moments:
         expected = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert format_timestamp(moment) == expected
+
+
+def _documented_attributes(doc: str) -> dict[str, str]:
+    """The ``Attributes:`` section of a Google-style docstring: each entry's name and its text."""
+    lines = inspect.cleandoc(doc).splitlines()
+    start = lines.index("Attributes:") + 1
+    entries: dict[str, str] = {}
+    name = None
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break  # the next section
+        entry = re.fullmatch(r"    (\w+): (.*)", line)
+        if entry:
+            name = entry[1]
+            entries[name] = entry[2]
+        elif name is not None and line.startswith("        "):
+            entries[name] += " " + line.strip()
+    return entries
+
+
+def test_every_field_of_the_record_is_documented() -> None:
+    """Each dataclass field of AuditRecord has an entry with text in its docstring's Attributes
+    section, and the section names no field the record does not have."""
+    assert AuditRecord.__doc__ is not None
+    documented = _documented_attributes(AuditRecord.__doc__)
+    names = [f.name for f in dataclasses.fields(AuditRecord)]
+    assert [n for n in names if not documented.get(n, "").strip()] == []
+    assert sorted(set(documented) - set(names)) == []
+
+
+def test_the_field_documentation_check_sees_a_missing_field() -> None:
+    """The check above fails for a docstring that leaves a field out (it can fail)."""
+    doc = "A record.\n\nAttributes:\n    id: the id.\n        More text.\n    user:\n\nRaises:\n    X: y\n"
+    assert _documented_attributes(doc) == {"id": "the id. More text."}

@@ -32,8 +32,8 @@ from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit import AuditRecord, Query, Redactor
-from llmaudit.capture.headers import is_credential_name
 from llmaudit.record.codec import encode_record
+from llmaudit.record.headers import is_credential_name
 from llmaudit.record.model import STRING_LIMITS
 from llmaudit.storage.sql import SQLStorage
 

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 import llmaudit
-from llmaudit.record.build import mask_url, mask_urls_in
+from llmaudit.record.masking import mask_url, mask_urls_in
 from llmaudit.storage import redact_url
 from llmaudit.storage._base import is_credential_name
 

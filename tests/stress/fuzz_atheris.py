@@ -17,13 +17,13 @@ import httpx  # imported before instrumentation: only llmaudit's own code is ins
 
 with atheris.instrument_imports(include=["llmaudit"]):
     from llmaudit import providers
-    from llmaudit.capture.raw import RawCapture
     from llmaudit.capture.streams import UsageChunkFilter
     from llmaudit.providers import Exchange
     from llmaudit.record.bodies import decode_content, iter_ndjson, iter_sse, parse_json
     from llmaudit.record.build import build_record
     from llmaudit.record.codec import dumps, encode_record
     from llmaudit.record.model import AuditRecord
+    from llmaudit.record.raw import RawCapture
     from llmaudit.redact.redactor import Redactor
 
 ENCODINGS = (

@@ -38,8 +38,6 @@ from hypothesis import strategies as st
 from tests.stress.conftest import Figures
 
 from llmaudit import providers
-from llmaudit.capture.context import AuditContext
-from llmaudit.capture.raw import RawCapture
 from llmaudit.capture.streams import UsageChunkFilter
 from llmaudit.providers import Exchange, compat
 from llmaudit.record.bodies import (
@@ -54,6 +52,7 @@ from llmaudit.record.bodies import (
 from llmaudit.record.build import build_record
 from llmaudit.record.codec import decode_record, dumps, encode_record
 from llmaudit.record.model import AuditRecord
+from llmaudit.record.raw import AuditContext, RawCapture
 from llmaudit.redact.redactor import Redactor
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,6 +1,6 @@
 """What the transport knows about the requests it is unsure of: which provider mapping applies, and
-the requests an explicitly attached transport passes through unrecorded (issue 17: nothing is
-skipped in silence).
+the requests an explicitly attached transport passes through unrecorded, so that nothing is skipped
+in silence.
 
 Runs on the caller's thread: attribute reads and a dict lookup per request; a counter increment per
 unrecorded request, and one log line for the first one to each host. It never parses and never

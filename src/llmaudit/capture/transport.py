@@ -20,7 +20,6 @@ is kept and how its response is teed; the decision, the failure handling and the
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,45 +34,18 @@ from .._errors import AuditError, ConfigurationError
 from .._guard import report
 from ..record.codec import exact
 from ..record.model import STRING_LIMITS
+from .branches import Branch, _branch_named, _check_inner, bind_branch, branch_of
 from .context import capturing, snapshot
 from .coverage import active_routes, unmatched
 from .raw import RawCapture, flat_headers, flat_request
 from .session import _check_auditor
-from .streams import AsyncTeeMixin, SyncTeeMixin, UsageChunkFilter
+from .streams import UsageChunkFilter
 
 __all__ = ["AsyncAuditTransport", "AuditTransport", "Branch", "Shell", "bind_branch"]
 
 CaptureMode = Literal["llm", "all"]
 _T = TypeVar("_T", bound="AuditTransport")
 _AT = TypeVar("_AT", bound="AsyncAuditTransport")
-
-
-class Branch(Protocol):
-    """What a branch binding module provides (see ``transports/httpx.py``)."""
-
-    name: str
-    SyncTee: type[Any]
-    AsyncTee: type[Any]
-
-    def default_transport(self) -> Any: ...
-
-    def default_async_transport(self) -> Any: ...
-
-
-class _Binding:
-    """A branch's tee stream classes and default transports, made by `bind_branch`."""
-
-    def __init__(self, module: Any) -> None:
-        self.name: str = module.__name__
-        self._module = module
-        self.SyncTee: type[Any] = type("SyncTee", (SyncTeeMixin, module.SyncByteStream), {})
-        self.AsyncTee: type[Any] = type("AsyncTee", (AsyncTeeMixin, module.AsyncByteStream), {})
-
-    def default_transport(self) -> Any:
-        return self._module.HTTPTransport()
-
-    def default_async_transport(self) -> Any:
-        return self._module.AsyncHTTPTransport()
 
 
 class Shell(Protocol):
@@ -85,28 +57,6 @@ class Shell(Protocol):
 
     def tee(self, call: _Call, response: Any) -> None:
         """Wrap *response*'s body so that ``call.finish`` runs once when it ends (see `streams`)."""
-
-
-def bind_branch(module: Any) -> Branch:
-    """Bind the core to one httpx branch: its tees must be real instances of that branch's byte
-    streams, because the clients check the stream type."""
-    return _Binding(module)
-
-
-def _branch_named(name: str) -> Branch:
-    module: Any = importlib.import_module(f"llmaudit.transports.{name}")
-    return module.BRANCH  # type: ignore[no-any-return]
-
-
-def branch_of(obj: object) -> Branch:
-    """The httpx branch an object (transport, request) belongs to, from its class's module."""
-    for cls in type(obj).__mro__:
-        root = cls.__module__.split(".", 1)[0]
-        if root in ("httpx", "httpx2"):
-            return _branch_named(root)
-    raise ConfigurationError(
-        f"{type(obj).__name__} is not an httpx or httpx2 transport; AuditTransport wraps either branch"
-    )
 
 
 @dataclass(slots=True)
@@ -371,26 +321,6 @@ def _check_options(auditor: object, client: object, capture: object, stream_usag
         raise ConfigurationError(f"invalid capture={capture!r}: expected 'llm' or 'all'")
     if not isinstance(stream_usage, bool):
         raise ConfigurationError(f"invalid stream_usage={stream_usage!r}: expected True or False")
-
-
-def _check_inner(inner: object, method: str, shell: str) -> None:
-    """The wrapped transport must be one, of the shell's flavour: a client, a sync transport given
-    to the async shell (or the reverse) would fail on the caller's first call."""
-    if callable(getattr(inner, method, None)):
-        return
-    hint = ""
-    if callable(getattr(inner, "send", None)):
-        hint = (
-            " (that is a client: wrap a transport such as httpx.HTTPTransport() and give the "
-            "AuditTransport to the client as transport=)"
-        )
-    elif method == "handle_request" and callable(getattr(inner, "handle_async_request", None)):
-        hint = " (that is an async transport: wrap it with AsyncAuditTransport)"
-    elif method == "handle_async_request" and callable(getattr(inner, "handle_request", None)):
-        hint = " (that is a sync transport: wrap it with AuditTransport)"
-    raise ConfigurationError(
-        f"{shell} wraps a transport with {method}(); {type(inner).__name__} has none{hint}"
-    )
 
 
 class AuditTransport(_TransportCore):

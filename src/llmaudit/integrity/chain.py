@@ -21,17 +21,8 @@ hash itself:
   too, and enter the hash only when they hold something: a record that has none (every record
   sealed before they existed, with either hashing) hashes exactly as it did.
 
-Backends keep, beside the records, each writer's *head* (highest ``seq`` and its hash, updated in the
-same write as the records, so cutting the tail is detected) and, once old records are pruned, a
-*base* checkpoint (the last pruned ``seq`` and hash) where verification starts instead of genesis.
-Each head and checkpoint carries a MAC (`state_mac`: HMAC with the chain key, SHA-256 without one)
-over what kind of entry it is, the writer, the ``seq`` and the hash, so a rewound head or a made-up
-checkpoint does not verify. Beside them an append-only *registry* (`RegistryEntry`), itself a chain
-of MACs, records each writer when it is first stored, each prune and each explicit sealing of legacy
-records: a writer that vanished, a checkpoint no prune made, or an entry cut from the registry's
-middle is reported. What this cannot see without an anchor outside the store (a whole store rolled
-back, the newest writer dropped with the registry's tail entry, a head replayed from an earlier copy)
-is written down in SECURITY.md.
+Backends keep, beside the records, each writer's authenticated *head* and prune *checkpoint*, and
+an append-only *registry* of writers, prunes and sealings: `integrity.heads` (re-exported here).
 
 `verify.verify_chain` classifies every record of a writer: verified, modified (its content no longer matches
 its hash), reordered (it verifies only at another position than the ``seq`` it claims), inserted
@@ -44,20 +35,40 @@ recompute hashes.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import operator
-import re
 import threading
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import fields
 from datetime import datetime
 from hashlib import sha256
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from ..record.codec import dumps, dumps_presorted, format_timestamp, record_to_dict, remember
+from ..record.codec import dumps, dumps_presorted, record_to_dict, remember
 from ..record.model import AuditRecord, new_id
+from .erasure import (
+    ERASED_PREFIX,
+    MARKED_FIELDS,
+    TOMBSTONE_FIELDS,
+    erased_fields,
+    erasure_mac,
+    field_digest,
+    is_marker,
+    is_tombstone,
+    marker,
+    payload_digest,
+    tombstone,
+)
+from .heads import (
+    GENESIS,
+    REGISTRY_KINDS,
+    ChainState,
+    RegistryEntry,
+    _digest,
+    new_state,
+    registry_entry,
+    state_mac,
+)
 
 __all__ = [
     "ABSENT_WHEN_NONE",
@@ -87,116 +98,14 @@ __all__ = [
     "tombstone",
 ]
 
-#: The ``prev_hash`` of a writer's first record.
-GENESIS = "0" * 64
 #: Fields that enter a version 1 hash as the digest of their own canonical JSON.
 PAYLOAD_FIELDS = ("request", "response", "metadata")
 #: The hashing of records sealed now (see the module docstring); older versions still verify.
 HASH_VERSION = 2
 _V2 = "v2:"
-#: JSON fields that enter a version 2 hash as the SHA-256 of their canonical JSON; erased, a `tombstone`.
-TOMBSTONE_FIELDS = ("headers", "metadata", "request", "response")
-#: Text fields that enter a version 2 hash as their `field_digest` (unless empty); erased, a `marker`.
-MARKED_FIELDS = (
-    "error",
-    "input_text",
-    "notes",
-    "output_text",
-    "parent_session_key",
-    "session_key",
-    "tags",
-    "tool_calls",
-    "url",
-    "user",
-)
 #: Fields added to the record after records were sealed without them: left out of the hash when None,
 #: so those records still verify (and a value added to one later does not).
 ABSENT_WHEN_NONE = ("input_text", "output_text", "tool_calls")
-#: What an erased text field starts with (then 64 hex digits: 71 characters fit every column).
-ERASED_PREFIX = "erased:"
-_MARKER = re.compile(r"erased:[0-9a-f]{64}")
-# a session key and the parent_session_key naming it erase to the same marker
-_DOMAINS = {name: name.encode() for name in MARKED_FIELDS} | {"parent_session_key": b"session_key"}
-_FIELD_PREFIXES = {name: b"llmaudit-field\0" + domain + b"\0" for name, domain in _DOMAINS.items()}
-_ERASABLE = tuple(sorted(TOMBSTONE_FIELDS + MARKED_FIELDS))
-_erasable_values = operator.attrgetter(*_ERASABLE)
-
-
-class ChainState(NamedTuple):
-    """What a backend keeps per writer beside the records: the head, and the prune checkpoint, each
-    with its MAC (`state_mac`; None in a store written before heads were authenticated)."""
-
-    head_seq: int
-    head_hash: str
-    base_seq: int | None = None
-    base_hash: str | None = None
-    head_mac: str | None = None
-    base_mac: str | None = None
-
-    def raised(self, writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
-        """This state with its head moved to ``(seq, digest)`` and authenticated."""
-        return self._replace(
-            head_seq=seq, head_hash=digest, head_mac=state_mac("head", writer_id, seq, digest, key)
-        )
-
-    def cut(self, writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
-        """This state with its prune checkpoint at ``(seq, digest)``, authenticated."""
-        mac = state_mac("checkpoint", writer_id, seq, digest, key)
-        return self._replace(base_seq=seq, base_hash=digest, base_mac=mac)
-
-
-def new_state(writer_id: str, seq: int, digest: str, key: bytes | None) -> ChainState:
-    """The first head of a writer."""
-    return ChainState(seq, digest, head_mac=state_mac("head", writer_id, seq, digest, key))
-
-
-def state_mac(kind: str, writer_id: str, seq: int, digest: str, key: bytes | None) -> str:
-    """The MAC of a head (*kind* ``"head"``) or a prune checkpoint (``"checkpoint"``): HMAC-SHA256
-    with the chain key over the kind, the writer, the position and the hash (SHA-256 unkeyed, which
-    catches accidents only). The kind is inside, so a head's MAC never passes as a checkpoint's."""
-    return _digest(dumps(["llmaudit.state.v1", kind, writer_id, seq, digest]), key)
-
-
-#: What the registry records: a writer first stored, a prune checkpoint set, legacy records sealed.
-REGISTRY_KINDS = ("writer", "prune", "seal-legacy")
-
-
-class RegistryEntry(NamedTuple):
-    """One entry of a store's append-only registry. ``n`` counts from 1; ``prev`` is the previous
-    entry's ``mac`` (`GENESIS` for the first), and ``mac`` covers every other field, so an entry
-    removed from the middle, changed or moved breaks the links after it."""
-
-    n: int
-    kind: str
-    writer_id: str
-    seq: int
-    hash: str
-    at: str
-    detail: str  # canonical JSON of a small object (what a sealing covered), "{}" otherwise
-    prev: str
-    mac: str
-
-    def expected_mac(self, key: bytes | None) -> str:
-        fields = [self.n, self.kind, self.writer_id, self.seq, self.hash, self.at, self.detail, self.prev]
-        return _digest(dumps(["llmaudit.registry.v1", *fields]), key)
-
-
-def registry_entry(
-    previous: RegistryEntry | None,
-    kind: str,
-    writer_id: str,
-    seq: int,
-    digest: str,
-    *,
-    key: bytes | None,
-    at: datetime,
-    detail: Mapping[str, Any] | None = None,
-) -> RegistryEntry:
-    """The entry to append after *previous* (None: the registry is empty)."""
-    n, prev = (1, GENESIS) if previous is None else (previous.n + 1, previous.mac)
-    text = dumps(dict(detail or {})).decode()
-    entry = RegistryEntry(n, kind, writer_id, seq, digest, format_timestamp(at), text, prev, "")
-    return entry._replace(mac=entry.expected_mac(key))
 
 
 def chain_key(value: str | bytes | None) -> bytes | None:
@@ -206,107 +115,11 @@ def chain_key(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def tombstone(
-    value: Any,
-    at: datetime,
-    *,
-    key: bytes | None = None,
-    record_id: str | None = None,
-    name: str | None = None,
-) -> dict[str, Any]:
-    """What an erased JSON field becomes: its digest (so the chain still verifies) and when it went;
-    with a *key* (and the *record_id* and field *name*), a MAC over those (`erasure_mac`), so that
-    verify tells this erasure from a hand-made tombstone or a changed time."""
-    digest, when = payload_digest(value), format_timestamp(at)
-    stone: dict[str, Any] = {"erased": True, "sha256": digest, "at": when}
-    if key is not None and record_id is not None and name is not None:
-        stone["mac"] = erasure_mac(key, record_id, name, digest, when)
-    return stone
-
-
-def erasure_mac(key: bytes, record_id: str, name: str, digest: str, at: str) -> str:
-    """HMAC-SHA256 over a tombstone's record id, field, digest and erasure time."""
-    message = "\0".join(("llmaudit-erasure-v1", record_id, name, digest, at)).encode()
-    return hmac.digest(key, message, "sha256").hex()
-
-
-def is_tombstone(value: Any) -> bool:
-    # len and membership, not ``value.keys() == {...}``: that builds a set per call, and the writer
-    # asks this of every payload it seals
-    return (
-        isinstance(value, dict)
-        and (len(value) == 3 or (len(value) == 4 and isinstance(value.get("mac"), str)))
-        and "sha256" in value
-        and "at" in value
-        and value.get("erased") is True
-        and isinstance(value["sha256"], str)
-    )
-
-
-def is_marker(value: Any) -> bool:
-    """Whether *value* is an erased text field: ``erased:<digest>`` (tags and notes: a tuple of one)."""
-    if isinstance(value, tuple):
-        return len(value) == 1 and is_marker(value[0])
-    return isinstance(value, str) and len(value) == 71 and _MARKER.fullmatch(value) is not None
-
-
-def field_digest(name: str, value: Any, key: bytes | None) -> str:
-    """What a text field of `MARKED_FIELDS` enters a version 2 hash as: its marker's digest if it is
-    one, else HMAC-SHA256 (with the chain key) or SHA-256 (without) of its domain and canonical JSON."""
-    if is_marker(value):
-        return str(value[0] if isinstance(value, tuple) else value)[len(ERASED_PREFIX) :]
-    cacheable = isinstance(value, str) and len(value) <= 256
-    if cacheable:  # users, session keys and URLs repeat from record to record
-        known = _field_digests.get((key, name, value))
-        if known is not None:
-            return known
-    message = _FIELD_PREFIXES[name] + dumps(value)
-    digest = sha256(message).hexdigest() if key is None else hmac.digest(key, message, "sha256").hex()
-    if cacheable:
-        if len(_field_digests) >= _FIELD_DIGESTS_KEPT:
-            _field_digests.clear()
-        _field_digests[(key, name, value)] = digest
-    return digest
-
-
-_FIELD_DIGESTS_KEPT = 4096
-_field_digests: dict[tuple[bytes | None, str, str], str] = {}
-
-
-def marker(name: str, value: Any, key: bytes | None) -> Any:
-    """What an erased text field becomes: ``erased:<field_digest>`` (a tuple of one for tags, notes)."""
-    text = ERASED_PREFIX + field_digest(name, value, key)
-    return (text,) if isinstance(value, tuple) else text
-
-
 def hash_version(record: AuditRecord) -> int:
     """The hashing a sealed record was sealed with (`HASH_VERSION` for one not sealed yet)."""
     if record.hash is None or record.hash.startswith(_V2):
         return HASH_VERSION
     return 1
-
-
-def erased_fields(record: AuditRecord) -> tuple[str, ...]:
-    """The fields of *record* that were erased (tombstones and markers), in field order."""
-    found = [
-        name
-        for name, value in zip(_ERASABLE, _erasable_values(record), strict=True)
-        # most values are plainly not erased: ruled out without a call (verify asks every record)
-        if value
-        and (
-            (isinstance(value, dict) and "erased" in value and is_tombstone(value))
-            or (isinstance(value, str) and len(value) == 71 and is_marker(value))
-            or (isinstance(value, tuple) and len(value) == 1 and is_marker(value))
-        )
-    ]
-    return tuple(found)
-
-
-def payload_digest(value: Any) -> str:
-    """SHA-256 of *value*'s canonical JSON; a tombstone stands for the digest it keeps."""
-    if is_tombstone(value):
-        return str(value["sha256"])
-    return hashlib.sha256(dumps(value)).hexdigest()
 
 
 def compute_hash(record: AuditRecord, key: bytes | None = None, *, seq: int | None = None) -> str:
@@ -451,12 +264,6 @@ class Chain:
                 sealed.append(record)
                 self._prev = digest
         return sealed
-
-
-def _digest(message: bytes, key: bytes | None) -> str:
-    if key is None:
-        return sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _encode_spliced(full: dict[str, Any], record: AuditRecord) -> bytes:

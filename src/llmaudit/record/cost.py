@@ -104,7 +104,7 @@ def cost_usd(
         prices = found_model.get_prices(at or datetime.now(timezone.utc))
         flat = _flat_rates(prices)
         if flat is not None:
-            # flat per-token prices (most models): the package's own calculation costs ~250 µs
+            # flat per-token prices (most models): far cheaper than the package's own calculation
             in_rate, out_rate = flat
             return round((input_tokens * in_rate + (output_tokens or 0) * out_rate) / 1e6, 12)
         from genai_prices import Usage  # noqa: PLC0415

@@ -6,7 +6,7 @@ with string keys; anything else as a (shortened) ``repr``. Cycles and very deep 
 a marker. Never raises: a value whose conversion fails becomes a note-like string.
 
 Credentials: a value held under a credential's name (a key, field, argument or attribute called
-``api_key``, ``token``, ``password``, ``client_secret``…: `capture.headers.is_credential_name`) becomes
+``api_key``, ``token``, ``password``, ``client_secret``…: `record.headers.is_credential_name`) becomes
 ``"[REDACTED]"``; with a *secrets* list, its text is collected there too (an attribute of a plain
 object, shown through its ``repr``, is collected and scrubbed from that text), so that `scrub` can
 remove it from the rest of the record (a result or an error message that repeats it).
@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from ..capture.headers import MASK, is_credential_name
+from .headers import MASK, is_credential_name
 
 __all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_REPR", "MIN_SECRET_CHARS", "scrub", "to_jsonable"]
 

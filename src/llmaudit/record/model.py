@@ -118,7 +118,63 @@ def new_id() -> str:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
-    """One audited call (or one aggregation of calls); see DESIGN.md for the meaning of each field.
+    """One audited call (or one aggregation of calls).
+
+    Every field is keyword-only and has a default, so a record can be built by hand (``source``
+    "manual") and given to ``Auditor.submit``. Text fields indexed by the SQL backends are limited to
+    their column's width (`STRING_LIMITS`).
+
+    Attributes:
+        id: the record's UUIDv7 as a string (time-ordered, unique; writes are idempotent on it).
+        created_at: when the call started, timezone-aware UTC with microseconds (another offset is
+            converted to UTC).
+        schema_version: the record layout it was written with (`SCHEMA_VERSION`).
+        session_key: the key of the enclosing ``llmaudit.session`` (or a decorator's ``session_key``).
+        parent_session_key: the key of the session enclosing that one, for a nested session.
+        user: the user the session names.
+        tags: the session's and the decorator's tags, in order, without repeats.
+        metadata: the session's and the decorator's metadata (JSON values).
+        client: the application's name for the LLM client ("support-bot"); defaults to the provider.
+        provider: the provider the call went to (``openai``, ``anthropic``, …), None if unknown.
+        operation: what was called (``chat.completions``, ``embeddings``, …; a decorated function's
+            name for a decorator record).
+        model: the model, as the provider's parser found it in the request or the response.
+        method: the HTTP method of the request.
+        url: the request URL, its credentials removed.
+        headers: the allow-listed HTTP headers, ``{"request": {...}, "response": {...}}``; credential
+            headers are never stored.
+        request: the request payload as JSON, after redaction (a decorator record: the function's
+            name and bound arguments).
+        response: the response as JSON, after redaction; a streamed response reassembled into the
+            final message (a decorator record: the return value).
+        input_text: the conversation's input as flat text whatever the API (see
+            ``providers._conversation.flat_fields``): one ``role: text`` line per input message. None
+            where there is none (and in every record written before schema 4).
+        output_text: the answer's text, flat; None where there is none.
+        tool_calls: the tool calls the answer asked for, ``{"name", "arguments", "id"}`` each with the
+            arguments as JSON text; None where there are none.
+        status_code: the HTTP status of the response; None when no response came.
+        error: the exception's type and message where the call failed (or the provider's error).
+        is_stream: the response was streamed.
+        incomplete: the stream ended early, was cancelled or was never read to its end (or a
+            decorated generator was closed before its end).
+        is_aggregation: a rolled-up summary record (of a session, a day, …) rather than one call.
+        duration_ms: total latency in milliseconds (to the end of the response body, or of the
+            decorated call).
+        ttft_ms: time to the first byte of the response body in milliseconds (streams).
+        input_tokens: prompt tokens, from the provider's usage.
+        output_tokens: completion tokens, from the provider's usage.
+        total_tokens: all tokens the provider counted for the call.
+        cost_usd: the call's cost in US dollars, from the price table (None when unknown).
+        source: what made the record: ``transport``, ``decorator``, ``aggregate`` or ``manual`` (a
+            record built by hand and given to ``Auditor.submit``, unless it says otherwise).
+        parent_id: the id of the enclosing ``@audited`` call's record.
+        attempt: the SDK's retry count for this request (0 for the first attempt).
+        notes: what llmaudit noticed while recording (a cut body, a redaction count, a failure).
+        writer_id: the hash chain's writer (one per process) that sealed the record.
+        seq: the record's position in its writer's chain, from 1.
+        prev_hash: the hash of the writer's previous record (`integrity.heads.GENESIS` for its first).
+        hash: the record's chain hash, over its canonical JSON with ``prev_hash`` and ``seq``.
 
     Raises:
         ValueError: ``created_at`` is naive, an indexed text field is longer than its column
@@ -142,10 +198,6 @@ class AuditRecord:
     headers: dict[str, Any] = field(default_factory=dict)
     request: JSONValue = None
     response: JSONValue = None
-    #: The conversation as flat text, whatever the API (see ``providers._conversation.flat_fields``):
-    #: one ``role: text`` line per input message, the answer's text, and the tool calls the answer
-    #: asked for (``{"name", "arguments", "id"}``, arguments as JSON text). None where there is none
-    #: (and in every record written before schema 4).
     input_text: str | None = None
     output_text: str | None = None
     tool_calls: tuple[dict[str, Any], ...] | None = None
@@ -160,8 +212,6 @@ class AuditRecord:
     output_tokens: int | None = None
     total_tokens: int | None = None
     cost_usd: float | None = None
-    #: What made the record: the transport and the decorator set theirs, aggregation "aggregate";
-    #: a record built by hand and given to ``Auditor.submit`` is "manual" unless it says otherwise.
     source: str = "manual"
     parent_id: str | None = None
     attempt: int = 0

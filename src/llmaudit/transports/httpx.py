@@ -7,9 +7,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the optional-dependency test
     raise ImportError("llmaudit.transports.httpx needs the 'httpx' package: pip install httpx") from exc
 
+from ..capture.branches import bind_branch
 from ..capture.transport import AsyncAuditTransport as _AsyncCore
 from ..capture.transport import AuditTransport as _SyncCore
-from ..capture.transport import bind_branch
 
 __all__ = ["AsyncAuditTransport", "AuditTransport"]
 
