@@ -6,7 +6,7 @@ one of three kinds (`record_kind`): an aggregation (``is_aggregation``, or ``sou
 function record (``@audited``, ``source="decorator"``), or else an LLM call, whatever its source label
 (the transport's, or a record submitted by hand). Function and aggregation records are counted as
 ``functions`` and ``aggregations``, never as calls. The SQL backend computes the same rule in SQL
-(``storage/sql.py``); this module is the reference.
+(``storage/sql/summaries.py``); this module is the reference.
 """
 
 from __future__ import annotations
