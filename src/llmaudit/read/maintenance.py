@@ -24,6 +24,7 @@ from ..record.model import AuditRecord, utcnow
 from ..storage import Query, Storage
 from ..storage._base import ChainStore
 from ..storage._files import read_private
+from ..storage.jsonl import rewrite_records
 
 __all__ = ["ForgetResult", "PruneResult", "forget_records", "prune_records"]
 
@@ -214,8 +215,6 @@ def _erase_rejected(
 ) -> None:
     """Rejected records kept in the spool for the operator lose the subject's data too (the
     files are rewritten atomically, like JSONL files)."""
-    from ..storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
-
     if not spool_dir.is_dir():
         return
     for path in spool_dir.glob("rejected-*.jsonl"):
@@ -225,8 +224,7 @@ def _erase_rejected(
             continue
         ids = {r.id for r in _decode_lines(data) if selected(r)}
         if ids:
-            lines, _ = _changed_lines(data, ids, lambda r: replace(r, **erasure_changes(r, now, key)))
-            _replace_file(path, b"".join(lines))
+            rewrite_records(path, ids, lambda r: replace(r, **erasure_changes(r, now, key)), data=data)
 
 
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:
