@@ -21,8 +21,7 @@ from .._spool import Spool
 from ..integrity.chain import compute_hash, erasure_changes, hash_version, marker
 from ..record.codec import decode_record
 from ..record.model import AuditRecord, utcnow
-from ..storage import Query, Storage
-from ..storage._base import ChainStore
+from ..storage import ChainStore, ErasureReport, Query, Storage
 from ..storage._files import read_private
 from ..storage.jsonl import rewrite_records
 
@@ -123,7 +122,8 @@ def forget_records(
     # Already erased records erase again (nothing to change): the database gets another chance
     # to drop the old text from its files, e.g. after a reader blocked SQLite's checkpoint.
     erased = store.erase(payloads) if matched else 0
-    unguaranteed.extend(getattr(store, "erase_caveats", ()) if matched else ())
+    if matched and isinstance(store, ErasureReport):
+        unguaranteed.extend(store.erase_caveats)
     _erase_rejected(spool_dir, selected, now, secret)
     return ForgetResult(
         erased,
@@ -131,7 +131,7 @@ def forget_records(
         in_use,
         already_erased=len(matched) - len(payloads),
         unguaranteed=tuple(unguaranteed),
-        residual_copies=tuple(getattr(store, "residual_copies", ())),
+        residual_copies=tuple(store.residual_copies) if isinstance(store, ErasureReport) else (),
         legacy=tuple(legacy),
         unverified=tuple(unverified),
     )

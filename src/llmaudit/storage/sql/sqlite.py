@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from ..._errors import StorageError, StorageNotFoundError
-from ...read.summary import nearest_rank
 from ...record.codec import format_timestamp
 from .._files import make_private_directory
+from .._summary import nearest_rank
 
 __all__ = [
     "CHECKPOINT_INTERVAL_S",

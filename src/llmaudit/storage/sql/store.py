@@ -28,7 +28,6 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from ...integrity.chain import ChainState, RegistryEntry, new_state, state_mac
-from ...read.summary import SessionSummary, StatsRow
 from ...record.codec import FIELDS, dumps_known, record_from_dict
 from ...record.model import AuditRecord
 from .._base import (
@@ -40,6 +39,7 @@ from .._base import (
     sealed_head,
     warn_problem,
 )
+from .._summary import SessionSummary, StatsRow
 from . import migrations, summaries
 from . import sqlite as sqlite_file
 from .engine import create_engine, is_unavailable, normalise_url, reason

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...read.summary import SessionSummary, StatsRow, round_cost
 from ...record.model import KINDS
 from .._base import Query
+from .._summary import SessionSummary, StatsRow, round_cost
 from .query import count, is_error, kinds, where
 from .schema import UTCDateTime
 from .sqlite import split_percentiles
