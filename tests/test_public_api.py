@@ -97,3 +97,17 @@ def test_record_and_codec_import_nothing_above_them() -> None:
     assert _imports(SRC / "record" / "model.py") == {".frozen"}
     assert _imports(SRC / "record" / "codec.py") <= {".model"}
     assert _imports(SRC / "_errors.py") == set()
+
+
+def test_the_testing_helpers_and_the_storage_contract_are_public() -> None:
+    """``llmaudit.testing`` and the storage protocols are public API too: their names change only on
+    purpose (update this test, the README and docs/storage-backends.md)."""
+    import llmaudit.storage
+    import llmaudit.testing
+
+    assert sorted(llmaudit.testing.__all__) == ["CONTRACT_RULES", "capture_records", "check_storage"]
+    capabilities = {"ChainStore", "ErasureReport", "MaintainedStore", "RecordJSONStore", "RegistryStore"}
+    capabilities |= {"SchemaStore", "Storage", "SummaryStore"}
+    assert capabilities <= set(llmaudit.storage.__all__)
+    for name in capabilities:
+        assert getattr(llmaudit.storage, name).__doc__, name
