@@ -8,6 +8,7 @@ touches one module:
 - ``migrations``: the schema version and the steps between versions (schema only, never records);
 - ``engine``: URL normalisation, engine creation and driver options, driver errors told apart;
 - ``store``: `SQLStorage` itself: writes, reads, chain heads, registry, erasure and pruning;
+- ``statements``: the idempotent insert (compiled for ``executemany``) and the head upsert;
 - ``query``: a `Query` as a ``WHERE`` clause; ``summaries``: `stats` and `sessions` pushed down
   into the database;
 - ``sqlite``: what only SQLite needs (file modes, pragmas and WAL, checkpoints, percentiles).

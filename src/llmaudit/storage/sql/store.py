@@ -17,18 +17,16 @@ This module must not build records, retry or spill (the writer does), nor descri
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from ...integrity.chain import ChainState, RegistryEntry, new_state, state_mac
-from ...record.codec import FIELDS, dumps_known, record_from_dict
+from ...record.codec import record_from_dict
 from ...record.model import AuditRecord
 from .._base import (
     ProblemHandler,
@@ -44,7 +42,8 @@ from . import migrations, summaries
 from . import sqlite as sqlite_file
 from .engine import create_engine, is_unavailable, normalise_url, reason
 from .query import select_records
-from .schema import BOOL_FIELDS, JSON_FIELDS, build_table, chain_table, meta_table, registry_table
+from .schema import build_table, chain_table, meta_table, registry_table
+from .statements import compiled_insert, head_upsert, idempotent_insert
 
 __all__ = ["SQLStorage"]
 
@@ -59,14 +58,6 @@ _RESIDUAL_COPIES = {
         "or overwritten, and in any backup and replica: purge or rebuild them (SECURITY.md)"
     ),
 }
-
-
-def _json_param(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not value and type(value) in (tuple, dict):  # no tags, no notes, no metadata: most records
-        return "[]" if type(value) is tuple else "{}"
-    return dumps_known(value).decode()
 
 
 class SQLStorage:
@@ -100,9 +91,11 @@ class SQLStorage:
         #: The chain's HMAC key for heads, checkpoints and the registry (see ``RegistryStore``).
         self.chain_key: bytes | None = None
         self._registered: set[str] = set()  # writers known to be in the registry already
-        self._insert = self._idempotent_insert()
-        self._raise_head = self._head_upsert()
-        self._insert_sql, self._to_params = self._compile_insert()
+        dialect = self._engine.dialect
+        self._raise_head = head_upsert(self.chain, dialect)
+        self._insert_sql, self._to_params = compiled_insert(
+            idempotent_insert(self.table, dialect), self.table, dialect
+        )
         self._is_sqlite = sa_url.get_backend_name() == "sqlite"
         self._unchecked = False  # rows committed to SQLite's write-ahead log since the last checkpoint
         self._next_checkpoint = 0.0
@@ -128,43 +121,6 @@ class SQLStorage:
     def from_url(cls, url: str, *, create: bool = True) -> SQLStorage:
         return cls(url, create=create)
 
-    def _idempotent_insert(self) -> Any:
-        name = self._engine.dialect.name
-        if name == "postgresql":
-            return postgresql.insert(self.table).on_conflict_do_nothing(index_elements=["id"])
-        if name == "sqlite":
-            return sqlite.insert(self.table).on_conflict_do_nothing(index_elements=["id"])
-        if name in ("mysql", "mariadb"):
-            stmt = mysql.insert(self.table)
-            return stmt.on_duplicate_key_update(id=stmt.inserted.id)
-        return self.table.insert()  # another dialect: duplicates raise IntegrityError
-
-    def _head_upsert(self) -> Any:
-        """Insert a writer's head, or raise it, never lower it (a replayed spool brings old records)."""
-        c, name = self.chain.c, self._engine.dialect.name
-        if name in ("postgresql", "sqlite"):
-            insert = (postgresql if name == "postgresql" else sqlite).insert(self.chain)
-            return insert.on_conflict_do_update(
-                index_elements=["writer_id"],
-                set_={
-                    "head_seq": insert.excluded.head_seq,
-                    "head_hash": insert.excluded.head_hash,
-                    "head_mac": insert.excluded.head_mac,
-                },
-                where=c.head_seq < insert.excluded.head_seq,
-            )
-        if name in ("mysql", "mariadb"):
-            stmt = mysql.insert(self.chain)
-            higher = stmt.inserted.head_seq > c.head_seq
-            return stmt.on_duplicate_key_update(  # in this order: the hash is chosen before seq moves
-                [
-                    ("head_hash", sa.case((higher, stmt.inserted.head_hash), else_=c.head_hash)),
-                    ("head_mac", sa.case((higher, stmt.inserted.head_mac), else_=c.head_mac)),
-                    ("head_seq", sa.case((higher, stmt.inserted.head_seq), else_=c.head_seq)),
-                ]
-            )
-        return None  # another dialect: heads are kept with a read-then-write in `_raise_heads`
-
     def _raise_heads(self, conn: sa.Connection, heads: Mapping[str, tuple[int, str]]) -> None:
         if not heads:
             return
@@ -183,36 +139,6 @@ class SQLStorage:
                 conn.execute(self.chain.insert(), row)
             elif known < row["head_seq"]:
                 conn.execute(self.chain.update().where(c.writer_id == row["writer_id"]).values(**row))
-
-    def _compile_insert(self) -> tuple[str, Any]:
-        """The insert as driver SQL plus a row converter applying each column's bind processing.
-
-        Batches go straight to the driver's ``executemany``: SQLAlchemy's per-row parameter
-        construction cost more than the database itself (measured with benchmarks/bench_writer.py).
-        """
-        dialect = self._engine.dialect
-        compiled = self._insert.compile(dialect=dialect, column_keys=list(FIELDS))
-        names = tuple(compiled.positiontup or ()) if compiled.positional else FIELDS
-        converters = []
-        for index, name in enumerate(names):
-            if name in JSON_FIELDS:  # every dialect takes the canonical JSON text as a string
-                converters.append((index, _json_param))
-            elif name not in BOOL_FIELDS:  # every driver here takes Python booleans as they are
-                fn = self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                if fn is not None and name == "created_at" and dialect.name == "sqlite":
-                    fn = sqlite_file.sqlite_timestamp(fn)
-                if fn is not None:
-                    converters.append((index, fn))
-        positional = compiled.positional
-        fields_of = operator.attrgetter(*names)
-
-        def to_params(record: AuditRecord) -> Any:
-            values = list(fields_of(record))
-            for index, fn in converters:
-                values[index] = fn(values[index])
-            return tuple(values) if positional else dict(zip(names, values, strict=True))
-
-        return str(compiled), to_params
 
     @contextlib.contextmanager
     def _translated(self, action: str) -> Iterator[None]:
