@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 import llmaudit
 from llmaudit.cli import cli, main
 from llmaudit.record.model import AuditRecord
-from llmaudit.storage import _migrations
+from llmaudit.storage.sql import migrations as _migrations
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 import llmaudit
 from llmaudit import AuditRecord, Query
-from llmaudit.storage import _migrations
 from llmaudit.storage.sql import SQLStorage
+from llmaudit.storage.sql import migrations as _migrations
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chain_v2"
 FIXTURE_KEY = "fixture-chain-key-FAKE"

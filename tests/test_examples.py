@@ -30,6 +30,10 @@ EXPECTED = {
         "both.db: 1 record(s)",
         "both: 1 record(s)",
     ],
+    "custom_storage.py": [
+        "ShelveStorage passes the storage contract",
+        "read back 1 record(s) of session custom-1, sealed: True",
+    ],
     "redaction.py": ["[REDACTED:email]", "hmac-sha256:", "the key appears nowhere in the log: True"],
 }
 

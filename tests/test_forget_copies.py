@@ -24,7 +24,7 @@ from llmaudit.integrity.chain import PAYLOAD_FIELDS, Chain, is_tombstone, marker
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import AuditRecord
 from llmaudit.storage import open_storage
-from llmaudit.storage import sql as sql_storage
+from llmaudit.storage.sql import sqlite as sql_storage
 
 PRIVATE = "private-diagnosis-5521"  # what forget must remove
 KEPT = "unrelated-question-8810"  # what it must leave

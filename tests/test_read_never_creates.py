@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import llmaudit
 from llmaudit._settings import data_dir
 from llmaudit.cli import cli, main
-from llmaudit.storage.sql import _normalise_url
+from llmaudit.storage.sql.engine import normalise_url as _normalise_url
 
 MISSING_BACKENDS = [
     "jsonl",

@@ -28,6 +28,7 @@ RUN = (
     "Recording records directly",
     "Reading the log",
     "Secrets, redaction and the hash chain",
+    "Testing with llmaudit",
 )
 #: Sections whose Python blocks are fragments of someone's application, and why.
 FRAGMENTS = {"Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app"}

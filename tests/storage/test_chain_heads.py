@@ -22,8 +22,9 @@ from llmaudit.cli import cli
 from llmaudit.integrity.chain import new_state, registry_entry
 from llmaudit.integrity.verify import verify_chain
 from llmaudit.record.model import AuditRecord
-from llmaudit.storage import Query, _migrations, memory, open_storage
+from llmaudit.storage import Query, memory, open_storage
 from llmaudit.storage.sql import SQLStorage
+from llmaudit.storage.sql import migrations as _migrations
 
 KEY = "test-chain-key-FAKE-0f3a"
 START = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -18,9 +18,11 @@ import llmaudit
 from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
 from llmaudit.record.codec import FIELDS, dumps, encode_record
 from llmaudit.record.model import AuditRecord
-from llmaudit.storage import Query, _migrations, open_storage
-from llmaudit.storage._migrations import SCHEMA_VERSION
-from llmaudit.storage.sql import SQLStorage, _normalise_url
+from llmaudit.storage import Query, open_storage
+from llmaudit.storage.sql import SQLStorage
+from llmaudit.storage.sql import migrations as _migrations
+from llmaudit.storage.sql.engine import normalise_url as _normalise_url
+from llmaudit.storage.sql.migrations import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize(
@@ -73,7 +75,7 @@ def test_connections_converting_a_new_file_to_wal_at_once_all_succeed(tmp_path: 
     import sqlite3
     import threading
 
-    from llmaudit.storage.sql import _sqlite_pragmas
+    from llmaudit.storage.sql.sqlite import sqlite_pragmas as _sqlite_pragmas
 
     errors: list[BaseException] = []
     for trial in range(60):

@@ -24,8 +24,7 @@ from pathlib import Path
 from .._errors import ConfigurationError
 from ..record.codec import FIELDS, decode_record, dumps, encode_record, record_to_dict
 from ..record.model import AuditRecord
-from ..storage import open_storage
-from ..storage._base import ChainStore, RegistryStore
+from ..storage import ChainStore, RegistryStore, open_storage
 
 __all__ = ["export"]
 

@@ -21,9 +21,9 @@ from .._spool import Spool
 from ..integrity.chain import compute_hash, erasure_changes, hash_version, marker
 from ..record.codec import decode_record
 from ..record.model import AuditRecord, utcnow
-from ..storage import Query, Storage
-from ..storage._base import ChainStore
+from ..storage import ChainStore, ErasureReport, Query, Storage
 from ..storage._files import read_private
+from ..storage.jsonl import rewrite_records
 
 __all__ = ["ForgetResult", "PruneResult", "forget_records", "prune_records"]
 
@@ -122,7 +122,8 @@ def forget_records(
     # Already erased records erase again (nothing to change): the database gets another chance
     # to drop the old text from its files, e.g. after a reader blocked SQLite's checkpoint.
     erased = store.erase(payloads) if matched else 0
-    unguaranteed.extend(getattr(store, "erase_caveats", ()) if matched else ())
+    if matched and isinstance(store, ErasureReport):
+        unguaranteed.extend(store.erase_caveats)
     _erase_rejected(spool_dir, selected, now, secret)
     return ForgetResult(
         erased,
@@ -130,7 +131,7 @@ def forget_records(
         in_use,
         already_erased=len(matched) - len(payloads),
         unguaranteed=tuple(unguaranteed),
-        residual_copies=tuple(getattr(store, "residual_copies", ())),
+        residual_copies=tuple(store.residual_copies) if isinstance(store, ErasureReport) else (),
         legacy=tuple(legacy),
         unverified=tuple(unverified),
     )
@@ -214,8 +215,6 @@ def _erase_rejected(
 ) -> None:
     """Rejected records kept in the spool for the operator lose the subject's data too (the
     files are rewritten atomically, like JSONL files)."""
-    from ..storage.jsonl import _changed_lines, _replace_file  # noqa: PLC0415
-
     if not spool_dir.is_dir():
         return
     for path in spool_dir.glob("rejected-*.jsonl"):
@@ -225,8 +224,7 @@ def _erase_rejected(
             continue
         ids = {r.id for r in _decode_lines(data) if selected(r)}
         if ids:
-            lines, _ = _changed_lines(data, ids, lambda r: replace(r, **erasure_changes(r, now, key)))
-            _replace_file(path, b"".join(lines))
+            rewrite_records(path, ids, lambda r: replace(r, **erasure_changes(r, now, key)), data=data)
 
 
 def _decode_lines(data: bytes) -> Iterator[AuditRecord]:

@@ -26,8 +26,7 @@ from ..integrity.chain import Chain, chain_key
 from ..integrity.verify import VerifyReport, verify_chain
 from ..record.codec import format_timestamp
 from ..record.model import KINDS, AuditRecord, Kind, new_id, record_kind
-from ..storage import Query, Storage, open_storage
-from ..storage._base import ChainStore, ProblemHandler, RegistryStore
+from ..storage import ChainStore, ProblemHandler, Query, RegistryStore, Storage, SummaryStore, open_storage
 from .maintenance import ForgetResult, PruneResult, forget_records, prune_records
 from .summary import SessionSummary, StatsRow, Tally, nearest_rank
 
@@ -90,9 +89,8 @@ class Reader:
         aggregation records (``aggregations``), each counted as what it is (see `SessionSummary`).
         Takes the filters of `records` except ``limit`` and ``order``."""
         query = _query(filters)
-        native = getattr(self.storage, "summarize_sessions", None)
-        if native is not None:
-            return list(native(query, limit))
+        if isinstance(self.storage, SummaryStore):  # computed by the database
+            return list(self.storage.summarize_sessions(query, limit))
         tallies: dict[str, Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
             if r.session_key is not None:
@@ -148,9 +146,8 @@ class Reader:
         if include_aggregations and kind == "call":
             kinds = ("call", "aggregation")
         query = replace(_query(filters), kind=kinds)
-        native = getattr(self.storage, "summarize", None)
-        if native is not None:
-            return sort_stats(list(native(tuple(by), query)))
+        if isinstance(self.storage, SummaryStore):  # computed by the database
+            return sort_stats(list(self.storage.summarize(tuple(by), query)))
         groups: dict[tuple[Any, ...], Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
             if record_kind(r) not in kinds:  # a backend that does not know the kind filter

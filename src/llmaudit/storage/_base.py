@@ -1,30 +1,44 @@
-"""The storage protocol, the query type every backend answers, and helpers shared by backends.
+"""The storage contract: the `Storage` protocol every backend implements, the optional capabilities
+the writer and the read side look for, the query type every backend answers, and helpers shared by
+backends.
 
 A backend does three things: write a batch idempotently (the same id twice is one record), read
 records matching a `Query`, and close. It never builds records and never retries: the writer does.
 Transient failures (cannot connect) raise `StorageUnavailableError`; a record the backend refuses
-raises `StorageError`.
+raises `StorageError`. Everything else is an optional capability, a protocol of its own that a
+backend has or has not: `ChainStore` (chain heads, erasure, pruning), `RegistryStore` (authenticated
+heads and the chain registry), `MaintainedStore` (idle-time housekeeping), `RecordJSONStore` (stores
+each record's canonical JSON), `SummaryStore` (summaries computed by the database), `ErasureReport`
+(what an erasure could not reach) and `SchemaStore` (a versioned schema). Callers test for one with
+``isinstance`` (every one is ``runtime_checkable``), never by probing for attributes; docs/storage-
+backends.md is the guide. This module must not import the writer, the read side or a backend.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, runtime_checkable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..integrity.chain import ChainState, RegistryEntry, new_state, registry_entry
 from ..record.model import AuditRecord, Kind, record_kind, utcnow
+from ._summary import SessionSummary, StatsRow
+from ._urls import MASKED, is_credential_name, mask_url_credentials, redact_url
 
 __all__ = [
+    "MASKED",
     "ChainStore",
+    "ErasureReport",
+    "MaintainedStore",
     "ProblemHandler",
     "Query",
+    "RecordJSONStore",
     "RegistryStore",
+    "SchemaStore",
     "Storage",
+    "SummaryStore",
     "batch_heads",
     "is_credential_name",
     "mask_url_credentials",
@@ -35,6 +49,7 @@ __all__ = [
     "sealed_head",
     "select",
 ]
+
 
 logger = logging.getLogger("llmaudit")
 
@@ -69,7 +84,10 @@ class Query:
 
 @runtime_checkable
 class Storage(Protocol):
-    """What the writer and the read side need from a backend."""
+    """What the writer and the read side need from every backend (the optional capabilities below
+    add to it). A writer never calls one object's ``write`` from two threads at once, and hands
+    it batches in the order the records were sealed; several processes, each with a storage object
+    of its own, may write one store at once. See docs/storage-backends.md for the whole contract."""
 
     #: The storage URL with any password removed, for messages.
     url: str
@@ -85,6 +103,61 @@ class Storage(Protocol):
 
     # Optional: ``maintain()``, called by the background writer (under its store lock) when its queue
     # is empty, for housekeeping that should not delay a write or a flush (SQLite's checkpoint).
+
+
+@runtime_checkable
+class MaintainedStore(Protocol):
+    """A backend with housekeeping to do while the writer is idle (SQLite: its WAL checkpoint)."""
+
+    def maintain(self) -> None:
+        """Called by the background writer (under its store lock) when its queue is empty, for work
+        that should not delay a write or a flush. Cheap when there is nothing to do; a failure is
+        logged at debug level and never costs a record."""
+
+
+@runtime_checkable
+class RecordJSONStore(Protocol):
+    """A backend that may declare that what it stores for a record is exactly the record's canonical
+    JSON (`record.codec.encode_record`): the writer then hands it encodings the chain has already
+    made. Only a true ``writes_record_json`` counts (the JSONL backend)."""
+
+    writes_record_json: bool
+
+
+@runtime_checkable
+class SummaryStore(Protocol):
+    """A backend that computes `Reader.sessions` and `Reader.stats` itself (the SQL backend: one
+    ``GROUP BY``). It must give the rows the reader's Python fallback would: the same kinds
+    (`record_kind`), nearest-rank percentiles and costs rounded to 1e-9 (``storage._summary``)."""
+
+    def summarize_sessions(self, query: Query, limit: int | None) -> Iterable[SessionSummary]:
+        """One `SessionSummary` per session key among the records matching *query*, the most
+        recently active first, at most *limit* of them."""
+
+    def summarize(self, by: tuple[str, ...], query: Query) -> Iterable[StatsRow]:
+        """One `StatsRow` per group of *by* (field names, or ``day``: the UTC date) among the records
+        matching *query* (its ``kind`` says which kinds are counted); any order."""
+
+
+@runtime_checkable
+class ErasureReport(Protocol):
+    """A `ChainStore` that says what an erasure could not make sure of, for `ForgetResult`."""
+
+    #: What the last ``erase`` or ``delete`` could not remove from the backend's files (empty: all).
+    erase_caveats: tuple[str, ...]
+    #: Copies of erased text the backend keeps beyond llmaudit's reach on every run (a server's WAL).
+    residual_copies: tuple[str, ...]
+
+
+@runtime_checkable
+class SchemaStore(Protocol):
+    """A backend with a versioned schema (the SQL backend; ``llmaudit db upgrade``)."""
+
+    def schema_version(self) -> int | None:
+        """The schema version stamped in the store."""
+
+    def upgrade(self) -> int:
+        """Apply pending migrations; returns the version reached."""
 
 
 @runtime_checkable
@@ -218,92 +291,6 @@ def select(records: Iterable[AuditRecord], query: Query) -> list[AuditRecord]:
     chosen = [r for r in records if matches(r, query)]
     chosen.sort(key=lambda r: (r.created_at, r.id), reverse=query.order == "desc")
     return chosen if query.limit is None else chosen[: query.limit]
-
-
-#: A word of a parameter name that makes it a credential: it ends with one of these stems
-#: (``key``, ``apikey``, ``accesskey``, ``x-api-key``, ``refresh_token``, ``X-Amz-Signature``...).
-_CREDENTIAL_WORD = re.compile(
-    r"(?:key|token|secret|signature|sig|password|passwd|passphrase|pwd|credentials?|auth|"
-    r"authorization|session|sessionid|jwt|cookie|assertion|hmac)$"
-)
-#: Whole words that make a name a credential (``code`` is an OAuth authorization code).
-_CREDENTIAL_NAMES = frozenset({"code", "pass", "pw", "sid", "otp"})
-#: Words that make a name harmless whatever else it says: counts, limits, types and pagination
-#: (``max_tokens``, ``token_type``, ``pageToken``, ``key_length``).
-_HARMLESS_WORDS = frozenset(
-    {"max", "min", "count", "num", "limit", "type", "length", "size", "usage", "page", "next", "ttl"}
-)
-_NAME_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-#: ``name=value`` in a query string, a fragment or a path segment's matrix parameters.
-_PARAMETER = re.compile(r"(^|[&;])([^=&;#]*)=([^&;#]*)")
-#: Telegram's bot API puts the token in the path: /bot<id>:<secret>/method.
-_PATH_TOKEN = re.compile(r"(?<=/bot)[0-9]+:[A-Za-z0-9_-]+")
-MASKED: Final = "***"
-
-
-def is_credential_name(name: str) -> bool:
-    """Whether a URL parameter called *name* carries a credential: one of its words (split at
-    ``-``, ``_``, ``.`` and camelCase) ends with key, token, secret, signature, sig, password,
-    credential, auth, session, jwt... and none of them is a count, limit, type or page word."""
-    words = [word.lower() for word in _NAME_WORD.findall(unquote(name))]
-    if any(word in _HARMLESS_WORDS for word in words):
-        return False
-    return any(word in _CREDENTIAL_NAMES or _CREDENTIAL_WORD.search(word) for word in words)
-
-
-def _mask_parameters(text: str) -> str:
-    """*text* (``a=1&b=2`` or ``a=1;b=2``) with the values of credential parameters masked, the
-    rest byte for byte as it was."""
-    if "=" not in text:
-        return text
-    return _PARAMETER.sub(
-        lambda m: f"{m[1]}{m[2]}={MASKED}" if m[3] and is_credential_name(m[2]) else m[0], text
-    )
-
-
-def mask_url_credentials(url: str, *, userinfo: Literal["password", "drop"] = "password") -> str:
-    """*url* with its credentials replaced by ``***``; everything else is kept as it was written.
-
-    Masked: the password of the userinfo (``userinfo="password"``, keeping the user name) or the
-    whole ``user:password@`` (``"drop"``); the values of query, fragment (OAuth's implicit flow
-    returns ``#access_token=…``) and matrix (``;key=…``) parameters whose names look like
-    credentials (see `is_credential_name`); a token in the path (Telegram's ``/bot<token>/``).
-    Tokens a detector recognises elsewhere in a stored URL are the `Redactor`'s job.
-
-    Raises:
-        ValueError: the URL cannot be parsed.
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        if userinfo == "drop":
-            netloc = host
-        elif parts.password is not None:
-            netloc = f"{credentials.partition(':')[0]}:{MASKED}@{host}"
-    path = parts.path
-    if ";" in path:
-        path = "/".join(_mask_matrix(segment) for segment in path.split("/"))
-    if "/bot" in path:
-        path = _PATH_TOKEN.sub(MASKED, path)
-    query, fragment = _mask_parameters(parts.query), _mask_parameters(parts.fragment)
-    if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
-        return url
-    return urlunsplit((parts.scheme, netloc, path, query, fragment))
-
-
-def _mask_matrix(segment: str) -> str:
-    name, sep, parameters = segment.partition(";")
-    return name + sep + _mask_parameters(parameters) if sep else segment
-
-
-def redact_url(url: str) -> str:
-    """*url* with its password and credential parameters replaced by ``***``, for messages and logs
-    (see `mask_url_credentials`)."""
-    try:
-        return mask_url_credentials(url)
-    except ValueError:
-        return "<unparseable storage URL>"
 
 
 def warn_problem(message: str) -> None:

@@ -11,7 +11,9 @@ whole files atomically (temporary file, fsync, rename), also under the lock. Fil
 a 0700 directory; a directory others can write to is refused, and no file is opened through a symbolic
 link (see `._files`). Nothing is held open between batches, and the lock is released explicitly (not just
 by closing), so a child forked in the middle of a batch never keeps it. Reading streams day by day and
-never loads the whole log; unreadable lines are reported with file and line and skipped.
+never loads the whole log; unreadable lines are reported with file and line and skipped (the
+byte-level line work is in `._lines`). It must not build, seal or retry records (the writer does),
+and never holds a file open or the lock between calls.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from ..integrity.chain import ChainState, RegistryEntry, new_state
-from ..record.codec import decode_record, dumps, encode_record, format_day, loads
+from ..record.codec import dumps, encode_record, format_day, loads
 from ..record.model import AuditRecord
 from ._base import (
     ProblemHandler,
@@ -43,13 +45,16 @@ from ._base import (
     warn_problem,
 )
 from ._files import make_private_directory, open_private, read_private, replace_file
+from ._lines import changed_lines, read_records, rewrite_records
+from ._lines import write_all as _write_all
+from ._lines import write_lines as _write_lines
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: single-process appends only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_MAX_BYTES", "JSONLStorage"]
+__all__ = ["DEFAULT_MAX_BYTES", "JSONLStorage", "rewrite_records"]
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _FSYNC_POLICIES = ("never", "batch")
@@ -58,36 +63,6 @@ _LOCK_NAME = ".llmaudit.lock"
 _CHAIN_DIR = ".chain"  # one small file per writer: [head_seq, head_hash, base_seq, base_hash, macs…]
 _REGISTRY_NAME = "registry.jsonl"  # in _CHAIN_DIR: one `RegistryEntry` a line, appended under the lock
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-#: At most this many buffers per ``writev`` (Linux's IOV_MAX is 1024).
-_IOV_MAX = 1024
-_NEWLINE = b"\n"
-
-
-def _write_lines(fd: int, lines: Sequence[bytes]) -> None:
-    """Write each of *lines* followed by a newline, with ``writev``: no copy of the batch is made
-    (joining half a megabyte per batch costs fresh pages from the kernel each time: the allocator
-    maps and unmaps a block that size). A short write goes on from where it stopped."""
-    parts = [_NEWLINE] * (2 * len(lines))
-    parts[::2] = lines
-    start = 0
-    while start < len(parts):
-        chunk = parts[start : start + _IOV_MAX]
-        written = os.writev(fd, chunk)
-        for part in chunk:
-            if written < len(part):
-                _write_all(fd, part[written:])
-                start += 1
-                break
-            written -= len(part)
-            start += 1
 
 
 class JSONLStorage:
@@ -316,7 +291,7 @@ class JSONLStorage:
                     data = read_private(path)
                     if not any(n in data for n in needles):
                         continue
-                    lines, count = _changed_lines(data, ids, change)
+                    lines, count = changed_lines(data, ids, change)
                     if count:
                         _replace_file(path, b"".join(lines))
                         changed += count
@@ -414,7 +389,7 @@ class JSONLStorage:
     ) -> list[AuditRecord]:
         chosen = []
         for path in paths:
-            for record in _read_file(path, report):
+            for record in read_records(path, report):
                 if record.id in seen:
                     continue
                 seen.add(record.id)
@@ -451,25 +426,6 @@ class _Undo:
                     _replace_file(path, old)
 
 
-def _changed_lines(
-    data: bytes, ids: set[str], change: Callable[[AuditRecord], AuditRecord | None]
-) -> tuple[list[bytes], int]:
-    lines, count = [], 0
-    for line in data.splitlines(keepends=True):
-        try:
-            record = decode_record(line) if line.strip() else None
-        except (ValueError, TypeError):
-            record = None  # an unreadable line is kept as it is (read() reports it)
-        if record is None or record.id not in ids:
-            lines.append(line)
-            continue
-        new = change(record)
-        count += 1
-        if new is not None:
-            lines.append(encode_record(new) + b"\n")
-    return lines, count
-
-
 def _read_if_any(path: Path) -> bytes | None:
     try:
         return read_private(path)
@@ -487,22 +443,3 @@ def _day_in_range(day: date, query: Query) -> bool:
     if query.until is not None and start >= query.until:
         return False
     return query.since is None or start + timedelta(days=1) > query.since
-
-
-def _read_file(path: Path, report: ProblemHandler) -> Iterator[AuditRecord]:
-    try:
-        stream = os.fdopen(open_private(path, os.O_RDONLY), "rb")
-    except OSError as exc:
-        report(f"{path}: cannot open: {exc}")
-        return
-    with stream:
-        for lineno, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            if not line.endswith(b"\n"):
-                report(f"{path}:{lineno}: skipped a truncated last line ({len(line)} bytes)")
-                continue
-            try:
-                yield decode_record(line)
-            except (ValueError, TypeError) as exc:
-                report(f"{path}:{lineno}: skipped an unreadable line: {exc}")

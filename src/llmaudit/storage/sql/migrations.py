@@ -1,8 +1,7 @@
-"""Schema version and migrations of the SQL records table.
+"""Schema version and migrations of the SQL tables (described in ``schema``).
 
-``{table}_meta`` holds ``schema_version``; ``{table}_chain`` each writer's chain head and checkpoint
-with their MACs; ``{table}_registry`` the chain registry (see ``integrity.chain``). Migrations change the
-schema only: they never write chain fields, heads or registry entries.
+``{table}_meta`` holds ``schema_version``. Migrations change the schema only: they must never write
+records, chain fields, heads or registry entries, and never seal anything.
 Opening a fresh database creates the tables and stamps the
 current `SCHEMA_VERSION`; an older stamp is migrated step by step (``MIGRATIONS[n]`` takes version n to
 n + 1, each in its own transaction, the stamp bumped with it); a newer stamp is refused, since this
@@ -17,7 +16,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .._errors import StorageError
+from ..._errors import StorageError
+from .schema import chain_table, meta_table, registry_table
 
 __all__ = [
     "MIGRATIONS",
@@ -66,7 +66,7 @@ def _v2_to_v3(conn: Connection, table: sa.Table) -> None:
     _add_column(conn, table, "headers")
     _create_chain_table(conn, table, authenticated=False)
     existing = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
-    for index in table.indexes:  # the covering indexes of the summaries (SQLite only: see sql.py)
+    for index in table.indexes:  # the covering indexes of the summaries (SQLite only: see schema.py)
         if index.name not in existing and index.name and index.name.endswith(("_stats", "_sessions")):
             index.create(conn)
 
@@ -111,7 +111,7 @@ def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
         if name not in existing:
             _add_column(conn, table, name)
     indexes = {ix["name"] for ix in inspector.get_indexes(table.name)}
-    for index in table.indexes:  # the full-text indexes (PostgreSQL and MariaDB only: see sql.py)
+    for index in table.indexes:  # the full-text indexes (PostgreSQL and MariaDB only: see schema.py)
         if index.name not in indexes and index.name and index.name.endswith(("_text", "_fulltext")):
             index.create(conn)
 
@@ -125,67 +125,6 @@ MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {
 }
 _KEY = "schema_version"
 _ATTEMPTS = 3
-
-
-def meta_table(table: sa.Table) -> sa.Table:
-    """The key/value table beside *table* (created in the same MetaData)."""
-    name = f"{table.name}_meta"
-    if name in table.metadata.tables:
-        return table.metadata.tables[name]
-    return sa.Table(
-        name,
-        table.metadata,
-        sa.Column("key", sa.String(64), primary_key=True),
-        sa.Column("value", sa.String(255), nullable=False),
-        mysql_charset="utf8mb4",
-        mariadb_charset="utf8mb4",
-    )
-
-
-def chain_table(table: sa.Table) -> sa.Table:
-    """Each writer's chain head and prune checkpoint (see ``integrity.chain.ChainState``)."""
-    name = f"{table.name}_chain"
-    if name in table.metadata.tables:
-        return table.metadata.tables[name]
-    return sa.Table(
-        name,
-        table.metadata,
-        sa.Column("writer_id", sa.String(64), primary_key=True),
-        sa.Column("head_seq", sa.BigInteger(), nullable=False),
-        sa.Column("head_hash", sa.String(128), nullable=False),
-        sa.Column("base_seq", sa.BigInteger()),
-        sa.Column("base_hash", sa.String(128)),
-        sa.Column("head_mac", sa.String(128)),
-        sa.Column("base_mac", sa.String(128)),
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
-        mariadb_charset="utf8mb4",
-        mariadb_collate="utf8mb4_bin",
-    )
-
-
-def registry_table(table: sa.Table) -> sa.Table:
-    """The chain registry beside *table*: one row per ``integrity.chain.RegistryEntry``, never updated."""
-    name = f"{table.name}_registry"
-    if name in table.metadata.tables:
-        return table.metadata.tables[name]
-    return sa.Table(
-        name,
-        table.metadata,
-        sa.Column("n", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("writer_id", sa.String(64), nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.Column("hash", sa.String(128), nullable=False),
-        sa.Column("at", sa.String(32), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("prev", sa.String(128), nullable=False),
-        sa.Column("mac", sa.String(128), nullable=False),
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
-        mariadb_charset="utf8mb4",
-        mariadb_collate="utf8mb4_bin",
-    )
 
 
 def current_version(engine: Engine, table: sa.Table) -> int | None:
