@@ -74,13 +74,6 @@ PEERS = frozenset({"edges"})
 #: ``storage/sql/*.py`` and ``storage/sql_summary.py``). Each one is a debt, with its reason.
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
-        # The SQL backend computes summaries in the database and returns the read side's row types
-        # (SessionSummary, StatsRow) and rounding helpers: the types belong below storage. storage/sql.py
-        # is being split by another change of issue 18; move them there or with it.
-        ("llmaudit.storage.sql", "llmaudit.read.summary"),
-        # record building masks URL credentials with storage's helper (storage/_base.py, another
-        # change's file): mask_url_credentials belongs below both (the record stage or a base module).
-        ("llmaudit.record.masking", "llmaudit.storage._base"),
         # The transport core finds a branch's binding by name (``transports.<branch>.BRANCH``), and
         # instrument() installs the aiohttp middleware: both at run time, with importlib; the edges
         # registering themselves with the core would remove them.

@@ -13,6 +13,6 @@ Runs on the writer side only, except `raw`'s plain data, which the hot path fill
 parse or do I/O on the caller's hot path, or import the stages above it (capture, pipeline, read, the
 edges); `model`, `frozen` and `codec` import nothing of llmaudit's but each other. The providers stand
 on `bodies`, `frozen` and `codec`; `build` stands on the providers (tests/test_layers.py draws the
-tiers). Known exception: `masking` imports `storage._base.mask_url_credentials`. Internal: the public
-names are re-exported by `llmaudit`. This file holds no logic and re-exports nothing.
+tiers); `urls` takes credentials out of URLs, for the record and for storage's messages. Internal:
+the public names are re-exported by `llmaudit`. This file holds no logic and re-exports nothing.
 """

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from ..storage._base import mask_url_credentials
 from .headers import MASK, is_credential_name
+from .urls import mask_url_credentials
 
 __all__ = ["SECRET_FORM_FIELDS", "SECRET_QUERY_PARAMETERS", "mask_form", "mask_url", "mask_urls_in"]
 

@@ -24,8 +24,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..integrity.chain import ChainState, RegistryEntry, new_state, registry_entry
 from ..record.model import AuditRecord, Kind, record_kind, utcnow
+from ..record.urls import MASKED, is_credential_name, mask_url_credentials, redact_url
 from ._summary import SessionSummary, StatsRow
-from ._urls import MASKED, is_credential_name, mask_url_credentials, redact_url
 
 __all__ = [
     "MASKED",
