@@ -26,7 +26,7 @@ from tests.helpers import tag_process
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Redactor
 from llmaudit._errors import ConfigurationError
-from llmaudit._process import PIPE_BYTES, Frames, ProcessWriter, _pipe
+from llmaudit.pipeline.process_runner import PIPE_BYTES, Frames, ProcessWriter, _pipe
 from llmaudit.storage.memory import MemoryStorage
 
 FAKE_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0123"

@@ -5,7 +5,6 @@ underscored module is private.
 """
 
 from . import providers, transports
-from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
 from ._errors import (
     AuditError,
     ConfigurationError,
@@ -15,11 +14,12 @@ from ._errors import (
     StorageUnavailableError,
 )
 from ._version import __version__
-from ._writer import WriterStats
 from .capture.decorator import audited
 from .capture.instrument import instrument, is_instrumented, uninstrument
 from .capture.session import ContextThreadPoolExecutor, current_session, propagate, session
 from .capture.transport import AsyncAuditTransport, AuditTransport
+from .pipeline.auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
+from .pipeline.writer import WriterStats
 from .read.reader import Reader, open
 from .record.model import SCHEMA_VERSION, AuditRecord
 from .redact.redactor import Redactor, Rule

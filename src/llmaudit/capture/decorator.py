@@ -28,9 +28,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from .._auditor import Auditor, NullAuditor, get_auditor
 from .._errors import AuditError, ConfigurationError
 from .._guard import report
+from ..pipeline.auditor import Auditor, NullAuditor, get_auditor
 from ..record.jsonable import scrub, to_jsonable
 from ..record.model import AuditRecord, format_id, new_id_value
 from .context import AuditContext, current

@@ -179,7 +179,7 @@ class RawCapture:
         return build(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled for the writer process (`_process`): the fields in order, the request's body
+        """Pickled for the writer process (`pipeline.process_runner`): the fields in order, the request's body
         stream reduced to what record building reads from it (an upload's field and file names)."""
         return (
             RawCapture,

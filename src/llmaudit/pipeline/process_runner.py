@@ -46,12 +46,12 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import ConfigurationError
-from ._guard import report
-from ._spool import Spool
-from ._writer import Pending, Processor, Writer, WriterStats, _Marker
-from .record.model import AuditRecord
-from .storage._base import Storage
+from .._errors import ConfigurationError
+from .._guard import report
+from ..record.model import AuditRecord
+from ..storage._base import Storage
+from .spool import Spool
+from .writer import Pending, Processor, Writer, WriterStats, _Marker
 
 __all__ = ["DEFAULT_SHIP_SIZE", "ProcessWriter", "check_processors", "child_main"]
 
@@ -443,7 +443,7 @@ class ProcessWriter(Writer):
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from llmaudit._process import child_main; "
+                    "import sys; from llmaudit.pipeline.process_runner import child_main; "
                     "sys.exit(child_main(int(sys.argv[1]), int(sys.argv[2])))",
                     str(to_child_r),
                     str(from_child_w),
@@ -668,7 +668,7 @@ def child_main(inbox_fd: int, outbox_fd: int) -> int:
         while not frames:
             frames = inbox.receive(None)
         config = pickle.loads(frames[0])  # noqa: S301 - our own parent
-        from .storage import open_storage  # noqa: PLC0415 - the child's imports, not the parent's
+        from ..storage import open_storage  # noqa: PLC0415 - the child's imports, not the parent's
 
         storage = open_storage(config["storage_url"])
         writer = Writer(

@@ -25,13 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ._errors import AuditError, StorageError, StorageUnavailableError
-from ._guard import report
-from ._spool import Spool
-from .integrity.chain import Chain
-from .record.codec import forget_encodings
-from .record.model import AuditRecord
-from .storage._base import RegistryStore, Storage
+from .._errors import AuditError, StorageError, StorageUnavailableError
+from .._guard import report
+from ..integrity.chain import Chain
+from ..record.codec import forget_encodings
+from ..record.model import AuditRecord
+from ..storage._base import RegistryStore, Storage
+from .spool import Spool
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

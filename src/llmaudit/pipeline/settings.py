@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 import platformdirs
 
-from ._errors import ConfigurationError
-from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
-from .providers import Routes, parse_routes, provider_names
-from .redact.redactor import Redactor
-from .storage import Storage
+from .._errors import ConfigurationError
+from ..providers import Routes, parse_routes, provider_names
+from ..redact.redactor import Redactor
+from ..storage import Storage
+from .writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -148,10 +148,10 @@ class Settings:
 
     storage: str | None = None
     mode: Mode = "background"
-    writer: str = "thread"  # "process": build and store in a child process (see _process)
+    writer: str = "thread"  # "process": build and store in a child process (see pipeline.process_runner)
     strict: bool = False
     disabled: bool = False
-    handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see _auditor)
+    handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see pipeline.signals)
     batch_size: int = DEFAULT_BATCH_SIZE
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     queue_size: int = DEFAULT_QUEUE_SIZE

@@ -21,14 +21,14 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from ._errors import AuditError, ConfigurationError
-from ._guard import logger, report
-from ._settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
-from ._spool import Spool
-from ._writer import Pending, Processor, Writer, WriterStats
-from .integrity.chain import chain_key as key_bytes
-from .redact.redactor import Redactor
-from .storage import Storage, open_storage
+from .._errors import AuditError, ConfigurationError
+from .._guard import logger, report
+from ..integrity.chain import chain_key as key_bytes
+from ..redact.redactor import Redactor
+from ..storage import Storage, open_storage
+from .settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
+from .spool import Spool
+from .writer import Pending, Processor, Writer, WriterStats
 
 __all__ = [
     "Auditor",
@@ -52,7 +52,7 @@ class Auditor:
             this process. ``"process"``: by a child Python process, so that this work does not
             compete with the application for the interpreter lock (``LLMAUDIT_WRITER``); needs a
             storage URL, background mode, and processors importable outside ``__main__``. See
-            ``llmaudit._process``.
+            ``llmaudit.pipeline.process_runner``.
         strict: raise `AuditError` from `submit` when a record can be neither stored nor spilled.
         batch_size, flush_interval_s, queue_size: writer tuning (``LLMAUDIT_BATCH_SIZE``, …).
         spool_dir: where records wait while the storage is down (default: per storage, in the data dir).
@@ -197,7 +197,7 @@ class Auditor:
 
 
 def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: dict[str, Any]) -> Writer:
-    from ._process import ProcessWriter, check_processors  # noqa: PLC0415 - only when asked for
+    from .process_runner import ProcessWriter, check_processors  # noqa: PLC0415 - only when asked for
 
     problem = None
     if not auditor._owns_storage:
