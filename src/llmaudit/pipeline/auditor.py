@@ -8,25 +8,19 @@ nothing is set). Tests and multi-sink applications create `Auditor` objects of t
 
 from __future__ import annotations
 
-import atexit
 import inspect
-import itertools
-import os
-import signal
-import sys
 import threading
-import time
-import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 from .._errors import AuditError, ConfigurationError
-from .._guard import logger, report
+from .._guard import report
 from ..integrity.chain import chain_key as key_bytes
 from ..redact.redactor import Redactor
 from ..storage import Storage, open_storage
 from .settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
+from .signals import install_sigterm_handler, live_auditors
 from .spool import Spool
 from .writer import Pending, Processor, Writer, WriterStats
 
@@ -138,7 +132,7 @@ class Auditor:
         else:
             self._writer = Writer(storage, spool, **options)
         self._closed = False
-        _live_auditors.add(self)
+        live_auditors.add(self)
         if spool.pending():  # a crashed or stopped process left records: start the writer to replay
             self._writer.start()
 
@@ -267,7 +261,6 @@ class NullAuditor:
 #: The keywords `configure` hands on to `Auditor` (every other one is a misspelling).
 _AUDITOR_KEYWORDS = frozenset(inspect.signature(Auditor.__init__).parameters) - {"self", "storage"}
 _PROCESSING_DEFAULTS = (("redactor", None), ("before_write", None), ("processors", ()))
-_live_auditors: weakref.WeakSet[Auditor] = weakref.WeakSet()
 _default: Auditor | NullAuditor | None = None
 _default_lock = threading.Lock()
 
@@ -323,115 +316,3 @@ def shutdown(timeout: float | None = None) -> None:
 def stats() -> WriterStats:
     """The default auditor's counters."""
     return get_auditor().stats()
-
-
-class _SigtermExit(SystemExit):
-    """The ``SystemExit(143)`` that llmaudit's SIGTERM handler raises: a subclass only so that it can
-    be recognised when Python swallows it (see `_resend_swallowed_sigterm`)."""
-
-
-_RESEND_DELAY_S = 0.05
-_MAX_RESENDS = 100
-_resends = itertools.count()  # how many times SIGTERM was sent again, capped
-_hook_before_ours: Any = None
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise _SigtermExit(128 + signum)
-
-
-_sigterms_during_exit: list[int] = []
-
-
-def _note_sigterm_during_exit(signum: int, frame: object) -> None:
-    """SIGTERM while the exit flush runs: the process is already exiting, and raising SystemExit
-    there would cut the flush short (the records still queued would be lost). The flush is bounded
-    by ``shutdown_timeout_s`` and spills what it cannot write, so the signal is noted (and reported
-    once the flush is done, not from the handler) and otherwise ignored."""
-    _sigterms_during_exit.append(signum)
-
-
-def _sigterm_is_ours() -> bool:
-    try:
-        return signal.getsignal(signal.SIGTERM) is _exit_on_sigterm
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - no SIGTERM here
-        return False
-
-
-def _resend_swallowed_sigterm(unraisable: Any) -> None:
-    """``sys.unraisablehook`` while llmaudit handles SIGTERM.
-
-    Python runs a signal handler in the main thread at the next bytecode boundary, which can be
-    inside a weakref callback, a ``__del__`` or a garbage-collector callback. An exception raised
-    there cannot propagate: Python prints "Exception ignored in ..." and goes on, so the handler's
-    SystemExit would be lost and the process would carry on as if it had never been asked to stop
-    (seen under load: a WeakSet's callback swallowed it and the process ran to its natural end).
-    When the swallowed exception is ours, SIGTERM is sent again to the main thread, from a thread,
-    once the main thread has left the place that swallowed it.
-    """
-    if isinstance(unraisable.exc_value, _SigtermExit) and next(_resends) < _MAX_RESENDS:
-        threading.Thread(target=_resend_sigterm, name="llmaudit-sigterm", daemon=True).start()
-    previous = _hook_before_ours if _hook_before_ours is not None else sys.__unraisablehook__
-    previous(unraisable)
-
-
-def _resend_sigterm() -> None:
-    time.sleep(_RESEND_DELAY_S)
-    if signal.getsignal(signal.SIGTERM) is not _exit_on_sigterm:
-        return  # exiting already (the exit flush swapped the handler) or an application took over
-    main = threading.main_thread().ident
-    if hasattr(signal, "pthread_kill") and main is not None:
-        # to the main thread itself, so that a blocking call there (sleep, select) is interrupted
-        signal.pthread_kill(main, signal.SIGTERM)
-    else:  # pragma: no cover - Windows has no pthread_kill
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def install_sigterm_handler() -> bool:
-    """Make SIGTERM a normal exit (``SystemExit(143)`` in the main thread) so that the atexit flush
-    runs: by default SIGTERM kills Python without running atexit, losing what is still queued.
-
-    Only when SIGTERM still has its default disposition (an application or server that handles it
-    itself exits normally and is left alone) and on the main thread (the only one that may set a
-    handler). Returns whether the handler is in place. A ``sys.unraisablehook`` wrapper (which calls
-    the hook it replaces) sends SIGTERM again when Python swallowed the handler's SystemExit.
-    """
-    global _hook_before_ours
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        current = signal.getsignal(signal.SIGTERM)
-        if current is _exit_on_sigterm:
-            return True
-        if current is not signal.SIG_DFL:
-            return False
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or an embedded interpreter
-        return False
-    if sys.unraisablehook is not _resend_swallowed_sigterm:
-        _hook_before_ours, sys.unraisablehook = sys.unraisablehook, _resend_swallowed_sigterm
-    return True
-
-
-@atexit.register
-def _close_all_at_exit() -> None:
-    # First: a SIGTERM from here on must not cut the flush short.
-    ours = _sigterm_is_ours() and _set_sigterm(_note_sigterm_during_exit)
-    for auditor in list(_live_auditors):
-        try:
-            auditor.close()
-        except Exception as exc:  # noqa: BLE001 - exit must go on; the loss is logged
-            report("exit flush", exc)
-    if ours:
-        _set_sigterm(signal.SIG_DFL)  # the rest of the exit: SIGTERM kills again
-        if _sigterms_during_exit:
-            logger.warning("SIGTERM arrived during llmaudit's exit flush and was ignored until it ended")
-
-
-def _set_sigterm(handler: Any) -> bool:
-    """Set SIGTERM's handler if this thread may (the exit flush must run whatever happens here)."""
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # not the main thread of the main interpreter
-        return False
-    return True

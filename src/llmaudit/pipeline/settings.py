@@ -151,7 +151,9 @@ class Settings:
     writer: str = "thread"  # "process": build and store in a child process (see pipeline.process_runner)
     strict: bool = False
     disabled: bool = False
-    handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see pipeline.signals)
+    handle_sigterm: bool = (
+        True  # SIGTERM becomes a normal exit, so the queue is flushed (see pipeline.signals)
+    )
     batch_size: int = DEFAULT_BATCH_SIZE
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     queue_size: int = DEFAULT_QUEUE_SIZE
