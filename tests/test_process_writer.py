@@ -26,7 +26,9 @@ from tests.helpers import tag_process
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Redactor
 from llmaudit._errors import ConfigurationError
-from llmaudit.pipeline.process_runner import PIPE_BYTES, Frames, ProcessWriter, _pipe
+from llmaudit.pipeline.frames import PIPE_BYTES, Frames
+from llmaudit.pipeline.frames import make_pipe as _pipe
+from llmaudit.pipeline.process_runner import ProcessWriter
 from llmaudit.storage.memory import MemoryStorage
 
 FAKE_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0123"

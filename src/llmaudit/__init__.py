@@ -19,7 +19,7 @@ from .capture.instrument import instrument, is_instrumented, uninstrument
 from .capture.session import ContextThreadPoolExecutor, current_session, propagate, session
 from .capture.transport import AsyncAuditTransport, AuditTransport
 from .pipeline.auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
-from .pipeline.writer import WriterStats
+from .pipeline.stats import WriterStats
 from .read.reader import Reader, open
 from .record.model import SCHEMA_VERSION, AuditRecord
 from .redact.redactor import Redactor, Rule

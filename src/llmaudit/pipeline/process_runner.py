@@ -2,16 +2,17 @@
 
 With the default thread writer, building, redacting, sealing and storing a record runs in the caller's
 process and so competes with the caller for the GIL: on a CPU-bound program every microsecond of it is
-added to the caller's time. With `ProcessWriter` a child Python process does that work, with an
-ordinary `Writer` of its own (its own hash chain, the same spool directory), and answers each batch
-with its counters; ``flush()`` waits for the answers.
+added to the caller's time. With `ProcessWriter` (a `Writer` whose runner is a `ProcessRunner`) a child
+Python process does that work with the same pipeline and sink (`process_child`: a `Writer` of its own,
+its own hash chain, the same spool directory), and answers each batch with its counters; ``flush()``
+waits for the answers.
 
 ``submit`` still queues with a ``deque.append``. Every `DEFAULT_SHIP_SIZE` captures (fewer when they
 are large: about `SHIP_BYTES`) the caller's thread hands the queued ones on itself: a pickle of their
-raw bytes and headers (no parsing) and one non-blocking pipe write (`ProcessWriter.submit` says why
-the writer thread cannot do it in time); what the pipe cannot take goes out with the next calls. The
+raw bytes and headers (no parsing) and one non-blocking pipe write (`ProcessRunner.after_submit`
+says why the writer thread cannot do it in time); what the pipe cannot take goes out with the next calls. The
 writer thread sends only what the caller leaves: the captures before a flush, a trickle once the
-caller stops, and what the caller could not pickle (`ProcessWriter._drain`).
+caller stops, and what the caller could not pickle (`ProcessRunner.round`).
 
 The child is ``sys.executable`` started fresh (never ``fork``: the caller's threads and locks stay
 where they are) when the writer thread starts. It ignores SIGINT and SIGTERM (a Ctrl-C or a service
@@ -23,37 +24,37 @@ If the child cannot start or dies, the parent says so once (WARNING) and goes on
 batches the child had not yet confirmed are built and stored in the parent, so no record is lost. A
 batch the child had stored but not yet confirmed when it died is then stored twice (same content, new
 ids); ``stats()`` counts it once.
+
+Never raises into the caller (a failed hand-on leaves the captures queued) and never forks.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import copyreg
-import io
-import itertools
+import functools
 import logging
 import os
 import pickle
-import select
-import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
-import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .._errors import ConfigurationError
 from .._guard import report
 from ..record.model import AuditRecord
 from ..storage._base import Storage
+from .frames import PIPE_BYTES, POLL_S, Frames, dispatch_table, dumps, make_pipe
+from .pipeline import Pending, Processor
+from .queue import Marker
 from .spool import Spool
-from .writer import Pending, Processor, Writer, WriterStats, _Marker
+from .stats import COUNTERS, WriterStats
+from .writer import Writer
 
-__all__ = ["DEFAULT_SHIP_SIZE", "ProcessWriter", "check_processors", "child_main"]
+__all__ = ["DEFAULT_SHIP_SIZE", "ProcessRunner", "ProcessWriter", "check_processors"]
 
 logger = logging.getLogger("llmaudit")
 
@@ -62,46 +63,12 @@ logger = logging.getLogger("llmaudit")
 DEFAULT_SHIP_SIZE = 32
 #: How long the writer thread waits for the child to start (python, llmaudit and the storage driver).
 START_TIMEOUT_S = 60.0
-#: How often a waiting parent checks that the child is alive, and an idle child replays its spool.
-POLL_S = 0.5
 #: Bytes per hand-on that make the caller's thread hand on before `DEFAULT_SHIP_SIZE` captures: with
 #: 100 KB bodies, 32 captures would be 3 MB, more than the pipe takes, and the child would sit idle
 #: until they had all arrived (and a flush would wait for the largest batches).
 SHIP_BYTES = 256 * 1024
 #: Batches in flight before the writer thread reads the child's answers (else only at flush).
 ANSWERS_EVERY = 8
-
-_COUNTERS = ("submitted", "written", "spilled", "replayed", "dropped", "rejected", "failed")
-
-
-# -- pickling ------------------------------------------------------------------------------------
-
-
-def _proxy(mapping: dict[str, Any]) -> types.MappingProxyType[str, Any]:
-    return types.MappingProxyType(mapping)
-
-
-def _reduce_proxy(mapping: types.MappingProxyType[str, Any]) -> tuple[Any, ...]:
-    return (_proxy, (dict(mapping),))
-
-
-def _dispatch_table() -> dict[Any, Any]:
-    table: dict[Any, Any] = dict(copyreg.dispatch_table)
-    table[types.MappingProxyType] = _reduce_proxy  # a session's metadata
-    for name in ("httpx", "httpx2"):
-        module = sys.modules.get(name)
-        url_type = getattr(module, "URL", None)
-        if url_type is not None:  # by its text: pickling the parsed parts costs 3x as much
-            table[url_type] = lambda url, _t=url_type: (_t, (str(url),))
-    return table
-
-
-def _dumps(value: object, table: dict[Any, Any]) -> bytes:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = table
-    pickler.dump(value)
-    return buffer.getvalue()
 
 
 def check_processors(processors: Sequence[Processor]) -> None:
@@ -129,146 +96,21 @@ def check_processors(processors: Sequence[Processor]) -> None:
             ) from None
 
 
-# -- the pipes ---------------------------------------------------------------------------------
-
-_HEADER = struct.Struct("!I")
-_F_SETPIPE_SZ = 1031  # Linux: a larger pipe lets the parent hand on batches while the child is busy
-PIPE_BYTES = 1 << 20
-
-
-class Frames:
-    """Length-prefixed messages over one end of a pipe.
-
-    Each syscall is a GIL hand-off for the parent's writer thread (it must wait for the caller's
-    thread to give the interpreter lock back, up to the 5 ms switch interval), so a message goes out in
-    one ``writev`` and a read takes every message that has arrived in one ``read``.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._buffer = bytearray()
-        self.ended = False
-        self._out: collections.deque[memoryview] = collections.deque()
-        self.unsent = 0  # bytes posted and not yet written
-
-    def post(self, payload: bytes) -> None:
-        """Queue one message for `push`."""
-        self._out.append(memoryview(_HEADER.pack(len(payload))))
-        self._out.append(memoryview(payload))
-        self.unsent += _HEADER.size + len(payload)
-
-    def push(self, wait: bool) -> bool:
-        """Write what is queued: all of it (waiting while the pipe is full) or, without *wait*, what
-        fits now (the end of the pipe being non-blocking). True once nothing is left.
-
-        Raises:
-            OSError: the reader is gone (EPIPE).
-        """
-        out = self._out
-        while out:
-            try:
-                done = os.writev(self.fd, list(itertools.islice(out, 0, 64)))
-            except BlockingIOError:
-                if not wait:
-                    return False
-                select.select([], [self.fd], [], POLL_S)
-                continue
-            self.unsent -= done
-            while done:
-                head = out[0]
-                if len(head) > done:
-                    out[0] = head[done:]
-                    break
-                done -= len(head)
-                out.popleft()
-        return True
-
-    def send(self, payload: bytes) -> None:
-        """Write one message now (waiting while the pipe is full)."""
-        self.post(payload)
-        self.push(wait=True)
-
-    def receive(self, timeout: float | None) -> list[bytes]:
-        """The whole messages that have arrived, waiting up to *timeout* seconds for data (None: for
-        ever); empty when none arrived whole in time. Raises EOFError once the writer is gone and
-        every message has been taken."""
-        frames = self._take()
-        if frames:
-            return frames
-        if self.ended:
-            raise EOFError
-        if timeout != 0 and not select.select([self.fd], [], [], timeout)[0]:
-            return []
-        try:
-            data = os.read(self.fd, PIPE_BYTES)
-        except BlockingIOError:
-            return []
-        if not data:
-            self.ended = True
-            raise EOFError
-        self._buffer += data
-        return self._take()  # a message cut in two by the read waits here for the next one
-
-    def _take(self) -> list[bytes]:
-        frames: list[bytes] = []
-        buffer, at = self._buffer, 0
-        while len(buffer) - at >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(buffer, at)
-            if len(buffer) - at - _HEADER.size < size:
-                break
-            frames.append(bytes(buffer[at + _HEADER.size : at + _HEADER.size + size]))
-            at += _HEADER.size + size
-        del buffer[:at]
-        return frames
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def _pipe() -> tuple[int, int]:
-    read_fd, write_fd = os.pipe()
-    with contextlib.suppress(OSError):
-        import fcntl  # noqa: PLC0415 - POSIX only
-
-        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, PIPE_BYTES)
-    os.set_blocking(read_fd, False)
-    os.set_blocking(write_fd, False)
-    return read_fd, write_fd
-
-
 # -- the parent's side -------------------------------------------------------------------------
 
 
-class ProcessWriter(Writer):
-    """A `Writer` whose records are built and stored by a child process (see the module docstring).
+class ProcessRunner:
+    """The `Runner` that hands the writer thread's batches (and the caller's) to a child process.
 
-    *storage* is the parent's own handle (reads, ``replay_spool``, and the writing after a fallback);
-    the child opens *storage_url* itself. ``batch_size`` is the child's batch; the parent hands
-    captures on *ship_size* at a time.
+    *storage_url* is what the child opens; the parent's own storage handle (the writer's) serves
+    reads, ``replay_spool``, and the writing after a fallback. The parent hands captures on
+    *ship_size* at a time (``batch_size`` is the child's batch).
     """
 
-    def __init__(
-        self,
-        storage: Storage,
-        spool: Spool,
-        *,
-        storage_url: str,
-        ship_size: int = DEFAULT_SHIP_SIZE,
-        **options: Any,
-    ) -> None:
+    def __init__(self, writer: Writer, *, storage_url: str, ship_size: int = DEFAULT_SHIP_SIZE) -> None:
+        self.writer = writer
         self.storage_url = storage_url
         self.ship_size = ship_size
-        super().__init__(storage, spool, **options)
-
-    def _init_state(self) -> None:
-        # also after fork(): a forked child of the application leaves the parent's writer process
-        # to the parent and starts its own on its first batch. It closes its copies of the pipes,
-        # or the parent's child would never see the end of its input when the parent closes.
-        for inherited in (getattr(self, "_outbox", None), getattr(self, "_inbox", None)):
-            if inherited is not None:
-                inherited.close()
-        super()._init_state()
         self._child: subprocess.Popen[bytes] | None = None
         self._outbox: Frames | None = None
         self._inbox: Frames | None = None
@@ -280,7 +122,7 @@ class ProcessWriter(Writer):
         self._seq = 0  # of the last batch handed to the child
         self._acked = 0  # of the last batch the child confirmed
         self._unacked: collections.deque[tuple[int, list[Pending]]] = collections.deque()
-        self._child_counts = dict.fromkeys(_COUNTERS, 0)
+        self._child_counts = dict.fromkeys(COUNTERS, 0)  # guarded by the writer's counter lock
         self._broken: str | None = None  # the caller's thread found the child gone
         self._deferred: collections.deque[Pending] = collections.deque()  # left to the writer thread
         self.fallback_reason: str | None = None  # set once the parent writes by itself
@@ -288,10 +130,18 @@ class ProcessWriter(Writer):
         self._hand_ons = 0  # batches the caller's thread handed on (`_caller_keeps_up`)
         self._hand_ons_seen = 0
 
+    def forget(self) -> None:
+        """After fork(): a forked child of the application leaves the parent's writer process to the
+        parent and starts its own on its first batch (a new runner). It closes its copies of the
+        pipes, or the parent's child would never see the end of its input when the parent closes."""
+        for inherited in (self._outbox, self._inbox):
+            if inherited is not None:
+                inherited.close()
+
     # -- the caller's thread ---------------------------------------------------------------------
 
-    def submit(self, item: Pending) -> None:
-        """Queue *item*; every `ship_size` captures, hand them to the child from here.
+    def after_submit(self) -> None:
+        """After each submit: every `ship_size` captures, hand them to the child from here.
 
         The writer thread would have to win the interpreter lock from a busy caller to do it, which
         can take tens of milliseconds (a thread waiting for the GIL is starved while the holder
@@ -302,11 +152,10 @@ class ProcessWriter(Writer):
         (or for the writer thread, once the calls stop). A batch larger than the pipe goes out over
         the following calls, each writing what the child has made room for.
         """
-        super().submit(item)
         outbox = self._outbox
         if (
             outbox is not None
-            and (outbox.unsent or len(self._queue) >= self._ship_at)
+            and (outbox.unsent or len(self.writer._queue) >= self._ship_at)
             and self._send_lock.acquire(blocking=False)
         ):
             try:
@@ -317,17 +166,18 @@ class ProcessWriter(Writer):
                 self._send_lock.release()
 
     def _hand_on(self, outbox: Frames) -> None:
-        if outbox.unsent >= PIPE_BYTES or len(self._queue) < self._ship_at:
+        queue = self.writer._queue
+        if outbox.unsent >= PIPE_BYTES or len(queue) < self._ship_at:
             try:
                 outbox.push(wait=False)  # the rest of a batch larger than what the pipe took
             except OSError as exc:
                 self._gone(f"the writer process is gone ({type(exc).__name__})")
             self._hand_ons += 1
             return
-        queue, batch = self._queue, list[Pending]()
+        batch = list[Pending]()
         while queue and len(batch) < self._ship_at:
             head = queue[0]
-            if isinstance(head, _Marker):
+            if isinstance(head, Marker):
                 break  # a flush waits there: the writer thread sends what is before it
             batch.append(head)
             queue.popleft()
@@ -335,15 +185,14 @@ class ProcessWriter(Writer):
             self._ship(batch, wait=False)
             self._hand_ons += 1
 
-    # -- what the writer thread does differently ----------------------------------------------
+    # -- the writer thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def on_thread_start(self) -> None:
         self._start_child()  # at once, so that the caller's thread can hand on from the start
-        super()._run()
 
-    def _drain(self, limit: int | None = None) -> None:
+    def round(self, limit: int | None) -> None:
         """Send what the caller's thread left: deferred captures, those before a flush marker, and
-        a trickle too small to ship, and no more than is queued now.
+        a trickle too small to ship, and no more than is queued now (*limit* is not used).
 
         Otherwise this thread stays out of the way: while the caller's thread is busy, this one can
         wait 100-200 ms for the interpreter lock (measured with several auditors in one process),
@@ -353,13 +202,17 @@ class ProcessWriter(Writer):
         behind."""
         if self._caller_keeps_up():
             return
+        writer = self.writer
         with self._send_lock:
             if self._broken is not None and self.fallback_reason is None:
                 self._fall_back(self._broken)
             deferred = self._deferred
             if deferred:
-                self._store_batch([deferred.popleft() for _ in range(len(deferred))])
-            super()._drain(None if self._stopping else len(self._queue))
+                self.store([deferred.popleft() for _ in range(len(deferred))])
+            writer.queue.drain(self.store, self.settle, None if writer._stopping else len(writer._queue))
+            self.replay()
+            if self.fallback_reason is not None and not writer._queue:
+                writer.sink.maintain()
 
     def _caller_keeps_up(self) -> bool:
         """True when this thread has nothing to do that the caller's thread will not do: no flush
@@ -367,24 +220,35 @@ class ProcessWriter(Writer):
         this thread last looked (what is left then goes with the caller's next batch, or at this
         thread's next round if the caller has gone quiet) or nothing is waiting to be sent."""
         seen, self._hand_ons_seen = self._hand_ons_seen, self._hand_ons
-        if self._stopping or self._deferred or self._broken is not None or self.fallback_reason is not None:
+        if (
+            self.writer._stopping
+            or self._deferred
+            or self._broken is not None
+            or self.fallback_reason is not None
+        ):
             return False
-        queued = list(self._queue)  # one C call: another thread's append cannot interleave
-        if any(type(item) is _Marker for item in queued):
+        queued = list(self.writer._queue)  # one C call: another thread's append cannot interleave
+        if any(type(item) is Marker for item in queued):
             return False
         if seen != self._hand_ons:
             return True
         return not queued and not (self._outbox is not None and self._outbox.unsent)
 
-    def _store_batch(self, items: list[Pending]) -> None:
+    def store(self, items: list[Pending]) -> None:
+        """Ship *items* to the child (starting it if need be), or store them here after a fallback."""
         if not items:
             return
         if self.fallback_reason is None and (self._child is not None or self._start_child()):
             self._ship(items, wait=True)
         else:
-            super()._store_batch(items)
+            self._store_here(items)
 
-    def _settle(self) -> None:
+    def _store_here(self, items: list[Pending]) -> None:
+        if items:
+            self.writer._store_now(items, durable=False)
+
+    def settle(self) -> None:
+        """Wait until the child has confirmed every batch handed to it (or fall back)."""
         outbox = self._outbox
         if outbox is not None and self.fallback_reason is None:
             try:
@@ -395,21 +259,17 @@ class ProcessWriter(Writer):
             if not self._read_answers(POLL_S) and self._child is not None and self._child.poll() is not None:
                 self._fall_back(f"the writer process exited with status {self._child.returncode}")
 
-    def _maybe_replay(self) -> None:
-        if self.fallback_reason is not None or self.mode == "sync":
-            super()._maybe_replay()
+    def replay(self) -> None:
+        """The child replays the spool; this process does only once it writes by itself."""
+        if self.fallback_reason is not None or self.writer.mode == "sync":
+            self.writer.sink.maybe_replay()
 
-    def _maintain(self) -> None:
-        if self.fallback_reason is not None:
-            super()._maintain()
-
-    def stats(self) -> WriterStats:
-        own = super().stats()
-        with self._count_lock:
+    def stats(self, own: WriterStats) -> WriterStats:
+        with self.writer.counts.lock:
             child = dict(self._child_counts)
         with self._ship_lock:
             waiting = sum(len(items) for _, items in self._unacked) + len(self._deferred)
-        fields = {name: getattr(own, name) + child[name] for name in _COUNTERS}
+        fields = {name: getattr(own, name) + child[name] for name in COUNTERS}
         return WriterStats(
             **fields,
             queue_depth=own.queue_depth + waiting,
@@ -417,8 +277,8 @@ class ProcessWriter(Writer):
             unmatched=own.unmatched,  # counted on the caller's side, never in the child
         )
 
-    def close(self, timeout: float | None = None) -> None:
-        super().close(timeout)  # flushes through the child, stops the writer thread
+    def close(self, timeout: float | None) -> None:
+        """The writer has flushed through the child and stopped its thread: end the child."""
         self._stop_child(timeout)
 
     # -- the child process ---------------------------------------------------------------------
@@ -434,8 +294,8 @@ class ProcessWriter(Writer):
     def _spawn(self) -> None:
         if not sys.executable:
             raise RuntimeError("sys.executable is not known")
-        to_child_r, to_child_w = _pipe()
-        from_child_r, from_child_w = _pipe()
+        to_child_r, to_child_w = make_pipe()
+        from_child_r, from_child_w = make_pipe()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         try:
@@ -443,7 +303,7 @@ class ProcessWriter(Writer):
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from llmaudit.pipeline.process_runner import child_main; "
+                    "import sys; from llmaudit.pipeline.process_child import child_main; "
                     "sys.exit(child_main(int(sys.argv[1]), int(sys.argv[2])))",
                     str(to_child_r),
                     str(from_child_w),
@@ -461,15 +321,16 @@ class ProcessWriter(Writer):
             os.close(to_child_r)
             os.close(from_child_w)
         outbox, inbox = Frames(to_child_w), Frames(from_child_r)
+        w = self.writer
         try:
             config = {
                 "storage_url": self.storage_url,
-                "spool_dir": str(self.spool.directory),
-                "batch_size": self.batch_size,
-                "processors": self.processors,
-                "retry_delays_s": self.retry_delays_s,
-                "probe_interval_s": self.probe_interval_s,
-                "chain_key": self.chain_key,
+                "spool_dir": str(w.spool.directory),
+                "batch_size": w.batch_size,
+                "processors": w.processors,
+                "retry_delays_s": w.retry_delays_s,
+                "probe_interval_s": w.probe_interval_s,
+                "chain_key": w.chain_key,
             }
             outbox.send(pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL))
             _await_ready(child, inbox)
@@ -481,17 +342,17 @@ class ProcessWriter(Writer):
             child.wait()
             raise
         self._child, self._outbox, self._inbox = child, outbox, inbox
-        self._table = _dispatch_table()
+        self._table = dispatch_table()
 
     def _ship(self, items: list[Pending], *, wait: bool) -> None:
         """Send *items* as one batch; without *wait* (the caller's thread), what does not fit in
         the pipe now is left for the writer thread to write."""
         outbox, table = self._outbox, self._table
         if outbox is None or table is None or self.fallback_reason is not None:
-            self._defer(items) if not wait else super()._store_batch(items)
+            self._defer(items) if not wait else self._store_here(items)
             return
         try:
-            blob = _dumps(items, table)
+            blob = dumps(items, table)
         except Exception:  # noqa: BLE001 - one item that does not pickle: sort them one by one
             if not wait:  # building or storing is not for the caller's thread
                 self._defer(items)
@@ -514,7 +375,7 @@ class ProcessWriter(Writer):
     def _defer(self, items: list[Pending]) -> None:
         """Leave *items* to the writer thread (which sends them first at its next round)."""
         self._deferred.extend(items)
-        self._wake.set()
+        self.writer.queue.wake.set()
 
     def _shippable(self, items: list[Pending]) -> tuple[list[Pending], bytes]:
         """The items that pickle (a capture that does not is built here and its record sent
@@ -531,20 +392,20 @@ class ProcessWriter(Writer):
                 here.append(item)
                 continue
             if record is None:
-                self._count("submitted")
-                self._count("dropped")
+                self.writer.counts.add("submitted")
+                self.writer.counts.add("dropped")
             elif self._pickles(record):
                 kept.append(record)
             else:
                 here.append(record)
         if here:
-            super()._store_batch(here)
-        return kept, (_dumps(kept, self._table) if kept and self._table is not None else b"")
+            self._store_here(here)
+        return kept, (dumps(kept, self._table) if kept and self._table is not None else b"")
 
     def _pickles(self, item: object) -> bool:
         assert self._table is not None
         try:
-            _dumps(item, self._table)
+            dumps(item, self._table)
         except Exception:  # noqa: BLE001 - whatever pickle raises, the item goes another way
             return False
         return True
@@ -568,7 +429,7 @@ class ProcessWriter(Writer):
                         while self._unacked and self._unacked[0][0] <= seq:
                             self._unacked.popleft()
                         self._acked = max(self._acked, seq)
-                    with self._count_lock:
+                    with self.writer.counts.lock:
                         self._child_counts = detail
         except (OSError, EOFError) as exc:
             if not at_end:
@@ -579,11 +440,11 @@ class ProcessWriter(Writer):
     def _gone(self, reason: str) -> None:
         """The child is gone: fall back now on the writer thread; on the caller's thread, leave
         that (building and storing what the child had not confirmed) to the writer thread."""
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self.writer._thread:
             self._fall_back(reason)
         else:
             self._broken = reason
-            self._wake.set()
+            self.writer.queue.wake.set()
 
     def _fall_back(self, reason: str) -> None:
         """Write in this process from now on; store here what the child had not confirmed."""
@@ -597,12 +458,13 @@ class ProcessWriter(Writer):
             batches = [items for _, items in self._unacked]
             self._unacked.clear()
             self._acked = self._seq
-        with self._count_lock:
-            for name in _COUNTERS:  # what the child confirmed stays counted
-                self._counts[name] += self._child_counts[name]
-            self._child_counts = dict.fromkeys(_COUNTERS, 0)
+        counts = self.writer.counts
+        with counts.lock:
+            for name in COUNTERS:  # what the child confirmed stays counted
+                counts.values[name] += self._child_counts[name]
+            self._child_counts = dict.fromkeys(COUNTERS, 0)
         for items in batches:
-            super()._store_batch(items)
+            self._store_here(items)
 
     def _stop_child(self, timeout: float | None) -> None:
         """At close: let the child finish (its pipe closes, it stores what it has and exits); one
@@ -615,8 +477,8 @@ class ProcessWriter(Writer):
             deferred = self._deferred
             batches.append([deferred.popleft() for _ in range(len(deferred))])
         for items in batches:
-            self._store_now(items, durable=True, spill_only=True)
-        self.spool.release()
+            self.writer._store_now(items, durable=True, spill_only=True)
+        self.writer.spool.release()
 
     def _end_child(self, *, kill: bool, timeout: float | None = None) -> None:
         child, outbox, inbox = self._child, self._outbox, self._inbox
@@ -638,6 +500,53 @@ class ProcessWriter(Writer):
         self._child = self._outbox = self._inbox = None
 
 
+class ProcessWriter(Writer):
+    """A `Writer` whose runner is a `ProcessRunner` (see the module docstring): records are built and
+    stored by a child process. *storage_url* is what the child opens."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        spool: Spool,
+        *,
+        storage_url: str,
+        ship_size: int = DEFAULT_SHIP_SIZE,
+        **options: Any,
+    ) -> None:
+        self.storage_url = storage_url
+        self.ship_size = ship_size
+        runner = functools.partial(ProcessRunner, storage_url=storage_url, ship_size=ship_size)
+        super().__init__(storage, spool, runner=runner, **options)
+
+    @property
+    def process_runner(self) -> ProcessRunner:
+        """This writer's runner (a forked child of the application gets a new one)."""
+        runner = self.runner
+        assert isinstance(runner, ProcessRunner)
+        return runner
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why this process writes by itself (the child could not start or died), or None."""
+        return self.process_runner.fallback_reason
+
+    @property
+    def _ship_at(self) -> int:
+        return self.process_runner._ship_at
+
+    @_ship_at.setter
+    def _ship_at(self, size: int) -> None:
+        self.process_runner._ship_at = size
+
+    def __getattr__(self, name: str) -> Any:
+        """The runner's state (``_child``, ``_outbox``, ``_seq``, …) read through the writer, for
+        tests and debugging; only called for names the writer itself does not have."""
+        runner = self.__dict__.get("runner")
+        if runner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(runner, name)
+
+
 def _await_ready(child: subprocess.Popen[bytes], inbox: Frames) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     answers: list[bytes] = []
@@ -648,81 +557,3 @@ def _await_ready(child: subprocess.Popen[bytes], inbox: Frames) -> None:
     kind, _, detail = pickle.loads(answers[0])  # noqa: S301 - our own child
     if kind != "ready":
         raise RuntimeError(detail)
-
-
-# -- the child's side --------------------------------------------------------------------------
-
-
-def child_main(inbox_fd: int, outbox_fd: int) -> int:
-    """The writer process: build and store each batch, answer with the counters, exit at EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.set_blocking(outbox_fd, True)
-    inbox, outbox = Frames(inbox_fd), Frames(outbox_fd)
-
-    def answer(kind: str, seq: int, detail: object) -> None:
-        outbox.send(pickle.dumps((kind, seq, detail), protocol=pickle.HIGHEST_PROTOCOL))
-
-    try:
-        frames: list[bytes] = []
-        while not frames:
-            frames = inbox.receive(None)
-        config = pickle.loads(frames[0])  # noqa: S301 - our own parent
-        from ..storage import open_storage  # noqa: PLC0415 - the child's imports, not the parent's
-
-        storage = open_storage(config["storage_url"])
-        writer = Writer(
-            storage,
-            Spool(config["spool_dir"]),
-            batch_size=config["batch_size"],
-            processors=config["processors"],
-            retry_delays_s=config["retry_delays_s"],
-            probe_interval_s=config["probe_interval_s"],
-            chain_key=config["chain_key"],
-        )
-    except Exception as exc:  # noqa: BLE001 - told to the parent, which writes by itself
-        with contextlib.suppress(OSError):
-            answer("failed", 0, f"{type(exc).__name__}: {exc}")
-        return 1
-    answer("ready", 0, None)
-    try:
-        _serve(writer, inbox, answer)
-    finally:
-        writer.spool.release()
-        storage.close()
-    return 0
-
-
-def _serve(writer: Writer, inbox: Frames, answer: Callable[[str, int, object], None]) -> None:
-    seq = 0
-    while True:
-        try:
-            frames = inbox.receive(POLL_S)
-        except EOFError:  # the parent closed the pipe (or died): everything it sent is stored
-            return
-        if not frames:  # idle: replay a spool, checkpoint
-            writer._maybe_replay()
-            writer._maintain()
-            continue
-        items: list[Pending] = []
-        for frame in frames:
-            items.extend(pickle.loads(frame))  # noqa: S301 - our own parent
-        seq += len(frames)
-        for start in range(0, len(items), writer.batch_size):
-            _store(writer, items[start : start + writer.batch_size])
-        writer._maybe_replay()
-        with contextlib.suppress(OSError):  # a parent gone: the next read says so
-            answer("ack", seq, _counts(writer))
-
-
-def _counts(writer: Writer) -> dict[str, int]:
-    with writer._count_lock:
-        return dict(writer._counts)
-
-
-def _store(writer: Writer, items: list[Pending]) -> None:
-    if items:
-        try:
-            writer._store_now(items, durable=False)
-        except Exception as exc:  # noqa: BLE001 - _store_now counts its own failures; never die here
-            report("writer process", exc)

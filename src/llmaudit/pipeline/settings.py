@@ -21,7 +21,15 @@ from .._errors import ConfigurationError
 from ..providers import Routes, parse_routes, provider_names
 from ..redact.redactor import Redactor
 from ..storage import Storage
-from .writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
+from .limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    Mode,
+    WriterKind,
+)
+from .pipeline import Processor
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -34,7 +42,6 @@ __all__ = [
     "default_storage_url",
 ]
 
-DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -148,7 +155,7 @@ class Settings:
 
     storage: str | None = None
     mode: Mode = "background"
-    writer: str = "thread"  # "process": build and store in a child process (see pipeline.process_runner)
+    writer: WriterKind = "thread"  # "process": build and store in a child process (see process_runner)
     strict: bool = False
     disabled: bool = False
     handle_sigterm: bool = (

@@ -1,101 +1,126 @@
-"""The writer: turns pending captures into records and stores them, off the caller's thread.
+"""The writer: a bounded queue, a record pipeline and a sink, run off the caller's thread.
+
+`Writer` composes a `queue.BatchQueue` (what the caller hands over), a `pipeline.RecordPipeline`
+(capture -> built, processed, sealed record) and a `sink.Sink` (write with retries, spill to the spool,
+replay it), and a *runner* that decides where a batch goes: `ThreadRunner` (here: the daemon writer
+thread stores it) or `process_runner.ProcessRunner` (a child process does). Both runners share the
+same thread loop, pipeline and sink; the process runner falls back to the thread runner's work when its
+child is gone.
 
 `submit` is the only method on the hot path: a length check and a ``deque.append`` (no lock, no I/O,
-no parsing). A daemon thread wakes when a batch is full or the flush interval passes, builds the records
-(``item.to_record()`` for captures), runs the processors (redaction first), seals them into this
-writer's hash chain (`integrity.chain.Chain`), and writes the batch with retries; when the
-backend stays down the batch spills to the `Spool`, and the spool is replayed once a write succeeds
-again. A full queue spills from the caller's thread, the one exception to "no I/O on the hot path",
-because the alternative is losing records. ``mode="sync"`` does all of it on the caller's thread and
-returns only once the record is durable (stored, or spilled and fsynced).
+no parsing). The writer thread wakes when a batch is full or the flush interval passes. A full queue
+spills from the caller's thread, the one exception to "no I/O on the hot path", because the
+alternative is losing records. ``mode="sync"`` does all of it on the caller's thread and returns only
+once the record is durable (stored, or spilled and fsynced).
 
-Every record ends in exactly one counter: written, spilled (then replayed), dropped by a processor,
-rejected by the backend (kept in the spool's rejected file), or failed (logged at ERROR).
+Never raises into the caller, except `AuditError` in strict mode (on the caller's thread only).
+Every record ends in exactly one counter (`stats.WriterStats`).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from .._errors import AuditError, StorageError, StorageUnavailableError
+from .._errors import AuditError
 from .._guard import report
 from ..integrity.chain import Chain
-from ..record.codec import forget_encodings
-from ..record.model import AuditRecord
 from ..storage._base import RegistryStore, Storage
+from .limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_QUEUE_SIZE,
+    FORK_WAIT_S,
+    PROBE_INTERVAL_S,
+    RETRY_DELAYS_S,
+    Mode,
+)
+from .pipeline import Capture, Pending, Processor, RecordPipeline
+from .queue import BatchQueue
+from .sink import Sink
 from .spool import Spool
+from .stats import Counters, WriterStats
 
-__all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "DEFAULT_FLUSH_INTERVAL_S",
-    "DEFAULT_QUEUE_SIZE",
-    "Capture",
-    "Processor",
-    "Writer",
-    "WriterStats",
-]
+__all__ = ["Capture", "Pending", "Processor", "Runner", "ThreadRunner", "Writer", "WriterStats"]
 
 logger = logging.getLogger("llmaudit")
 
-DEFAULT_BATCH_SIZE = 500
-DEFAULT_FLUSH_INTERVAL_S = 0.5
-DEFAULT_QUEUE_SIZE = 100_000
-RETRY_DELAYS_S = (0.05, 0.25, 1.0)
-PROBE_INTERVAL_S = 5.0
-SPOOL_CHECK_INTERVAL_S = 30.0
 
-Mode = Literal["background", "sync"]
+class Runner(Protocol):
+    """Where the writer thread's batches go; one per writer (a forked child gets a new one)."""
 
+    @property
+    def after_submit(self) -> Callable[[], None] | None:
+        """Called on the caller's thread after each `Writer.submit` (None: nothing to do there)."""
 
-class Capture(Protocol):
-    """Anything the hot path hands over that becomes a record on the writer thread."""
+    def on_thread_start(self) -> None:
+        """The writer thread has started (before its first round)."""
 
-    def to_record(self) -> AuditRecord | None: ...
+    def round(self, limit: int | None) -> None:
+        """One round of the writer thread: hand the queued batches on, answer the flush markers."""
 
+    def replay(self) -> None:
+        """Replay the spool if it is time (after a sync store, at a sync start, after a round)."""
 
-Pending = AuditRecord | Capture
-Processor = Callable[[AuditRecord], AuditRecord | None]
+    def stats(self, own: WriterStats) -> WriterStats:
+        """*own* (this process's counters) with what the runner knows besides."""
 
+    def close(self, timeout: float | None) -> None:
+        """The writer thread has stopped and the queue is empty: release what the runner holds."""
 
-@dataclass(frozen=True, slots=True)
-class WriterStats:
-    """Counters since the writer started (per process: a forked child starts from zero)."""
-
-    submitted: int
-    written: int
-    spilled: int
-    replayed: int
-    dropped: int
-    rejected: int
-    failed: int
-    queue_depth: int
-    spool_files: int
-    #: requests an explicitly attached transport passed through unrecorded (no provider matched)
-    unmatched: int = 0
+    def forget(self) -> None:
+        """In a forked child: let go of the parent's resources (a new runner takes over)."""
 
 
-class _Marker:
-    """A flush request travelling through the queue behind the items it waits for."""
+class ThreadRunner:
+    """The writer thread builds, seals and stores each batch itself."""
 
-    __slots__ = ("done",)
+    after_submit: Callable[[], None] | None = None
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def on_thread_start(self) -> None:
+        """Nothing to start."""
+
+    def round(self, limit: int | None) -> None:
+        writer = self.writer
+        writer.queue.drain(self.store, self.settle, limit)
+        writer.sink.maybe_replay()
+        self.maintain()
+
+    def store(self, items: list[Pending]) -> None:
+        """Build, seal and store *items* on this thread."""
+        if items:
+            self.writer._store_now(items, durable=False)
+
+    def settle(self) -> None:
+        """Every batch handed to `store` is already stored or spilled."""
+
+    def maintain(self) -> None:
+        """Let the storage do its housekeeping now that the queue is empty, after every waiting
+        ``flush()`` has been answered."""
+        if not self.writer.queue.items:
+            self.writer.sink.maintain()
+
+    def replay(self) -> None:
+        self.writer.sink.maybe_replay()
+
+    def stats(self, own: WriterStats) -> WriterStats:
+        return own
+
+    def close(self, timeout: float | None) -> None:
+        """Nothing beyond the writer's own close."""
+
+    def forget(self) -> None:
+        """Nothing inherited to let go of."""
 
 
 _live_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
-
-
-#: How long a fork waits for a batch being written (retries included) before it goes ahead anyway.
-FORK_WAIT_S = 5.0
 _held_for_fork: list[threading.Lock] = []
 
 
@@ -104,7 +129,7 @@ def _before_fork() -> None:
     middle of a write (SQLite's process-wide mutexes copied while held hang the child for ever, and
     a file lock taken by the parent's writer would stay held in the child's copy)."""
     for writer in list(_live_writers):
-        lock = writer._store_lock
+        lock = writer.sink.lock
         if lock.acquire(timeout=FORK_WAIT_S):
             _held_for_fork.append(lock)
 
@@ -132,7 +157,7 @@ def _stopped(why: str, cause: Exception) -> AuditError:
 
 
 class Writer:
-    """Builds, batches and stores records; see the module docstring for the guarantees."""
+    """Queue, pipeline and sink, with a runner (default `ThreadRunner`); see the module docstring."""
 
     def __init__(
         self,
@@ -148,6 +173,7 @@ class Writer:
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
         chain_key: bytes | None = None,
+        runner: Callable[[Writer], Runner] = ThreadRunner,
     ) -> None:
         self.storage, self.spool, self.mode, self.strict = storage, spool, mode, strict
         self.chain_key = chain_key
@@ -156,25 +182,80 @@ class Writer:
         spool.chain_key = chain_key  # erasures of the spool's forget list are keyed like the chain
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.queue_size, self.processors = queue_size, tuple(processors)
-        self.retry_delays_s, self.probe_interval_s = tuple(retry_delays_s), probe_interval_s
+        self.counts = Counters()
+        self.sink = Sink(
+            storage,
+            spool,
+            self.counts,
+            background=mode == "background",
+            batch_size=batch_size,
+            retry_delays_s=retry_delays_s,
+            probe_interval_s=probe_interval_s,
+        )
+        self._make_runner = runner
+        self.runner: Runner | None = None
         self._init_state()
         _live_writers.add(self)
 
     def _init_state(self) -> None:
-        self.chain = Chain(self.chain_key)  # a new writer_id: a forked child starts its own chain
-        self.chain.remember_records = bool(getattr(self.storage, "writes_record_json", False))
-        self._queue: collections.deque[Pending | _Marker] = collections.deque()
-        self._wake = threading.Event()
-        self._store_lock = threading.Lock()
-        self._count_lock = threading.Lock()
-        self._counts = dict.fromkeys(
-            ("submitted", "written", "spilled", "replayed", "dropped", "rejected", "failed", "unmatched"), 0
+        """A fresh queue, chain (a new writer_id: a forked child starts its own), counters and runner."""
+        if self.runner is not None:
+            self.runner.forget()
+        self.counts = Counters()
+        self.sink.counts = self.counts
+        self.sink.reset()
+        self.queue: BatchQueue[Pending] = BatchQueue(self.batch_size)
+        self._queue = self.queue.items  # the hot path's deque (read by `submit` without a call)
+        self.pipeline = RecordPipeline(
+            self.processors,
+            self.counts,
+            chain_key=self.chain_key,
+            remember_records=bool(getattr(self.storage, "writes_record_json", False)),
         )
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._stopping = False
-        self._down_until = 0.0  # monotonic time before which the backend is not retried
-        self._next_spool_check = 0.0  # check for leftover spool files at the first good write
+        runner = self._make_runner(self)
+        self.runner = runner
+        self._after_submit = runner.after_submit
+
+    # -- the parts, by the names the writer had before it was split -----------------------------
+
+    @property
+    def chain(self) -> Chain:
+        return self.pipeline.chain
+
+    @property
+    def retry_delays_s(self) -> tuple[float, ...]:
+        return self.sink.retry_delays_s
+
+    @retry_delays_s.setter
+    def retry_delays_s(self, delays: Sequence[float]) -> None:
+        self.sink.retry_delays_s = tuple(delays)
+
+    @property
+    def probe_interval_s(self) -> float:
+        return self.sink.probe_interval_s
+
+    @probe_interval_s.setter
+    def probe_interval_s(self, seconds: float) -> None:
+        self.sink.probe_interval_s = seconds
+
+    @property
+    def _wake(self) -> threading.Event:
+        return self.queue.wake
+
+    @_wake.setter
+    def _wake(self, event: threading.Event) -> None:
+        self.queue.wake = event
+
+    @property
+    def _store_lock(self) -> threading.Lock:
+        return self.sink.lock
+
+    @_store_lock.setter
+    def _store_lock(self, lock: threading.Lock) -> None:
+        self.sink.lock = lock
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -190,14 +271,20 @@ class Writer:
         elif len(self._queue) >= self.queue_size:
             self._store_now([item], durable=False, spill_only=True, strict=self.strict)
         else:
-            self._queue.append(item)
+            queue = self._queue
+            queue.append(item)
             if self._thread is None:
                 self._start()
-            if len(self._queue) >= self.batch_size and not self._wake.is_set():
-                # set() takes a lock and notifies: once per batch, not once per submit while the
-                # writer thread is still waiting for the GIL (it clears the flag before it drains,
-                # so an item seeing the flag set is always drained by the wake-up already asked for)
-                self._wake.set()
+            if len(queue) >= self.batch_size:
+                wake = self.queue.wake
+                if not wake.is_set():
+                    # set() takes a lock and notifies: once per batch, not once per submit while the
+                    # writer thread is still waiting for the GIL (it clears the flag before it drains,
+                    # so an item seeing the flag set is always drained by the wake-up already asked for)
+                    wake.set()
+        after = self._after_submit
+        if after is not None:
+            after()
 
     # -- public control -------------------------------------------------------------------------
 
@@ -205,55 +292,56 @@ class Writer:
         """Start the writer thread now (it replays any waiting spool files first); in sync mode,
         replay right away."""
         if self.mode == "sync":
-            self._maybe_replay()
+            self._runner().replay()
         else:
             self._start()
-            self._wake.set()
+            self.queue.wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is stored or spilled; False if *timeout* ran out."""
         if self.mode == "sync" or (self._thread is None and not self._queue):
             return True
-        marker = _Marker()
-        self._queue.append(marker)
+        marker = self.queue.mark()
         if self._thread is None:
             self._start()
-        self._wake.set()
+        self.queue.wake.set()
         return marker.done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, stop the thread, and spill whatever could not be written within *timeout*."""
         flushed = self.flush(timeout)
         self._stopping = True
-        self._wake.set()
+        self.queue.wake.set()
         thread = self._thread
         if thread is not None and flushed:
             thread.join(timeout)
-        leftovers = self._take_all()
+        leftovers = self.queue.take_all()
         if leftovers:
             logger.warning("llmaudit: spilling %d records not written before shutdown", len(leftovers))
             self._store_now(leftovers, durable=True, spill_only=True)
         self.spool.release()
+        self._runner().close(timeout)
 
     def replay_spool(self) -> int:
         """Replay every waiting spool file now; returns the number of records replayed."""
-        with self._store_lock:
-            result = self.spool.replay(self.storage, batch_size=self.batch_size)
-            self._count("replayed", result.records)
-        return result.records
+        return self.sink.replay()
 
     def count_unmatched(self) -> None:
         """Count a request a transport passed through unrecorded (caller's thread: one increment)."""
-        self._count("unmatched")
+        self.counts.add("unmatched")
 
     def stats(self) -> WriterStats:
         """A snapshot of the counters."""
-        with self._count_lock:
-            counts = dict(self._counts)
-        depth = sum(1 for item in list(self._queue) if not isinstance(item, _Marker))
-        return WriterStats(**counts, queue_depth=depth, spool_files=len(self.spool.files()))
+        counts = self.counts.snapshot()
+        own = WriterStats(**counts, queue_depth=self.queue.depth(), spool_files=len(self.spool.files()))
+        return self._runner().stats(own)
 
     # -- the writer thread ----------------------------------------------------------------------
+
+    def _runner(self) -> Runner:
+        runner = self.runner
+        assert runner is not None  # set in __init__
+        return runner
 
     def _start(self) -> None:
         with self._thread_lock:
@@ -262,9 +350,10 @@ class Writer:
                 self._thread.start()
 
     def _run(self) -> None:
+        self._runner().on_thread_start()
         while True:
-            self._wake.wait(self.flush_interval_s)
-            self._wake.clear()
+            self.queue.wake.wait(self.flush_interval_s)
+            self.queue.wake.clear()
             try:
                 self._drain()
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
@@ -272,202 +361,45 @@ class Writer:
             if self._stopping and not self._queue:
                 return
 
-    def _take_all(self) -> list[Pending]:
-        items: list[Pending] = []
-        while self._queue:
-            item = self._queue.popleft()
-            if isinstance(item, _Marker):
-                item.done.set()
-            else:
-                items.append(item)
-        return items
-
     def _drain(self, limit: int | None = None) -> None:
-        """Store what is queued, answering each flush marker in turn; with *limit*, take at most that
-        many entries (markers included) and leave what arrives meanwhile for the next round."""
-        batch: list[Pending] = []
-        left = -1 if limit is None else limit
-        while self._queue and left:
-            left -= 1
-            item = self._queue.popleft()
-            if isinstance(item, _Marker):
-                self._store_batch(batch)
-                batch = []
-                self._settle()
-                item.done.set()
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                self._store_batch(batch)
-                batch = []
-        self._store_batch(batch)
-        self._maybe_replay()
-        self._maintain()
-
-    def _maintain(self) -> None:
-        """Let the storage do its housekeeping (SQLite's checkpoint) now that the queue is empty,
-        after every waiting ``flush()`` has been answered."""
-        maintain = getattr(self.storage, "maintain", None)
-        if maintain is None or self._queue or time.monotonic() < self._down_until:
-            return
-        try:
-            with self._store_lock:
-                maintain()
-        except Exception as exc:  # noqa: BLE001 - housekeeping never costs a record; the next try may work
-            logger.debug("llmaudit: storage maintenance failed: %s", exc)
-
-    def _store_batch(self, items: list[Pending]) -> None:
-        if items:
-            self._store_now(items, durable=False)
-
-    def _settle(self) -> None:
-        """Return once every batch handed to `_store_batch` is stored or spilled (a flush waits on
-        this; here they are, `_process.ProcessWriter` waits for its writer process)."""
+        """One round of the runner: store (or hand on) what is queued, answering each flush marker
+        in turn; with *limit*, take at most that many entries (markers included)."""
+        self._runner().round(limit)
 
     # -- building and storing (any thread) ------------------------------------------------------
-
-    def _count(self, key: str, n: int = 1) -> None:
-        if n:
-            with self._count_lock:
-                self._counts[key] += n
-
-    def _build(
-        self, items: Sequence[Pending], owned: set[int] | None = None, failures: list[Exception] | None = None
-    ) -> list[AuditRecord]:
-        """Records from *items*, through the processors; the ``id()`` of each one built here (not
-        handed in by the caller) goes into *owned*, and each failure into *failures*."""
-        records: list[AuditRecord] = []
-        for item in items:
-            try:
-                record = item if isinstance(item, AuditRecord) else item.to_record()
-                for processor in self.processors:
-                    if record is None:
-                        break
-                    record = processor(record)
-            except Exception as exc:  # noqa: BLE001 - one bad capture must not sink its batch
-                self._count("failed")
-                report("record building", exc)
-                if failures is not None:
-                    failures.append(exc)
-                continue
-            if record is None:
-                self._count("dropped")
-            else:
-                records.append(record)
-                if owned is not None and record is not item:
-                    owned.add(id(record))
-        return records
 
     def _store_now(
         self, items: Sequence[Pending], *, durable: bool, spill_only: bool = False, strict: bool = False
     ) -> None:
-        """Store or spill *items* on this thread. With *strict* (the caller's own record, on the
-        caller's thread), a record that could not be built, or neither stored nor spilled, raises
-        `AuditError` once everything else here is done; the writer thread never passes *strict*."""
-        self._count("submitted", len(items))
+        """Build, seal and store or spill *items* on this thread. With *strict* (the caller's own
+        record, on the caller's thread), a record that could not be built, or neither stored nor
+        spilled, raises `AuditError` once everything else here is done; the writer thread never
+        passes *strict*."""
+        self.counts.add("submitted", len(items))
+        pipeline, sink = self.pipeline, self.sink
         owned: set[int] = set()
         failures: list[Exception] = []
-        records = self._build(items, owned, failures)
+        records = pipeline.build(items, owned, failures)
         if strict and failures:
             raise _stopped("its audit record could not be built", failures[0]) from failures[0]
         if not records:
             return
-        if spill_only or time.monotonic() < self._down_until:
-            lost = self._spill(self._seal(records, owned), durable=durable)
-            forget_encodings()
+        if spill_only or sink.is_down():
+            lost = sink.spill(pipeline.seal(records, owned), durable=durable)
+            pipeline.end_batch()
         else:
             try:
                 # Sealed under the store lock, so that records reach the storage in chain order: when
                 # several threads store at once (sync mode) and the process dies, what is missing is
                 # the end of the chain, never a record in the middle that verify would report deleted.
-                with self._store_lock:
-                    lost = self._write_or_spill(self._seal(records, owned), durable=durable)
+                with sink.lock:
+                    lost = sink.write_or_spill(pipeline.seal(records, owned), durable=durable)
             finally:
-                forget_encodings()
+                pipeline.end_batch()
         if strict and lost is not None:
             raise _stopped("its audit record could be neither stored nor spilled", lost) from lost
         if self.mode == "sync":
-            self._maybe_replay()
-
-    def _seal(self, records: list[AuditRecord], owned: set[int]) -> list[AuditRecord]:
-        try:
-            return self.chain.seal(records, owned)
-        except Exception as exc:  # noqa: BLE001 - unsealed is better than lost: verify flags them
-            report("chain sealing", exc)
-            return records
-
-    def _write_or_spill(self, records: list[AuditRecord], *, durable: bool) -> Exception | None:
-        """Write *records*, retrying, else spill them; returns why some were lost (None: none was)."""
-        delays = self.retry_delays_s if self.mode == "background" else self.retry_delays_s[:1]
-        for delay in (*delays, None):
-            try:
-                self.storage.write(records)
-            except StorageUnavailableError as exc:
-                last: Exception = exc
-            except StorageError as exc:
-                return self._reject(records, exc)
-            except Exception as exc:  # noqa: BLE001 - a third-party backend: treat as transient
-                last = exc
-            else:
-                self._count("written", len(records))
-                self._down_until = 0.0
-                return None
-            if delay is not None:
-                time.sleep(delay)
-        self._mark_down(last)
-        return self._spill(records, durable=durable)
-
-    def _mark_down(self, exc: Exception) -> None:
-        if not self._down_until:
-            logger.warning(
-                "llmaudit: storage %s unavailable (%s); spilling to %s until it recovers",
-                self.storage.url,
-                exc,
-                self.spool.directory,
-            )
-        self._down_until = time.monotonic() + self.probe_interval_s
-        self._next_spool_check = 0.0
-
-    def _reject(self, records: list[AuditRecord], exc: StorageError) -> Exception | None:
-        """Keep records the backend refused aside; returns why some were lost (None: none was)."""
-        if len(records) > 1:  # isolate the record at fault; the others are fine (each one is tried)
-            lost = [self._write_or_spill([record], durable=False) for record in records]
-            return next((e for e in lost if e is not None), None)
-        try:
-            path = self.spool.reject(records)
-        except OSError as spool_exc:
-            return self._lose(records, spool_exc)
-        self._count("rejected", len(records))
-        logger.error("llmaudit: storage refused record %s (%s); kept in %s", records[0].id, exc, path)
-        return None
-
-    def _spill(self, records: list[AuditRecord], *, durable: bool) -> Exception | None:
-        try:
-            self.spool.append(records, durable=durable)
-        except OSError as exc:
-            return self._lose(records, exc)
-        self._count("spilled", len(records))
-        return None
-
-    def _lose(self, records: list[AuditRecord], exc: Exception) -> Exception:
-        self._count("failed", len(records))
-        logger.error("llmaudit: %d records could be neither stored nor spilled: %s", len(records), exc)
-        return exc
-
-    def _maybe_replay(self) -> None:
-        now = time.monotonic()
-        if now < self._down_until or now < self._next_spool_check:
-            return
-        self._next_spool_check = now + SPOOL_CHECK_INTERVAL_S
-        if not self.spool.pending():
-            return
-        try:
-            replayed = self.replay_spool()
-        except Exception as exc:  # noqa: BLE001 - the backend failed again: wait and retry later
-            self._mark_down(exc)
-            return
-        if replayed:
-            logger.info("llmaudit: replayed %d spooled records into %s", replayed, self.storage.url)
+            self._runner().replay()
 
     def _reset_after_fork(self) -> None:
         """In a forked child: the parent writes its own pending records; the child starts clean."""
