@@ -9,16 +9,18 @@ nothing is set). Tests and multi-sink applications create `Auditor` objects of t
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, TypedDict, Unpack
 
 from .._errors import AuditError, ConfigurationError
 from .._guard import report
 from ..integrity.chain import chain_key as key_bytes
 from ..redact.redactor import Redactor
 from ..storage import Storage, open_storage
+from .limits import Mode, WriterKind
 from .settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
 from .signals import install_sigterm_handler, live_auditors
 from .spool import Spool
@@ -80,14 +82,14 @@ class Auditor:
         self,
         storage: str | Storage | None = None,
         *,
-        mode: str | None = None,
-        writer: str | None = None,
+        mode: Mode | None = None,
+        writer: WriterKind | None = None,
         strict: bool | None = None,
         batch_size: int | None = None,
         flush_interval_s: float | None = None,
         queue_size: int | None = None,
-        spool_dir: str | None = None,
-        redactor: Redactor | Literal[False] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        redactor: Redactor | bool | None = None,
         before_write: Processor | None = None,
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
@@ -265,22 +267,47 @@ _default: Auditor | NullAuditor | None = None
 _default_lock = threading.Lock()
 
 
-def configure(storage: str | Storage | None = None, **options: Any) -> Auditor | NullAuditor:
+class ConfigureOptions(TypedDict, total=False):
+    """The keywords of `configure` after ``storage`` (those of `Auditor`, plus ``disabled``), for type
+    checkers: ``configure(writer="bogus")`` or a misspelt keyword is a type error, not only a
+    `ConfigurationError` at run time. None means "not given" (the environment, then the default)."""
+
+    disabled: bool | None
+    mode: Mode | None
+    writer: WriterKind | None
+    strict: bool | None
+    batch_size: int | None
+    flush_interval_s: float | None
+    queue_size: int | None
+    spool_dir: str | os.PathLike[str] | None
+    redactor: Redactor | bool | None
+    before_write: Processor | None
+    processors: Sequence[Processor]
+    shutdown_timeout_s: float | None
+    handle_sigterm: bool | None
+    chain_key: str | None
+    providers: Mapping[str, str] | str | None
+
+
+def configure(
+    storage: str | Storage | None = None, **options: Unpack[ConfigureOptions]
+) -> Auditor | NullAuditor:
     """Set up the process-wide default auditor (replacing and closing any earlier one).
 
     Takes the keywords of `Auditor` plus ``disabled``; each also reads ``LLMAUDIT_<NAME>``.
     """
     global _default
-    unknown = set(options) - _AUDITOR_KEYWORDS - {"disabled"}
+    given: dict[str, Any] = dict(options)
+    unknown = set(given) - _AUDITOR_KEYWORDS - {"disabled"}
     if unknown:
         known = ", ".join(sorted(_AUDITOR_KEYWORDS | {"disabled", "storage"}))
         raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; known: {known}")
-    disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
+    disabled = Settings.resolve(disabled=given.pop("disabled", None)).disabled
     if disabled:  # nothing is opened, but a bad setting is still an error now, not when enabled
         check_storage(storage)
-        _pipeline(*(options.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
-        Settings.resolve(**options)
-    new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)
+        _pipeline(*(given.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
+        Settings.resolve(**given)
+    new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **given)
     with _default_lock:
         old, _default = _default, new
     if old is not None:

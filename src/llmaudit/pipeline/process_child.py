@@ -1,9 +1,13 @@
-"""The writer process itself: ``python -c "...child_main(...)"`` started by `process_runner`.
+"""The writer process: starting it (`spawn`, from the application) and its main (`child_main`).
 
-It opens the storage from its URL, builds a `Writer` of its own (its own hash chain, the same spool
-directory; its thread is never started: each batch is built, sealed and stored as it arrives), and
-answers each batch with its counters. It ignores SIGINT and SIGTERM (the parent's exit flush goes
-through it) and exits when its input pipe ends (the parent closed it, or died).
+`spawn` starts ``sys.executable -c "...child_main(...)"`` (never ``fork``: the application's threads
+and locks stay where they are) with a pair of pipes, sends it its configuration and waits until it is
+ready; `check_processors` refuses, at configure time, processors that could not travel to it.
+
+The writer process opens the storage from its URL, builds a `Writer` of its own (its own hash chain,
+the same spool directory; its thread is never started: each batch is built, sealed and stored as it
+arrives), and answers each batch with its counters. It ignores SIGINT and SIGTERM (the parent's exit
+flush goes through it) and exits when its input pipe ends (the parent closed it, or died).
 
 Never raises out of `child_main` (a failure to start is told to the parent, which then writes by
 itself) and never writes anywhere but the configured storage and spool.
@@ -15,15 +19,114 @@ import contextlib
 import os
 import pickle
 import signal
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from .._errors import ConfigurationError
 from .._guard import report
-from .frames import POLL_S, Frames
-from .pipeline import Pending
+from .frames import POLL_S, Frames, make_pipe
+from .pipeline import Pending, Processor
 from .spool import Spool
 from .writer import Writer
 
-__all__ = ["child_main"]
+__all__ = ["check_processors", "child_main", "spawn"]
+
+#: How long the writer thread waits for the child to start (python, llmaudit and the storage driver).
+START_TIMEOUT_S = 60.0
+
+
+# -- the application's side ----------------------------------------------------------------------
+
+
+def check_processors(processors: Sequence[Processor]) -> None:
+    """Refuse, at configure time, processors the writer process could not load.
+
+    Raises:
+        ConfigurationError: a processor is defined in ``__main__`` or cannot be pickled.
+    """
+    for processor in processors:
+        inner = getattr(processor, "_before_write", None)
+        for candidate in (processor, inner):
+            if candidate is None:
+                continue
+            module = getattr(candidate, "__module__", None) or type(candidate).__module__
+            if module == "__main__":
+                raise ConfigurationError(
+                    f'writer="process" runs processors in a separate process, which cannot load '
+                    f"{candidate!r} from __main__: define it in an importable module"
+                )
+        try:
+            pickle.dumps(processor)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure is a configuration error
+            raise ConfigurationError(
+                f'writer="process" needs processors that can be pickled; {processor!r} cannot: {exc}'
+            ) from None
+
+
+def spawn(config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Frames, Frames]:
+    """Start the writer process with *config*; returns it, the pipe to it and the pipe from it.
+
+    Raises:
+        Exception: it could not start, or exited (or said it failed) before it was ready.
+    """
+    if not sys.executable:
+        raise RuntimeError("sys.executable is not known")
+    to_child_r, to_child_w = make_pipe()
+    from_child_r, from_child_w = make_pipe()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    try:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter, our own module
+            [
+                sys.executable,
+                "-c",
+                "import sys; from llmaudit.pipeline.process_child import child_main; "
+                "sys.exit(child_main(int(sys.argv[1]), int(sys.argv[2])))",
+                str(to_child_r),
+                str(from_child_w),
+            ],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(to_child_w)
+        os.close(from_child_r)
+        raise
+    finally:
+        os.close(to_child_r)
+        os.close(from_child_w)
+    outbox, inbox = Frames(to_child_w), Frames(from_child_r)
+    try:
+        outbox.send(pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL))
+        _await_ready(child, inbox)
+    except BaseException:
+        outbox.close()
+        inbox.close()
+        with contextlib.suppress(OSError):
+            child.kill()
+        child.wait()
+        raise
+    return child, outbox, inbox
+
+
+def _await_ready(child: subprocess.Popen[bytes], inbox: Frames) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    answers: list[bytes] = []
+    while not answers:
+        if child.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"it exited with status {child.poll()} before it was ready")
+        answers = inbox.receive(POLL_S)
+    kind, _, detail = pickle.loads(answers[0])  # noqa: S301 - our own child
+    if kind != "ready":
+        raise RuntimeError(detail)
+
+
+# -- the writer process ------------------------------------------------------------------------
 
 
 def child_main(inbox_fd: int, outbox_fd: int) -> int:

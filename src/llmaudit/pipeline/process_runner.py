@@ -34,21 +34,17 @@ import collections
 import contextlib
 import functools
 import logging
-import os
 import pickle
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Sequence
 from typing import Any
 
-from .._errors import ConfigurationError
 from .._guard import report
 from ..record.model import AuditRecord
 from ..storage._base import Storage
-from .frames import PIPE_BYTES, POLL_S, Frames, dispatch_table, dumps, make_pipe
-from .pipeline import Pending, Processor
+from .frames import PIPE_BYTES, POLL_S, Frames, dispatch_table, dumps
+from .pipeline import Pending
+from .process_child import check_processors, spawn
 from .queue import Marker
 from .spool import Spool
 from .stats import COUNTERS, WriterStats
@@ -61,39 +57,12 @@ logger = logging.getLogger("llmaudit")
 #: Captures per message to the child. Small, so that the child works while the caller is still
 #: calling and a flush waits for little; a wake-up of the writer thread costs the caller a GIL hand-off.
 DEFAULT_SHIP_SIZE = 32
-#: How long the writer thread waits for the child to start (python, llmaudit and the storage driver).
-START_TIMEOUT_S = 60.0
 #: Bytes per hand-on that make the caller's thread hand on before `DEFAULT_SHIP_SIZE` captures: with
 #: 100 KB bodies, 32 captures would be 3 MB, more than the pipe takes, and the child would sit idle
 #: until they had all arrived (and a flush would wait for the largest batches).
 SHIP_BYTES = 256 * 1024
 #: Batches in flight before the writer thread reads the child's answers (else only at flush).
 ANSWERS_EVERY = 8
-
-
-def check_processors(processors: Sequence[Processor]) -> None:
-    """Refuse, at configure time, processors the writer process could not load.
-
-    Raises:
-        ConfigurationError: a processor is defined in ``__main__`` or cannot be pickled.
-    """
-    for processor in processors:
-        inner = getattr(processor, "_before_write", None)
-        for candidate in (processor, inner):
-            if candidate is None:
-                continue
-            module = getattr(candidate, "__module__", None) or type(candidate).__module__
-            if module == "__main__":
-                raise ConfigurationError(
-                    f'writer="process" runs processors in a separate process, which cannot load '
-                    f"{candidate!r} from __main__: define it in an importable module"
-                )
-        try:
-            pickle.dumps(processor)
-        except Exception as exc:  # noqa: BLE001 - any pickling failure is a configuration error
-            raise ConfigurationError(
-                f'writer="process" needs processors that can be pickled; {processor!r} cannot: {exc}'
-            ) from None
 
 
 # -- the parent's side -------------------------------------------------------------------------
@@ -292,56 +261,17 @@ class ProcessRunner:
         return True
 
     def _spawn(self) -> None:
-        if not sys.executable:
-            raise RuntimeError("sys.executable is not known")
-        to_child_r, to_child_w = make_pipe()
-        from_child_r, from_child_w = make_pipe()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        try:
-            child = subprocess.Popen(  # noqa: S603 - our own interpreter, our own module
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys; from llmaudit.pipeline.process_child import child_main; "
-                    "sys.exit(child_main(int(sys.argv[1]), int(sys.argv[2])))",
-                    str(to_child_r),
-                    str(from_child_w),
-                ],
-                pass_fds=(to_child_r, from_child_w),
-                stdin=subprocess.DEVNULL,
-                env=env,
-                close_fds=True,
-            )
-        except BaseException:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            raise
-        finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        outbox, inbox = Frames(to_child_w), Frames(from_child_r)
         w = self.writer
-        try:
-            config = {
-                "storage_url": self.storage_url,
-                "spool_dir": str(w.spool.directory),
-                "batch_size": w.batch_size,
-                "processors": w.processors,
-                "retry_delays_s": w.retry_delays_s,
-                "probe_interval_s": w.probe_interval_s,
-                "chain_key": w.chain_key,
-            }
-            outbox.send(pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL))
-            _await_ready(child, inbox)
-        except BaseException:
-            outbox.close()
-            inbox.close()
-            with contextlib.suppress(OSError):
-                child.kill()
-            child.wait()
-            raise
-        self._child, self._outbox, self._inbox = child, outbox, inbox
+        config = {
+            "storage_url": self.storage_url,
+            "spool_dir": str(w.spool.directory),
+            "batch_size": w.batch_size,
+            "processors": w.processors,
+            "retry_delays_s": w.retry_delays_s,
+            "probe_interval_s": w.probe_interval_s,
+            "chain_key": w.chain_key,
+        }
+        self._child, self._outbox, self._inbox = spawn(config)
         self._table = dispatch_table()
 
     def _ship(self, items: list[Pending], *, wait: bool) -> None:
@@ -545,15 +475,3 @@ class ProcessWriter(Writer):
         if runner is None or name.startswith("__"):
             raise AttributeError(name)
         return getattr(runner, name)
-
-
-def _await_ready(child: subprocess.Popen[bytes], inbox: Frames) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    answers: list[bytes] = []
-    while not answers:
-        if child.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"it exited with status {child.poll()} before it was ready")
-        answers = inbox.receive(POLL_S)
-    kind, _, detail = pickle.loads(answers[0])  # noqa: S301 - our own child
-    if kind != "ready":
-        raise RuntimeError(detail)
