@@ -71,6 +71,6 @@ def test_a_bad_configure_mode_is_a_type_error(tmp_path: Path) -> None:
 
 
 def test_a_misspelt_configure_keyword_is_a_type_error(tmp_path: Path) -> None:
-    result = _mypy(tmp_path, 'import llmaudit\n\nllmaudit.configure(batchsize=10)\n')
+    result = _mypy(tmp_path, "import llmaudit\n\nllmaudit.configure(batchsize=10)\n")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "batchsize" in result.stdout, result.stdout

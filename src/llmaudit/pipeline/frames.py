@@ -5,8 +5,9 @@
 table that keeps them small (a URL by its text, a session's read-only metadata as a dict). Used by
 both ends (`process_runner` in the application, `process_child` in the writer process).
 
-Knows nothing of records, storage or the writer; never pickles anything it was not handed, and only
-ever unpickles what our own parent or child sent.
+`sort_shippable` sorts a batch that did not pickle. Knows nothing of storage or the writer (of a
+capture, only that it has ``to_record``); never pickles anything it was not handed, and only ever
+unpickles what our own parent or child sent.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["PIPE_BYTES", "POLL_S", "Frames", "dispatch_table", "dumps", "make_pipe"]
+__all__ = ["PIPE_BYTES", "POLL_S", "Frames", "dispatch_table", "dumps", "make_pipe", "sort_shippable"]
 
 #: How often a waiting parent checks that the child is alive, and an idle child replays its spool.
 POLL_S = 0.5
@@ -57,6 +58,40 @@ def dumps(value: object, table: dict[Any, Any]) -> bytes:
     pickler.dispatch_table = table
     pickler.dump(value)
     return buffer.getvalue()
+
+
+def _pickles(item: object, table: dict[Any, Any]) -> bool:
+    try:
+        dumps(item, table)
+    except Exception:  # noqa: BLE001 - whatever pickle raises, the item goes another way
+        return False
+    return True
+
+
+def sort_shippable(items: list[Any], table: dict[Any, Any]) -> tuple[list[Any], list[Any], int]:
+    """*items* sorted for a batch that did not pickle: those that pickle (a capture that does not is
+    built here and its record taken instead), those that cannot travel at all (the capture, or its
+    record), and how many built to no record (a processor-less ``to_record`` returning None).
+    Never raises: a capture that fails to build is among those that cannot travel."""
+    kept: list[Any] = []
+    here: list[Any] = []
+    dropped = 0
+    for item in items:
+        if _pickles(item, table):
+            kept.append(item)
+            continue
+        try:
+            record = item.to_record() if hasattr(item, "to_record") else item
+        except Exception:  # noqa: BLE001 - building it again where it is stored reports the failure
+            here.append(item)
+            continue
+        if record is None:
+            dropped += 1
+        elif _pickles(record, table):
+            kept.append(record)
+        else:
+            here.append(record)
+    return kept, here, dropped
 
 
 # -- the pipes ---------------------------------------------------------------------------------

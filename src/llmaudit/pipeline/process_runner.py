@@ -10,15 +10,12 @@ waits for the answers.
 ``submit`` still queues with a ``deque.append``. Every `DEFAULT_SHIP_SIZE` captures (fewer when they
 are large: about `SHIP_BYTES`) the caller's thread hands the queued ones on itself: a pickle of their
 raw bytes and headers (no parsing) and one non-blocking pipe write (`ProcessRunner.after_submit`
-says why the writer thread cannot do it in time); what the pipe cannot take goes out with the next calls. The
-writer thread sends only what the caller leaves: the captures before a flush, a trickle once the
+says why the writer thread cannot do it in time); what the pipe cannot take goes out with the next
+calls. The writer thread sends only what the caller leaves: the captures before a flush, a trickle once the
 caller stops, and what the caller could not pickle (`ProcessRunner.round`).
 
-The child is ``sys.executable`` started fresh (never ``fork``: the caller's threads and locks stay
-where they are) when the writer thread starts. It ignores SIGINT and SIGTERM (a Ctrl-C or a service
-stop reaches the whole process group; the parent's exit flush goes through the child, which then exits
-when its pipe closes) and exits by itself when the parent dies. Processors travel by pickle, so they
-must be importable: one defined in ``__main__`` is refused at configure time.
+The child (`process_child.spawn`) starts when the writer thread does. Processors travel by pickle, so
+they must be importable: one defined in ``__main__`` is refused at configure time.
 
 If the child cannot start or dies, the parent says so once (WARNING) and goes on as a thread writer: the
 batches the child had not yet confirmed are built and stored in the parent, so no record is lost. A
@@ -40,9 +37,8 @@ import threading
 from typing import Any
 
 from .._guard import report
-from ..record.model import AuditRecord
 from ..storage._base import Storage
-from .frames import PIPE_BYTES, POLL_S, Frames, dispatch_table, dumps
+from .frames import PIPE_BYTES, POLL_S, Frames, dispatch_table, dumps, sort_shippable
 from .pipeline import Pending
 from .process_child import check_processors, spawn
 from .queue import Marker
@@ -310,35 +306,13 @@ class ProcessRunner:
     def _shippable(self, items: list[Pending]) -> tuple[list[Pending], bytes]:
         """The items that pickle (a capture that does not is built here and its record sent
         instead); one that cannot be sent at all is stored by this process at once."""
-        kept: list[Pending] = []
-        here: list[Pending] = []
-        for item in items:
-            if self._pickles(item):
-                kept.append(item)
-                continue
-            try:
-                record = item if isinstance(item, AuditRecord) else item.to_record()
-            except Exception:  # noqa: BLE001 - building it here again reports the failure
-                here.append(item)
-                continue
-            if record is None:
-                self.writer.counts.add("submitted")
-                self.writer.counts.add("dropped")
-            elif self._pickles(record):
-                kept.append(record)
-            else:
-                here.append(record)
+        assert self._table is not None
+        kept, here, dropped = sort_shippable(items, self._table)
+        self.writer.counts.add("submitted", dropped)
+        self.writer.counts.add("dropped", dropped)
         if here:
             self._store_here(here)
-        return kept, (dumps(kept, self._table) if kept and self._table is not None else b"")
-
-    def _pickles(self, item: object) -> bool:
-        assert self._table is not None
-        try:
-            dumps(item, self._table)
-        except Exception:  # noqa: BLE001 - whatever pickle raises, the item goes another way
-            return False
-        return True
+        return kept, (dumps(kept, self._table) if kept else b"")
 
     def _read_answers(self, timeout: float, *, at_end: bool = False) -> bool:
         """Take the child's answers waiting (or arriving within *timeout*); False if none came.
