@@ -445,7 +445,6 @@ class ProcessWriter(Writer):
     def __getattr__(self, name: str) -> Any:
         """The runner's state (``_child``, ``_outbox``, ``_seq``, …) read through the writer, for
         tests and debugging; only called for names the writer itself does not have."""
-        runner = self.__dict__.get("runner")
-        if runner is None or name.startswith("__"):
+        if name.startswith("__") or name == "runner":  # not before __init__ has set it
             raise AttributeError(name)
-        return getattr(runner, name)
+        return getattr(self.runner, name)

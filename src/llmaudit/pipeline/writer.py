@@ -218,6 +218,8 @@ class Writer:
         runner = self._make_runner(self)
         self.runner = runner
         self._after_submit = runner.after_submit
+        if self._after_submit is not None:  # chosen once here, so that `submit` itself asks nothing
+            self.submit = self._submit_then_hand_on  # type: ignore[method-assign]
 
     # -- the parts, by the names the writer had before it was split -----------------------------
 
@@ -282,9 +284,14 @@ class Writer:
                     # writer thread is still waiting for the GIL (it clears the flag before it drains,
                     # so an item seeing the flag set is always drained by the wake-up already asked for)
                     wake.set()
+
+    def _submit_then_hand_on(self, item: Pending) -> None:
+        """`submit` for a runner that works on the caller's thread after each one (the process
+        runner hands batches on from there)."""
+        Writer.submit(self, item)
         after = self._after_submit
-        if after is not None:
-            after()
+        assert after is not None  # chosen in `_init_state`
+        after()
 
     # -- public control -------------------------------------------------------------------------
 
