@@ -4,6 +4,9 @@ Applications normally use the process-wide default behind `configure`, `flush` a
 lazily on first use from the ``LLMAUDIT_*`` environment (writing to the embedded SQLite store when
 nothing is set). Tests and multi-sink applications create `Auditor` objects of their own. With
 ``disabled`` set, the default is a `NullAuditor` whose methods do nothing, so disabled costs nothing.
+
+`submit` never raises into the caller (strict mode's `AuditError` aside); every setting is checked
+before anything is opened. SIGTERM and the exit flush are `signals`' work, the writing the `Writer`'s.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 An explicit keyword wins over the environment, which wins over the default. Every value is checked
 here, so a bad setting fails at ``configure()`` (naming the keyword or variable), never later on the
-writer thread.
+writer thread. Reads the environment and nothing else: opens no storage and writes no file (the data
+directory is only named here); the defaults come from `limits`, never from the writer.
 """
 
 from __future__ import annotations
