@@ -13,7 +13,7 @@ from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit import AuditRecord, ConfigurationError, Query, open_storage
-from llmaudit._settings import Settings, data_dir
+from llmaudit.pipeline.settings import Settings, data_dir
 from llmaudit.storage import _registry
 
 
@@ -242,7 +242,7 @@ _SWALLOWED_SIGTERM_CHILD = textwrap.dedent(
 # has begun, and the flush waits for it (so the order does not depend on how busy the machine is).
 _RESEND_DURING_THE_EXIT_FLUSH = """
 import threading
-from llmaudit import _auditor
+from llmaudit.pipeline import signals as _auditor
 exit_flush_began = threading.Event()
 resend = _auditor._resend_sigterm
 
@@ -337,8 +337,8 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
     import signal
     import threading
 
-    from llmaudit import _auditor
-    from llmaudit._auditor import _exit_on_sigterm, install_sigterm_handler
+    from llmaudit.pipeline import signals as _auditor
+    from llmaudit.pipeline.signals import _exit_on_sigterm, install_sigterm_handler
 
     previous = signal.getsignal(signal.SIGTERM)
     previous_hook, previous_wrapped = sys.unraisablehook, _auditor._hook_before_ours

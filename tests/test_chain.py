@@ -255,7 +255,7 @@ def test_several_writers_and_a_replayed_spool_each_verify(tmp_path: Path) -> Non
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
-    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spool = llmaudit.pipeline.spool.Spool(tmp_path / "spool")
     spool.append(Chain().seal(_records(2, session="spooled")))
     spool.release()
     _write(url, _records(2, session="b"), tmp_path)  # opening the auditor replays the spool
@@ -491,7 +491,7 @@ def test_forget_reaches_records_still_waiting_in_the_spool(tmp_path: Path) -> No
     """Records spilled while the storage was down are replayed and then erased: no copy of the text
     survives in the spool directory."""
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spool = llmaudit.pipeline.spool.Spool(tmp_path / "spool")
     spilled = Chain().seal(_records(3, session="spilled"))
     spool.append(spilled[:2])
     spool.reject(spilled[2:])  # refused by the storage once, kept for the operator

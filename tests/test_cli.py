@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from llmaudit import AuditRecord, Query, open_storage
-from llmaudit._settings import data_dir
-from llmaudit._spool import Spool
 from llmaudit.cli import cli, main
+from llmaudit.pipeline.settings import data_dir
+from llmaudit.pipeline.spool import Spool
 
 
 def test_demo_records_into_the_embedded_store_and_prints_the_sessions() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 import llmaudit
 from llmaudit import ConfigurationError
-from llmaudit._settings import Settings
+from llmaudit.pipeline.settings import Settings
 
 
 @pytest.fixture(autouse=True)

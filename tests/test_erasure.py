@@ -123,7 +123,7 @@ def test_forget_leaves_no_text_of_the_subject_in_any_file_or_table(
         monkeypatch.delenv("LLMAUDIT_CHAIN_KEY", raising=False)
     records = [_subject(i) for i in range(3)] + [_subject(3, session=f"{TOKEN}-nested", parent=None)]
     _write(url, records + [_other(i) for i in range(2)], tmp_path)
-    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spool = llmaudit.pipeline.spool.Spool(tmp_path / "spool")
     spool.reject(Chain(KEY.encode() if keyed else None).seal([_subject(9)]))  # refused once, kept
     spool.release()
     assert TOKEN.encode() in _stored_text(kind, url, tmp_path)

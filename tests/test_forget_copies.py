@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._spool import Spool
 from llmaudit.cli import cli
 from llmaudit.integrity.chain import PAYLOAD_FIELDS, Chain, is_tombstone, marker
+from llmaudit.pipeline.spool import Spool
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import AuditRecord
 from llmaudit.storage import open_storage
@@ -65,7 +65,7 @@ def _changed(before: AuditRecord, after: AuditRecord) -> set[str]:
 _HOLDER = """
 import sys
 from llmaudit.record.codec import decode_record
-from llmaudit._spool import Spool
+from llmaudit.pipeline.spool import Spool
 from llmaudit.storage import open_storage
 
 spool_dir, url, records = sys.argv[1], sys.argv[2], sys.argv[3]

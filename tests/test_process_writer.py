@@ -26,7 +26,9 @@ from tests.helpers import tag_process
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Redactor
 from llmaudit._errors import ConfigurationError
-from llmaudit._process import PIPE_BYTES, Frames, ProcessWriter, _pipe
+from llmaudit.pipeline.frames import PIPE_BYTES, Frames
+from llmaudit.pipeline.frames import make_pipe as _pipe
+from llmaudit.pipeline.process_runner import ProcessWriter
 from llmaudit.storage.memory import MemoryStorage
 
 FAKE_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0123"
@@ -189,17 +191,35 @@ def test_a_killed_child_loses_nothing(
     assert {c.split()[1] for c in contents} == {str(n) for n in range(120)}  # every call, at least once
 
 
+class _Parking(threading.Event):
+    """A wake-up event that says when the writer thread has begun to wait on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waited_on.set()
+        return super().wait(timeout)
+
+
 @contextlib.contextmanager
 def _no_timer_rounds(auditor: Auditor) -> Iterator[ProcessWriter]:
-    """Start the writer process, let the writer thread finish its first round, and keep it asleep
-    (it waits on an event nobody sets) until the block ends: the test runs the rounds itself."""
+    """Start the writer process, let the writer thread finish its rounds, and keep it asleep (it
+    waits on an event nobody sets) until the block ends: the test runs the rounds itself.
+
+    The block begins only once the writer thread waits on that event: a round still under way (the
+    flush's wake-up can come during one, and the round after it would ship the captures the test
+    makes) would otherwise race the test's first calls when the machine is busy."""
     writer = auditor._writer
     assert isinstance(writer, ProcessWriter)
     writer.start()
     _wait(lambda: writer._outbox is not None)
     assert auditor.flush(30)
-    quiet = threading.Event()
+    quiet = _Parking()
     wake, writer._wake = writer._wake, quiet
+    wake.set()  # out of a wait on the old event, if it is in one, and onto the new one
+    assert quiet.waited_on.wait(30), "the writer thread did not go back to sleep"
     try:
         yield writer
     finally:
@@ -272,9 +292,15 @@ def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
         assert writer._hand_ons >= 3  # handed on every few calls, not after 32
         child = writer._child
         assert child is not None
+        # what the calls above left in the outbox goes to the child first (it is running), so that
+        # the big capture's batch is handed on, not held back behind a batch the pipe has not taken
+        with writer._send_lock:
+            outbox.push(wait=True)
+        assert outbox.unsent == 0
         # the next batch takes what the calls above left queued (how much depends on how fast the
         # child read) and the big capture, so that the big one is handed on whatever was left
         writer._ship_at = len(writer._queue) + 1
+        seq = writer._seq
         # The child is stopped while the big batch is handed on, so that the pipe is full by
         # construction (it read everything meanwhile when this process was the slow one).
         _stop(child.pid)
@@ -283,7 +309,8 @@ def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
         finally:
             os.kill(child.pid, signal.SIGCONT)
         writer._ship_at = 10_000  # no new batch from here: only what is left of that one goes on
-        assert outbox.unsent > 0
+        assert writer._seq == seq + 1 and not writer._queue  # the big capture's batch was handed on
+        assert outbox.unsent > 0  # and is larger than the stopped child's pipe takes
         while outbox.unsent:  # each call writes what the child has read meanwhile
             # wait for room in the pipe (the child reads), so that the next call writes something
             room = select.select([], [outbox.fd], [], 60)[1]

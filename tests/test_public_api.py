@@ -90,6 +90,20 @@ def test_storage_imports_nothing_above_it() -> None:
             assert _absolute(path, module).startswith(allowed), (path, module)
 
 
+def test_the_pipeline_imports_no_stage_above_it_and_its_parts_point_one_way() -> None:
+    """The pipeline sits below capture, read and the edges; inside it, the settings do not take their
+    defaults from the writer, signal handling knows no auditor, and the queue, the record pipeline and
+    the sink know no writer or runner."""
+    above = ("..capture", "..read", "..cli", "..web", "..transports")
+    for path in (SRC / "pipeline").glob("*.py"):
+        for module in _imports(path):
+            assert not module.startswith(above), (path, module)
+    assert not _imports(SRC / "pipeline" / "settings.py") & {".writer", ".auditor", ".process_runner"}
+    assert not _imports(SRC / "pipeline" / "signals.py") & {".auditor", ".writer", ".settings"}
+    for part in ("queue.py", "pipeline.py", "sink.py", "limits.py", "stats.py"):
+        assert not _imports(SRC / "pipeline" / part) & {".writer", ".auditor", ".process_runner"}, part
+
+
 def test_record_and_codec_import_nothing_above_them() -> None:
     """The record and its encoding are the bottom of the stack (below them only `record.frozen`, the
     dataclass helper, which imports nothing of ours)."""

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._settings import data_dir
 from llmaudit.cli import cli, main
+from llmaudit.pipeline.settings import data_dir
 from llmaudit.storage.sql.engine import normalise_url as _normalise_url
 
 MISSING_BACKENDS = [
@@ -223,7 +223,7 @@ def test_forget_creates_the_store_only_to_erase_records_waiting_in_its_spool(
     url = f"sqlite:///{tmp_path / 'never.db'}"
     monkeypatch.setenv("LLMAUDIT_SPOOL_DIR", str(tmp_path / "spool"))
     record = llmaudit.AuditRecord(session_key="s1", source="manual", request={"text": "private words"})
-    spool = llmaudit._spool.Spool(tmp_path / "spool")
+    spool = llmaudit.pipeline.spool.Spool(tmp_path / "spool")
     spool.append([record])
     spool.release()
     result = CliRunner().invoke(cli, ["forget", "--session", "s1", "-s", url])

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import ControlledStorage, WatchedLock
 
 from llmaudit import AuditError, Auditor, AuditRecord, StorageUnavailableError
-from llmaudit._spool import Spool
+from llmaudit.pipeline.spool import Spool
 
 
 def make(tmp_path: Path, storage: ControlledStorage | None = None, **options: object) -> Auditor:

@@ -4,8 +4,9 @@ The public API is exactly ``__all__`` below (locked by ``tests/test_public_api.p
 underscored module is private.
 """
 
+from typing import TYPE_CHECKING
+
 from . import providers, transports
-from ._auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
 from ._errors import (
     AuditError,
     ConfigurationError,
@@ -15,15 +16,20 @@ from ._errors import (
     StorageUnavailableError,
 )
 from ._version import __version__
-from ._writer import WriterStats
 from .capture.decorator import audited
 from .capture.instrument import instrument, is_instrumented, uninstrument
 from .capture.session import ContextThreadPoolExecutor, current_session, propagate, session
-from .capture.transport import AsyncAuditTransport, AuditTransport
+from .pipeline.auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
+from .pipeline.stats import WriterStats
 from .read.reader import Reader, open
 from .record.model import SCHEMA_VERSION, AuditRecord
 from .redact.redactor import Redactor, Rule
 from .storage import Query, Storage, open_storage, register_storage
+
+if TYPE_CHECKING:  # transports of both httpx branches, for type checkers (see capture/typed.py)
+    from .capture.typed import AsyncAuditTransport, AuditTransport
+else:
+    from .capture.transport import AsyncAuditTransport, AuditTransport
 
 __all__ = [
     "SCHEMA_VERSION",

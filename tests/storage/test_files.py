@@ -15,8 +15,8 @@ import pytest
 
 import llmaudit
 from llmaudit._errors import StorageError, StorageUnavailableError
-from llmaudit._spool import Spool
 from llmaudit.integrity.chain import Chain
+from llmaudit.pipeline.spool import Spool
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage

@@ -23,8 +23,8 @@ from tests.stress.conftest import Figures
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord
-from llmaudit import _spool as spool_module
-from llmaudit._writer import WriterStats
+from llmaudit.pipeline import spool as spool_module
+from llmaudit.pipeline.stats import WriterStats
 
 DISK_SIZE = "2m"
 ROOM_LEFT = 256 * 1024  # what the filler leaves free on the tmpfs: a few hundred records

@@ -29,8 +29,8 @@ from tests.stress.conftest import Figures
 
 import llmaudit
 from llmaudit import AuditRecord
-from llmaudit._writer import DEFAULT_FLUSH_INTERVAL_S
 from llmaudit.integrity.verify import VerifyReport
+from llmaudit.pipeline.limits import DEFAULT_FLUSH_INTERVAL_S
 
 ROOT = Path(__file__).resolve().parents[2]
 # read at import: the tests' environment fixture clears every LLMAUDIT_* variable

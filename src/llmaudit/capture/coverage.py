@@ -13,10 +13,11 @@ import os
 import threading
 from typing import Any
 
-from .. import _auditor, providers
+from .. import providers
 from .._errors import ConfigurationError
 from .._guard import logger
-from .._settings import Settings
+from ..pipeline import auditor as _auditor
+from ..pipeline.settings import Settings
 from ..providers import Routes
 
 __all__ = ["active_routes", "unmatched"]

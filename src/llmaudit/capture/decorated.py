@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .._auditor import Auditor, NullAuditor, get_auditor
 from .._errors import AuditError
 from .._guard import report
+from ..pipeline.auditor import Auditor, NullAuditor, get_auditor
 from ..record.jsonable import scrub, to_jsonable
 from ..record.model import AuditRecord, format_id, new_id_value
 from .context import AuditContext, current

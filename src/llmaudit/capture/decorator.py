@@ -26,8 +26,8 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
-from .._auditor import Auditor, NullAuditor
 from .._errors import ConfigurationError
+from ..pipeline.auditor import Auditor, NullAuditor
 from .context import current
 from .decorated import DecoratorCapture, _Call, _Options, _Site, _start
 from .session import _check_auditor, _check_metadata, _check_tags, _check_text

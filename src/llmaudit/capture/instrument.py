@@ -21,7 +21,7 @@ from typing import Any
 
 import wrapt
 
-from .._auditor import Auditor, NullAuditor
+from ..pipeline.auditor import Auditor, NullAuditor
 from .transport import CaptureMode, _TransportCore
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]

@@ -29,9 +29,9 @@ from typing import Any, Literal, Protocol, TypeVar
 import orjson
 
 from .. import providers
-from .._auditor import Auditor, NullAuditor, get_auditor
 from .._errors import AuditError, ConfigurationError
 from .._guard import report
+from ..pipeline.auditor import Auditor, NullAuditor, get_auditor
 from ..record.codec import exact
 from ..record.model import STRING_LIMITS
 from .branches import Branch, _branch_named, _check_inner, bind_branch, branch_of

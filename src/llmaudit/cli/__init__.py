@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import LLMAuditError
-from .._settings import data_dir
 from .._version import __version__
 from ..integrity.verify import VerifyReport
+from ..pipeline.settings import data_dir
 from ._common import (
     JSON_HELP,
     STORAGE_HELP,
@@ -241,7 +241,7 @@ def spool() -> None:
 @storage_option
 def spool_replay(storage: str | None) -> None:
     """Write spooled records into the storage now."""
-    from .._auditor import Auditor  # noqa: PLC0415 - only this command needs a writer
+    from ..pipeline.auditor import Auditor  # noqa: PLC0415 - only this command needs a writer
 
     with Auditor(storage_url(storage)) as auditor:
         auditor.replay_spool()  # the writer may have started replaying on its own: count both

@@ -10,8 +10,8 @@ from datetime import timedelta
 import click
 
 from .._errors import StorageNotFoundError
-from .._settings import Settings, data_dir, default_spool_dir, default_storage_url
-from .._spool import Spool
+from ..pipeline.settings import Settings, data_dir, default_spool_dir, default_storage_url
+from ..pipeline.spool import Spool
 from ..read import reader
 
 __all__ = [

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from .._auditor import Auditor
 from ..capture.decorator import audited
 from ..capture.session import session
+from ..pipeline.auditor import Auditor
 from ..read.reader import open as open_reader
 from ..transports.httpx import AuditTransport
 from ._text import plain

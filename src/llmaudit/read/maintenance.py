@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigurationError, StorageError
-from .._spool import Spool
 from ..integrity.chain import compute_hash, erasure_changes, hash_version, marker
+from ..pipeline.spool import Spool
 from ..record.codec import decode_record
 from ..record.model import AuditRecord, utcnow
 from ..storage import ChainStore, ErasureReport, Query, Storage

@@ -21,9 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._settings import check_setting, default_spool_dir, default_storage_url
 from ..integrity.chain import Chain, chain_key
 from ..integrity.verify import VerifyReport, verify_chain
+from ..pipeline.settings import check_setting, default_spool_dir, default_storage_url
 from ..record.codec import format_timestamp
 from ..record.model import KINDS, AuditRecord, Kind, new_id, record_kind
 from ..storage import ChainStore, ProblemHandler, Query, RegistryStore, Storage, SummaryStore, open_storage
@@ -390,7 +390,7 @@ class Reader:
             request=covers,
             response=summary,
         )
-        from .._auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
+        from ..pipeline.auditor import Auditor  # noqa: PLC0415 - the writer seals it into a chain
 
         with Auditor(self.storage, mode="sync", spool_dir=str(self._spool_dir)) as auditor:
             auditor.submit(record)

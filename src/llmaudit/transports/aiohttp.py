@@ -40,11 +40,11 @@ except ImportError as exc:  # pragma: no cover - exercised by the optional-depen
         "llmaudit.transports.aiohttp needs the 'aiohttp' package: pip install 'llmaudit-sdk[aiohttp]'"
     ) from exc
 
-from .._auditor import Auditor, NullAuditor
 from .._guard import report
 from ..capture.raw import FlatRequest, UnreadRequest, pack_headers
 from ..capture.streams import Finish, TeeState
 from ..capture.transport import CaptureMode, _Call, _TransportCore
+from ..pipeline.auditor import Auditor, NullAuditor
 
 __all__ = ["AuditMiddleware"]
 

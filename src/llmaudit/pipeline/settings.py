@@ -2,7 +2,8 @@
 
 An explicit keyword wins over the environment, which wins over the default. Every value is checked
 here, so a bad setting fails at ``configure()`` (naming the keyword or variable), never later on the
-writer thread.
+writer thread. Reads the environment and nothing else: opens no storage and writes no file (the data
+directory is only named here); the defaults come from `limits`, never from the writer.
 """
 
 from __future__ import annotations
@@ -17,11 +18,19 @@ from typing import Any, Literal
 
 import platformdirs
 
-from ._errors import ConfigurationError
-from ._writer import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_S, DEFAULT_QUEUE_SIZE, Mode, Processor
-from .providers import Routes, parse_routes, provider_names
-from .redact.redactor import Redactor
-from .storage import Storage
+from .._errors import ConfigurationError
+from ..providers import Routes, parse_routes, provider_names
+from ..redact.redactor import Redactor
+from ..storage import Storage
+from .limits import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_QUEUE_SIZE,
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    Mode,
+    WriterKind,
+)
+from .pipeline import Processor
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -34,7 +43,6 @@ __all__ = [
     "default_storage_url",
 ]
 
-DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -148,10 +156,12 @@ class Settings:
 
     storage: str | None = None
     mode: Mode = "background"
-    writer: str = "thread"  # "process": build and store in a child process (see _process)
+    writer: WriterKind = "thread"  # "process": build and store in a child process (see process_runner)
     strict: bool = False
     disabled: bool = False
-    handle_sigterm: bool = True  # SIGTERM becomes a normal exit, so the queue is flushed (see _auditor)
+    handle_sigterm: bool = (
+        True  # SIGTERM becomes a normal exit, so the queue is flushed (see pipeline.signals)
+    )
     batch_size: int = DEFAULT_BATCH_SIZE
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     queue_size: int = DEFAULT_QUEUE_SIZE

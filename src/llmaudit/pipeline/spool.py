@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ._errors import StorageError
-from .integrity.chain import erasure_changes
-from .record.codec import decode_record, dumps, encode_record, format_timestamp, loads, parse_timestamp
-from .record.model import AuditRecord, utcnow
-from .storage._base import ProblemHandler, Storage, warn_problem
-from .storage._files import (
+from .._errors import StorageError
+from ..integrity.chain import erasure_changes
+from ..record.codec import decode_record, dumps, encode_record, format_timestamp, loads, parse_timestamp
+from ..record.model import AuditRecord, utcnow
+from ..storage._base import ProblemHandler, Storage, warn_problem
+from ..storage._files import (
     UnsafeFileError,
     check_directory,
     make_private_directory,

@@ -4,31 +4,30 @@ Applications normally use the process-wide default behind `configure`, `flush` a
 lazily on first use from the ``LLMAUDIT_*`` environment (writing to the embedded SQLite store when
 nothing is set). Tests and multi-sink applications create `Auditor` objects of their own. With
 ``disabled`` set, the default is a `NullAuditor` whose methods do nothing, so disabled costs nothing.
+
+`submit` never raises into the caller (strict mode's `AuditError` aside); every setting is checked
+before anything is opened. SIGTERM and the exit flush are `signals`' work, the writing the `Writer`'s.
 """
 
 from __future__ import annotations
 
-import atexit
 import inspect
-import itertools
 import os
-import signal
-import sys
 import threading
-import time
-import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, TypedDict, Unpack
 
-from ._errors import AuditError, ConfigurationError
-from ._guard import logger, report
-from ._settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
-from ._spool import Spool
-from ._writer import Pending, Processor, Writer, WriterStats
-from .integrity.chain import chain_key as key_bytes
-from .redact.redactor import Redactor
-from .storage import Storage, open_storage
+from .._errors import AuditError, ConfigurationError
+from .._guard import report
+from ..integrity.chain import chain_key as key_bytes
+from ..redact.redactor import Redactor
+from ..storage import Storage, open_storage
+from .limits import Mode, WriterKind
+from .settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
+from .signals import install_sigterm_handler, live_auditors
+from .spool import Spool
+from .writer import Pending, Processor, Writer, WriterStats
 
 __all__ = [
     "Auditor",
@@ -52,7 +51,7 @@ class Auditor:
             this process. ``"process"``: by a child Python process, so that this work does not
             compete with the application for the interpreter lock (``LLMAUDIT_WRITER``); needs a
             storage URL, background mode, and processors importable outside ``__main__``. See
-            ``llmaudit._process``.
+            ``llmaudit.pipeline.process_runner``.
         strict: raise `AuditError` from `submit` when a record can be neither stored nor spilled.
         batch_size, flush_interval_s, queue_size: writer tuning (``LLMAUDIT_BATCH_SIZE``, …).
         spool_dir: where records wait while the storage is down (default: per storage, in the data dir).
@@ -86,14 +85,14 @@ class Auditor:
         self,
         storage: str | Storage | None = None,
         *,
-        mode: str | None = None,
-        writer: str | None = None,
+        mode: Mode | None = None,
+        writer: WriterKind | None = None,
         strict: bool | None = None,
         batch_size: int | None = None,
         flush_interval_s: float | None = None,
         queue_size: int | None = None,
-        spool_dir: str | None = None,
-        redactor: Redactor | Literal[False] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        redactor: Redactor | bool | None = None,
         before_write: Processor | None = None,
         processors: Sequence[Processor] = (),
         shutdown_timeout_s: float | None = None,
@@ -138,7 +137,7 @@ class Auditor:
         else:
             self._writer = Writer(storage, spool, **options)
         self._closed = False
-        _live_auditors.add(self)
+        live_auditors.add(self)
         if spool.pending():  # a crashed or stopped process left records: start the writer to replay
             self._writer.start()
 
@@ -197,7 +196,7 @@ class Auditor:
 
 
 def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: dict[str, Any]) -> Writer:
-    from ._process import ProcessWriter, check_processors  # noqa: PLC0415 - only when asked for
+    from .process_runner import ProcessWriter, check_processors  # noqa: PLC0415 - only when asked for
 
     problem = None
     if not auditor._owns_storage:
@@ -267,27 +266,51 @@ class NullAuditor:
 #: The keywords `configure` hands on to `Auditor` (every other one is a misspelling).
 _AUDITOR_KEYWORDS = frozenset(inspect.signature(Auditor.__init__).parameters) - {"self", "storage"}
 _PROCESSING_DEFAULTS = (("redactor", None), ("before_write", None), ("processors", ()))
-_live_auditors: weakref.WeakSet[Auditor] = weakref.WeakSet()
 _default: Auditor | NullAuditor | None = None
 _default_lock = threading.Lock()
 
 
-def configure(storage: str | Storage | None = None, **options: Any) -> Auditor | NullAuditor:
+class ConfigureOptions(TypedDict, total=False):
+    """The keywords of `configure` after ``storage`` (those of `Auditor`, plus ``disabled``), for type
+    checkers: ``configure(writer="bogus")`` or a misspelt keyword is a type error, not only a
+    `ConfigurationError` at run time. None means "not given" (the environment, then the default)."""
+
+    disabled: bool | None
+    mode: Mode | None
+    writer: WriterKind | None
+    strict: bool | None
+    batch_size: int | None
+    flush_interval_s: float | None
+    queue_size: int | None
+    spool_dir: str | os.PathLike[str] | None
+    redactor: Redactor | bool | None
+    before_write: Processor | None
+    processors: Sequence[Processor]
+    shutdown_timeout_s: float | None
+    handle_sigterm: bool | None
+    chain_key: str | None
+    providers: Mapping[str, str] | str | None
+
+
+def configure(
+    storage: str | Storage | None = None, **options: Unpack[ConfigureOptions]
+) -> Auditor | NullAuditor:
     """Set up the process-wide default auditor (replacing and closing any earlier one).
 
     Takes the keywords of `Auditor` plus ``disabled``; each also reads ``LLMAUDIT_<NAME>``.
     """
     global _default
-    unknown = set(options) - _AUDITOR_KEYWORDS - {"disabled"}
+    given: dict[str, Any] = dict(options)
+    unknown = set(given) - _AUDITOR_KEYWORDS - {"disabled"}
     if unknown:
         known = ", ".join(sorted(_AUDITOR_KEYWORDS | {"disabled", "storage"}))
         raise ConfigurationError(f"unknown llmaudit setting(s): {', '.join(sorted(unknown))}; known: {known}")
-    disabled = Settings.resolve(disabled=options.pop("disabled", None)).disabled
+    disabled = Settings.resolve(disabled=given.pop("disabled", None)).disabled
     if disabled:  # nothing is opened, but a bad setting is still an error now, not when enabled
         check_storage(storage)
-        _pipeline(*(options.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
-        Settings.resolve(**options)
-    new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **options)
+        _pipeline(*(given.pop(name, default) for name, default in _PROCESSING_DEFAULTS))
+        Settings.resolve(**given)
+    new: Auditor | NullAuditor = NullAuditor() if disabled else Auditor(storage, **given)
     with _default_lock:
         old, _default = _default, new
     if old is not None:
@@ -323,115 +346,3 @@ def shutdown(timeout: float | None = None) -> None:
 def stats() -> WriterStats:
     """The default auditor's counters."""
     return get_auditor().stats()
-
-
-class _SigtermExit(SystemExit):
-    """The ``SystemExit(143)`` that llmaudit's SIGTERM handler raises: a subclass only so that it can
-    be recognised when Python swallows it (see `_resend_swallowed_sigterm`)."""
-
-
-_RESEND_DELAY_S = 0.05
-_MAX_RESENDS = 100
-_resends = itertools.count()  # how many times SIGTERM was sent again, capped
-_hook_before_ours: Any = None
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise _SigtermExit(128 + signum)
-
-
-_sigterms_during_exit: list[int] = []
-
-
-def _note_sigterm_during_exit(signum: int, frame: object) -> None:
-    """SIGTERM while the exit flush runs: the process is already exiting, and raising SystemExit
-    there would cut the flush short (the records still queued would be lost). The flush is bounded
-    by ``shutdown_timeout_s`` and spills what it cannot write, so the signal is noted (and reported
-    once the flush is done, not from the handler) and otherwise ignored."""
-    _sigterms_during_exit.append(signum)
-
-
-def _sigterm_is_ours() -> bool:
-    try:
-        return signal.getsignal(signal.SIGTERM) is _exit_on_sigterm
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - no SIGTERM here
-        return False
-
-
-def _resend_swallowed_sigterm(unraisable: Any) -> None:
-    """``sys.unraisablehook`` while llmaudit handles SIGTERM.
-
-    Python runs a signal handler in the main thread at the next bytecode boundary, which can be
-    inside a weakref callback, a ``__del__`` or a garbage-collector callback. An exception raised
-    there cannot propagate: Python prints "Exception ignored in ..." and goes on, so the handler's
-    SystemExit would be lost and the process would carry on as if it had never been asked to stop
-    (seen under load: a WeakSet's callback swallowed it and the process ran to its natural end).
-    When the swallowed exception is ours, SIGTERM is sent again to the main thread, from a thread,
-    once the main thread has left the place that swallowed it.
-    """
-    if isinstance(unraisable.exc_value, _SigtermExit) and next(_resends) < _MAX_RESENDS:
-        threading.Thread(target=_resend_sigterm, name="llmaudit-sigterm", daemon=True).start()
-    previous = _hook_before_ours if _hook_before_ours is not None else sys.__unraisablehook__
-    previous(unraisable)
-
-
-def _resend_sigterm() -> None:
-    time.sleep(_RESEND_DELAY_S)
-    if signal.getsignal(signal.SIGTERM) is not _exit_on_sigterm:
-        return  # exiting already (the exit flush swapped the handler) or an application took over
-    main = threading.main_thread().ident
-    if hasattr(signal, "pthread_kill") and main is not None:
-        # to the main thread itself, so that a blocking call there (sleep, select) is interrupted
-        signal.pthread_kill(main, signal.SIGTERM)
-    else:  # pragma: no cover - Windows has no pthread_kill
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def install_sigterm_handler() -> bool:
-    """Make SIGTERM a normal exit (``SystemExit(143)`` in the main thread) so that the atexit flush
-    runs: by default SIGTERM kills Python without running atexit, losing what is still queued.
-
-    Only when SIGTERM still has its default disposition (an application or server that handles it
-    itself exits normally and is left alone) and on the main thread (the only one that may set a
-    handler). Returns whether the handler is in place. A ``sys.unraisablehook`` wrapper (which calls
-    the hook it replaces) sends SIGTERM again when Python swallowed the handler's SystemExit.
-    """
-    global _hook_before_ours
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    try:
-        current = signal.getsignal(signal.SIGTERM)
-        if current is _exit_on_sigterm:
-            return True
-        if current is not signal.SIG_DFL:
-            return False
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    except (ValueError, OSError, AttributeError):  # no SIGTERM here, or an embedded interpreter
-        return False
-    if sys.unraisablehook is not _resend_swallowed_sigterm:
-        _hook_before_ours, sys.unraisablehook = sys.unraisablehook, _resend_swallowed_sigterm
-    return True
-
-
-@atexit.register
-def _close_all_at_exit() -> None:
-    # First: a SIGTERM from here on must not cut the flush short.
-    ours = _sigterm_is_ours() and _set_sigterm(_note_sigterm_during_exit)
-    for auditor in list(_live_auditors):
-        try:
-            auditor.close()
-        except Exception as exc:  # noqa: BLE001 - exit must go on; the loss is logged
-            report("exit flush", exc)
-    if ours:
-        _set_sigterm(signal.SIG_DFL)  # the rest of the exit: SIGTERM kills again
-        if _sigterms_during_exit:
-            logger.warning("SIGTERM arrived during llmaudit's exit flush and was ignored until it ended")
-
-
-def _set_sigterm(handler: Any) -> bool:
-    """Set SIGTERM's handler if this thread may (the exit flush must run whatever happens here)."""
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):  # not the main thread of the main interpreter
-        return False
-    return True
