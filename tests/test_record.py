@@ -124,6 +124,15 @@ def test_timestamps_are_formatted_as_strftime_defines_them(moment: datetime, off
     assert format_day(aware) == expected[:10]
 
 
+def test_the_day_of_an_early_year_is_not_taken_from_another_hour() -> None:
+    """Before the year 1000 the first ten characters reach into the hour (strftime does not pad the
+    year): two times of one day in different hours must not share a remembered answer."""
+    first = datetime(20, 1, 1, 0, 30, tzinfo=timezone.utc)
+    second = datetime(20, 1, 1, 10, 30, tzinfo=timezone.utc)
+    assert format_day(first) == format_timestamp(first)[:10]
+    assert format_day(second) == format_timestamp(second)[:10] != format_day(first)
+
+
 def test_the_generated_init_keeps_the_dataclass_contract() -> None:
     """`AuditRecord.__init__` is generated for speed (`fast_init`; its signature is checked in
     tests/test_frozen.py): a fresh object from each default factory, every field set, the same checks."""

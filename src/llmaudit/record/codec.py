@@ -120,7 +120,9 @@ def format_day(value: datetime) -> str:
     last, text = _last_day
     if day == last:
         return text
-    text = day.isoformat() if utc.year >= 1000 else format_timestamp(value)[:10]
+    if utc.year < 1000:  # strftime's unpadded year: ten characters that reach into the hour, not cached
+        return format_timestamp(value)[:10]
+    text = day.isoformat()
     _last_day = (day, text)
     return text
 
