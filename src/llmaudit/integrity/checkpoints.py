@@ -129,9 +129,11 @@ class Checkpoint:
         """
         if not isinstance(data, dict) or data.get("format") != _VERSION:
             raise ValueError(f"not a checkpoint (format {_VERSION})")
+        if data.keys() != _KEYS:  # nothing unsigned rides along, and nothing signed is left out
+            raise ValueError(f"checkpoint: expected exactly the fields {sorted(_KEYS)}")
         values: dict[str, Any] = {}
         for name, kind in _FIELD_TYPES.items():
-            value = data.get(name, False if name == "final" else None)
+            value = data[name]
             if type(value) is not kind:  # bool is not an int here, nor an int a bool
                 raise ValueError(f"checkpoint field {name!r}: expected {kind.__name__}")
             values[name] = value
@@ -159,6 +161,8 @@ _FIELD_TYPES: dict[str, type] = {
     "signature": str,
 }
 
+_KEYS = frozenset({"format", *_FIELD_TYPES})
+
 
 def checkpoint_problem(checkpoint: Checkpoint, keys: Mapping[str, Verifier]) -> str | None:
     """What is wrong with *checkpoint*'s signature (None: it verifies with the key it names)."""
@@ -169,6 +173,8 @@ def checkpoint_problem(checkpoint: Checkpoint, keys: Mapping[str, Verifier]) -> 
         signature = base64.b64decode(checkpoint.signature, validate=True)
     except (binascii.Error, ValueError):
         return f"checkpoint {checkpoint.n}: the signature is not base64"
+    if base64.b64encode(signature).decode() != checkpoint.signature:  # unused bits set: not canonical
+        return f"checkpoint {checkpoint.n}: the signature is not in canonical base64"
     if not key.verify(checkpoint.signed_bytes(), signature):
         return f"checkpoint {checkpoint.n}: the signature does not verify"
     return None

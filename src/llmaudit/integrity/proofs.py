@@ -159,21 +159,48 @@ def prove(
     }
 
 
+_HEX = frozenset("0123456789abcdef")
+_INCLUSION_KEYS = frozenset({"format", "record", "leaf_index", "leaf_hash", "audit_path", "checkpoint"})
+_CONSISTENCY_KEYS = frozenset({"format", "first", "second", "proof"})
+
+
+def _hash(value: Any, name: str) -> bytes:
+    """A SHA-256 as 64 lowercase hex digits (``bytes.fromhex`` alone would take upper case too, and
+    a proof must not verify with one bit changed anywhere)."""
+    if not isinstance(value, str) or len(value) != 64 or not _HEX.issuperset(value):
+        raise ValueError(f"{name}: expected 64 lowercase hex digits")
+    return bytes.fromhex(value)
+
+
 def _hexes(value: Any, name: str) -> list[bytes]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{name}: expected a list of hex strings")
-    return [bytes.fromhex(v) for v in value]
+    if not isinstance(value, list):
+        raise TypeError(f"{name}: expected a list of hashes")
+    return [_hash(v, name) for v in value]
+
+
+def _exactly(proof: Mapping[str, Any], keys: frozenset[str], what: str) -> None:
+    if proof.keys() != keys:
+        raise ValueError(f"{what}: expected exactly the fields {sorted(keys)}")
 
 
 def _parse_inclusion(proof: Mapping[str, Any]) -> tuple[Checkpoint, AuditRecord, int, bytes, list[bytes]]:
     if proof.get("format") != PROOF_FORMAT:
         raise ValueError(f"not an inclusion proof (format {PROOF_FORMAT})")
-    checkpoint = Checkpoint.from_json(proof.get("checkpoint"))
-    record = decode_record(orjson.dumps(proof.get("record")))
-    index, claimed = proof.get("leaf_index"), proof.get("leaf_hash")
-    if type(index) is not int or not isinstance(claimed, str):
-        raise ValueError("leaf_index and leaf_hash: expected an integer and a hex string")
-    return checkpoint, record, index, bytes.fromhex(claimed), _hexes(proof.get("audit_path"), "audit_path")
+    _exactly(proof, _INCLUSION_KEYS, "inclusion proof")
+    checkpoint = Checkpoint.from_json(proof["checkpoint"])
+    record = decode_record(orjson.dumps(proof["record"]))
+    if orjson.loads(encode_record(record)) != proof["record"]:  # a field the record would not keep
+        raise ValueError("the record is not in the canonical form its hash covers")
+    index = proof["leaf_index"]
+    if type(index) is not int:
+        raise ValueError("leaf_index: expected an integer")
+    return (
+        checkpoint,
+        record,
+        index,
+        _hash(proof["leaf_hash"], "leaf_hash"),
+        _hexes(proof["audit_path"], "audit_path"),
+    )
 
 
 def verify_proof(
@@ -251,9 +278,10 @@ def prove_consistency(
 def _parse_consistency(proof: Mapping[str, Any]) -> tuple[Checkpoint, Checkpoint, list[bytes]]:
     if proof.get("format") != CONSISTENCY_FORMAT:
         raise ValueError(f"not a consistency proof (format {CONSISTENCY_FORMAT})")
-    first = Checkpoint.from_json(proof.get("first"))
-    second = Checkpoint.from_json(proof.get("second"))
-    return first, second, _hexes(proof.get("proof"), "proof")
+    _exactly(proof, _CONSISTENCY_KEYS, "consistency proof")
+    first = Checkpoint.from_json(proof["first"])
+    second = Checkpoint.from_json(proof["second"])
+    return first, second, _hexes(proof["proof"], "proof")
 
 
 def verify_consistency_proof(proof: Mapping[str, Any], keys: Mapping[str, Verifier]) -> ProofResult:
