@@ -9,8 +9,9 @@ content); ``final`` marks the checkpoint a writer makes when it closes, after wh
 The signature covers `Checkpoint.signed_bytes`: the canonical JSON of every other field under a
 version tag.
 
-`CheckpointEmitter` is what a writer holds: it is told each chain hash it seals (`add`), in ``seq``
-order, and makes a checkpoint every *every_records* records or when the oldest record not covered
+`CheckpointEmitter` is what a writer holds: it is told each chain hash it seals (`add`, or
+`add_many` per batch), in ``seq`` order, and makes a checkpoint every *every_records* records, at
+the first `tick` (after each batch, and when the writer is idle) once the oldest record not covered
 yet has waited *every_s* seconds (by its *clock*: tests inject one), and at `close`. This module
 signs and verifies through the small `Signer` and `Verifier` protocols, so it imports no
 cryptography: `keys` provides the Ed25519 implementations. No I/O: a checkpoint goes where the
@@ -225,21 +226,23 @@ class CheckpointEmitter:
         self.closed = False
 
     def add(self, chain_hash: str) -> Checkpoint | None:
-        """Take the next sealed record's chain hash; the checkpoint made now, if one is due."""
+        """Take the next sealed record's chain hash; the checkpoint made now if *every_records*
+        records are waiting. Time is looked at by `tick` (and `add_many`), not per record."""
         self.tree.add_chain_hash(chain_hash)
         self.head = chain_hash
-        self._pending += 1
-        if self._pending == 1:
-            self._due = self._clock() + self.every_s
-            if self.every_records > 1:
-                return None
-        if self._pending >= self.every_records or self._clock() >= self._due:
+        pending = self._pending = self._pending + 1
+        if pending >= self.every_records:
             return self.emit()
+        if pending == 1:  # the oldest record not covered yet: the interval starts with it
+            self._due = self._clock() + self.every_s
         return None
 
     def add_many(self, chain_hashes: Iterable[str]) -> list[Checkpoint]:
-        """`add` for a batch: the checkpoints made on the way."""
-        return [c for c in map(self.add, chain_hashes) if c is not None]
+        """`add` for a batch, then `tick`: the checkpoints made on the way (what a writer calls
+        per sealed batch)."""
+        made = [c for c in map(self.add, chain_hashes) if c is not None]
+        late = self.tick()
+        return made if late is None else [*made, late]
 
     def tick(self) -> Checkpoint | None:
         """The checkpoint due by time alone (the writer calls this when idle), if one is."""

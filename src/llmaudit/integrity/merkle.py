@@ -88,7 +88,13 @@ class MerkleTree:
 
     def add_chain_hash(self, chain_hash: str) -> None:
         """Add the leaf of a record with this chain hash (what a writer calls per sealed record)."""
-        self.append_hash(sha256(_LEAF + chain_hash.encode("ascii")).digest())
+        hashed = sha256(_LEAF + chain_hash.encode("ascii")).digest()
+        roots, size = self._roots, self.size
+        while size & 1:  # `append_hash`, inlined: the writer calls this once per record
+            hashed = sha256(_NODE + roots.pop() + hashed).digest()
+            size >>= 1
+        roots.append(hashed)
+        self.size += 1
 
     @property
     def frontier(self) -> tuple[bytes, ...]:
