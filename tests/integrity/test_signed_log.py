@@ -21,9 +21,10 @@ import pytest
 from tests.test_chain import Tamper, _records
 
 import llmaudit
-from llmaudit.integrity.chain import Chain
+from llmaudit.integrity.chain import GENESIS, Chain
 from llmaudit.integrity.checkpoints import Checkpoint, CheckpointEmitter
 from llmaudit.integrity.keys import SigningKey
+from llmaudit.integrity.merkle import MerkleTree
 from llmaudit.integrity.proofs import prove, prove_consistency, verify_consistency_proof, verify_proof
 from llmaudit.integrity.signed import SignedReport, verify_signed
 from llmaudit.integrity.witness import FileWitness, read_checkpoints
@@ -413,3 +414,56 @@ def test_consistency_between_the_checkpoints_of_a_long_run(tmp_path: Path) -> No
         assert not (isinstance(document, dict) and verify_consistency_proof(document, log.keys).ok), position
     forked = dict(proof, second={**proof["second"], "root_hash": proof["first"]["root_hash"]})
     assert not verify_consistency_proof(forked, log.keys).ok
+
+
+# -- without a store: the tree's own cases -------------------------------------------------------
+
+
+def _sealed(n: int) -> list[AuditRecord]:
+    return Chain(None, writer_id="w").seal(_records(n))
+
+
+def test_two_signed_trees_that_do_not_extend_each_other_are_a_fork() -> None:
+    """The signer itself signed checkpoint 1 over other leaves than checkpoint 2 extends."""
+    key = SigningKey.generate()
+    records = _sealed(8)
+    tree = MerkleTree()
+    for r in records:
+        tree.add_chain_hash(r.hash or "")
+    other = MerkleTree()
+    for r in _sealed(4):  # same positions, other records
+        other.add_chain_hash((r.hash or "") + "x")
+    first = Checkpoint("w", 1, 4, other.root().hex(), records[3].hash or "", False, "t", GENESIS, "").signed(
+        key
+    )
+    second = Checkpoint(
+        "w", 2, 8, tree.root().hex(), records[7].hash or "", False, "t", first.digest(), ""
+    ).signed(key)
+    report = verify_signed(records, [first, second], {key.key_id: key.public})
+    problems = _problems(report)
+    assert "checkpoint 2's tree does not extend checkpoint 1's" in problems
+    assert "under the signed root of checkpoint 1" in problems
+
+
+def test_a_pruned_prefix_is_checked_from_its_frontier() -> None:
+    key = SigningKey.generate()
+    records = _sealed(12)
+    made: list[Checkpoint] = []
+    emitter = CheckpointEmitter(
+        "w", key, chain_keyed=False, every_records=EVERY, clock=Clock(), publish=made.append
+    )
+    emitter.add_many([r.hash or "" for r in records])
+    prefix = MerkleTree()
+    for r in records[:6]:  # what prune keeps of the 6 records it deletes
+        prefix.add_chain_hash(r.hash or "")
+    keys = {key.key_id: key.public}
+    kept = records[6:]
+    assert not verify_signed(kept, made, keys).ok  # without the frontier: records removed
+    report = verify_signed(kept, made, keys, pruned={"w": prefix})
+    assert report.ok, report.to_json()
+    (writer,) = report.writers.values()
+    assert writer.covered == 6 and any("pruned records only" in w for w in writer.warnings)
+    forged = MerkleTree(prefix.size, [bytes(32)] * len(prefix.frontier))
+    assert not verify_signed(kept, made, keys, pruned={"w": forged}).ok
+    edited = [*kept[:2], dataclasses.replace(kept[2], hash="v2:" + "0" * 64), *kept[3:]]
+    assert not verify_signed(edited, made, keys, pruned={"w": prefix}).ok

@@ -119,10 +119,15 @@ def verify_signed(
     *,
     witness: Iterable[Checkpoint] | None = None,
     chain_key: bytes | None = None,
+    pruned: Mapping[str, MerkleTree] | None = None,
 ) -> SignedReport:
     """Check *records* against the signed *checkpoints* (the store's copy; with a *witness*, the
     witness's copy too) with the public *keys* (by key id); see the module docstring.
-    *chain_key*, when given, lets the content of a keyed chain's records be checked too."""
+    *chain_key*, when given, lets the content of a keyed chain's records be checked too.
+
+    *pruned* holds, per writer whose oldest records were pruned, the tree of those records (its
+    size and `MerkleTree.frontier`, which prune keeps): the records after them are checked from
+    there. It needs no trust: a wrong frontier gives no signed root."""
     report = SignedReport(witness_checked=witness is not None)
     stored = _by_writer(checkpoints)
     witnessed = _by_writer(witness) if witness is not None else {}
@@ -145,7 +150,8 @@ def verify_signed(
     for writer_id, out in report.writers.items():
         signed = merged.get(writer_id, [])
         out.content_checked = bool(signed) and (chain_key is not None or not signed[-1].chain_keyed)
-        _check_tree(out, sorted(leaves.get(writer_id, [])), signed)
+        base = (pruned or {}).get(writer_id)
+        _check_tree(out, sorted(leaves.get(writer_id, [])), signed, base)
     return report
 
 
@@ -224,8 +230,11 @@ def _check_content(out: SignedWriterReport, record: AuditRecord, keyed: bool, ke
         out.modified.append(record.id)
 
 
-def _check_tree(out: SignedWriterReport, leaves: list[_Leaf], signed: list[Checkpoint]) -> None:
-    """The store's leaves under each signed root, and which records that covers."""
+def _check_tree(
+    out: SignedWriterReport, leaves: list[_Leaf], signed: list[Checkpoint], base: MerkleTree | None
+) -> None:
+    """The store's leaves under each signed root (from the pruned prefix's tree *base*), and which
+    records that covers."""
     if not signed:
         out.uncovered = len(leaves)
         if leaves:
@@ -235,65 +244,61 @@ def _check_tree(out: SignedWriterReport, leaves: list[_Leaf], signed: list[Check
     for leaf in leaves:
         by_seq[leaf.seq].append(leaf)
     last = signed[-1]
-    out.uncovered = sum(1 for leaf in leaves if leaf.seq > last.tree_size)
     extra = [leaf.id for leaf in leaves if leaf.seq > last.tree_size]
+    out.uncovered = len(extra)
     if last.final and extra:
         out.problems.append(
             f"{len(extra)} records after the writer's final checkpoint {last.n}: inserted {extra[:_SHOWN]}"
         )
-    tree, good, broken_at = MerkleTree(), 0, None
-    roots: dict[int, bytes | None] = {}
-    heads: dict[int, str | None] = {}
-    for checkpoint in signed:
-        while broken_at is None and tree.size < checkpoint.tree_size:
+    floor = base.size if base is not None else 0
+    checked = [c for c in signed if c.tree_size >= floor]
+    for checkpoint in signed[: len(signed) - len(checked)]:
+        out.warnings.append(f"checkpoint {checkpoint.n} covers pruned records only: not rechecked")
+    matched = _matching(checked, by_seq, base)
+    good = floor
+    for previous, checkpoint in zip([None, *checked], checked, strict=False):
+        if not matched[checkpoint.n]:
+            out.problems.append(_mismatch(checkpoint, by_seq, floor))
+            continue
+        good = max(good, checkpoint.tree_size)
+        if previous is not None and not matched[previous.n]:
+            out.problems.append(
+                f"checkpoint {checkpoint.n}'s tree does not extend checkpoint {previous.n}'s "
+                "(consistency fails): the signer forked the tree"
+            )
+    out.covered = sum(1 for seq in by_seq if floor < seq <= good)
+
+
+def _matching(
+    checked: list[Checkpoint], by_seq: Mapping[int, list[_Leaf]], base: MerkleTree | None
+) -> dict[int, bool]:
+    """Per checkpoint (ascending), whether the store's leaves give its root and chain head: one
+    pass over the leaves, stopping at the first position missing or held twice."""
+    tree = MerkleTree(base.size, base.frontier) if base is not None else MerkleTree()
+    floor, broken = tree.size, False
+    matched: dict[int, bool] = {}
+    for checkpoint in checked:
+        while not broken and tree.size < checkpoint.tree_size:
             here = by_seq.get(tree.size + 1)
             if not here or len(here) > 1:
-                broken_at = tree.size + 1
+                broken = True
                 break
             tree.append_hash(leaf_hash_of(here[0].hash))
-        ok_size = broken_at is None or checkpoint.tree_size < broken_at
-        roots[checkpoint.n] = tree.root() if ok_size else None
-        heads[checkpoint.n] = (
-            by_seq[checkpoint.tree_size][0].hash if ok_size and checkpoint.tree_size else None
-        )
-    previous: Checkpoint | None = None
-    for checkpoint in signed:
-        root = roots[checkpoint.n]
-        matches = (
-            root is not None
-            and hmac.compare_digest(root, checkpoint.root)
-            and (checkpoint.tree_size == 0 or heads[checkpoint.n] == checkpoint.chain_head)
-        )
-        if matches:
-            good = max(good, checkpoint.tree_size)
-            if previous is not None and not _matched(previous, roots, heads):
-                out.problems.append(
-                    f"checkpoint {checkpoint.n}'s tree does not extend checkpoint {previous.n}'s "
-                    "(consistency fails): the signer forked the tree"
-                )
-        else:
-            out.problems.append(_mismatch(checkpoint, by_seq))
-        previous = checkpoint
-    out.covered = sum(1 for seq in by_seq if seq <= good)
+        if broken and tree.size < checkpoint.tree_size:
+            matched[checkpoint.n] = False
+            continue
+        at = by_seq.get(checkpoint.tree_size)
+        head_ok = checkpoint.tree_size == floor or (at is not None and at[0].hash == checkpoint.chain_head)
+        matched[checkpoint.n] = head_ok and hmac.compare_digest(tree.root(), checkpoint.root)
+    return matched
 
 
-def _matched(
-    checkpoint: Checkpoint, roots: Mapping[int, bytes | None], heads: Mapping[int, str | None]
-) -> bool:
-    root = roots.get(checkpoint.n)
-    return (
-        root is not None
-        and root == checkpoint.root
-        and (checkpoint.tree_size == 0 or heads.get(checkpoint.n) == checkpoint.chain_head)
-    )
-
-
-def _mismatch(checkpoint: Checkpoint, by_seq: Mapping[int, list[_Leaf]]) -> str:
+def _mismatch(checkpoint: Checkpoint, by_seq: Mapping[int, list[_Leaf]], floor: int) -> str:
     """Why the store's records do not give *checkpoint*'s root: positions gone or taken twice, or
     (when every position holds one record) records changed, inserted or moved."""
     size = checkpoint.tree_size
-    missing = [seq for seq in range(1, size + 1) if seq not in by_seq]
-    doubled = [leaf.id for seq in range(1, size + 1) for leaf in by_seq.get(seq, [])[1:]]
+    missing = [seq for seq in range(floor + 1, size + 1) if seq not in by_seq]
+    doubled = [leaf.id for seq in range(floor + 1, size + 1) for leaf in by_seq.get(seq, [])[1:]]
     where = f"under the signed root of checkpoint {checkpoint.n} (tree size {size})"
     if missing:
         return f"records removed {where}: seq {_ranges(missing)}"
