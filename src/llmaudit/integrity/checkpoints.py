@@ -192,7 +192,7 @@ class CheckpointEmitter:
 
     *publish* receives every checkpoint made; what it raises reaches the caller of `add`, `tick`,
     `rotate` or `close` (the writer guards it). To resume a writer's tree (a restarted process
-    keeping its writer id), pass its *tree* and the *last* checkpoint made.
+    keeping its writer id), pass its *tree*, the *last* checkpoint made and the chain *head*.
     """
 
     def __init__(
@@ -207,7 +207,7 @@ class CheckpointEmitter:
         publish: Callable[[Checkpoint], None] | None = None,
         tree: MerkleTree | None = None,
         last: Checkpoint | None = None,
-        head: str = GENESIS,
+        head: str | None = None,
     ) -> None:
         if every_records < 1 or every_s <= 0:
             raise ValueError("checkpoints need every_records >= 1 and every_s > 0")
@@ -220,7 +220,9 @@ class CheckpointEmitter:
         self._publish = publish
         self.tree = tree if tree is not None else MerkleTree()
         self.last = last
-        self.head = last.chain_head if last is not None and tree is None else head
+        # the chain hash of the tree's last leaf: *head*, else the last checkpoint's (a tree resumed
+        # past its last checkpoint needs its *head*)
+        self.head = head if head is not None else last.chain_head if last is not None else GENESIS
         self._pending = self.tree.size - (last.tree_size if last is not None else 0)
         self._due = clock() + every_s if self._pending else 0.0
         self.closed = False
