@@ -134,3 +134,16 @@ def test_stored_text_in_checkpoints_is_shown_escaped(log: Log, tmp_path: Path) -
     log.tamper.update(record.id, writer_id="evil\x1b[2J")
     code, out = _run("verify", "-s", log.url, "--public-key", pub, "--witness", str(log.witness.path))
     assert code == 1 and "\x1b" not in out
+
+
+def test_without_cryptography_the_commands_name_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "cryptography" or m.startswith("cryptography.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import cryptography...` fail
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    monkeypatch.delitem(sys.modules, "llmaudit.integrity.keys", raising=False)
+    code, out = _run("keys", "generate", "--out", str(tmp_path / "k"))
+    assert code == 1 and "llmaudit-sdk[signing]" in out

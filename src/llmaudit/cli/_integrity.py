@@ -9,10 +9,12 @@ witness); the witness's copy is ``--witness``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -48,10 +50,17 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-def _public_keys(paths: Sequence[str]) -> Mapping[str, Verifier]:
-    from ..integrity.keys import public_keys  # noqa: PLC0415 - needs the signing extra
+def _keys() -> ModuleType:
+    """`llmaudit.integrity.keys`, or one line naming the extra to install (exit 1, no traceback)."""
+    try:
+        return importlib.import_module("llmaudit.integrity.keys")
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
-    return public_keys(paths)
+
+def _public_keys(paths: Sequence[str]) -> Mapping[str, Verifier]:
+    found: Mapping[str, Verifier] = _keys().public_keys(paths)
+    return found
 
 
 def _read(path: str) -> list[Checkpoint]:
@@ -76,8 +85,6 @@ def keys() -> None:
 @click.option("--encrypt", is_flag=True, help="Encrypt the private key with a passphrase typed at a prompt.")
 def keys_generate(out: str, passphrase_env: str | None, encrypt: bool) -> None:
     """Write a new key pair: the private key (mode 0600) and the public key to give auditors."""
-    from ..integrity.keys import generate_keypair  # noqa: PLC0415 - needs the signing extra
-
     passphrase: str | None = None
     if passphrase_env is not None:
         passphrase = os.environ.get(passphrase_env)
@@ -85,7 +92,7 @@ def keys_generate(out: str, passphrase_env: str | None, encrypt: bool) -> None:
             _fail(f"--passphrase-env: ${passphrase_env} is not set")
     elif encrypt:
         passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
-    files = generate_keypair(out, passphrase=passphrase.encode() if passphrase else None)
+    files = _keys().generate_keypair(out, passphrase=passphrase.encode() if passphrase else None)
     click.echo(f"key id {files.key_id}")
     click.echo(f"private key: {plain(files.private)} (keep it secret; LLMAUDIT_SIGNING_KEY names it)")
     click.echo(f"public key:  {plain(files.public)} (give it to whoever verifies)")
