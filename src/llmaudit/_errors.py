@@ -3,6 +3,8 @@
 ```
 LLMAuditError                     base of everything llmaudit raises on purpose
  ├── ConfigurationError           a bad option, URL or environment variable (also a ValueError)
+ ├── VerificationError            a proof cannot be made (no signed checkpoint covers the record), or
+ │                                a proof or checkpoint file is malformed
  ├── StorageError                 a backend refused an operation; the URL in the message has no password
  │    ├── StorageUnavailableError the backend cannot be reached now; the writer retries and spills
  │    └── StorageNotFoundError    the read side was pointed at a store that does not exist (it never
@@ -23,6 +25,7 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StorageUnavailableError",
+    "VerificationError",
 ]
 
 
@@ -32,6 +35,11 @@ class LLMAuditError(Exception):
 
 class ConfigurationError(LLMAuditError, ValueError):
     """An option, storage URL or ``LLMAUDIT_*`` variable is invalid."""
+
+
+class VerificationError(LLMAuditError):
+    """A proof cannot be made or read: no signed checkpoint covers the record, or the file given is
+    not a proof or checkpoint."""
 
 
 class StorageError(LLMAuditError):

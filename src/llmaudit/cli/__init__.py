@@ -25,6 +25,8 @@ from ._common import (
     wants_json,
 )
 from ._demo import run_demo
+from ._integrity import CHECKPOINTS_HELP, PUBLIC_KEY_HELP, WITNESS_HELP, verify_signed_command
+from ._integrity import COMMANDS as INTEGRITY_COMMANDS
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
 
@@ -83,8 +85,25 @@ def _fail(message: str) -> None:
 @click.option(
     "--require-macs", is_flag=True, help="Fail on heads and checkpoints without a MAC (not just warn)."
 )
-def verify(storage: str | None, key: str | None, as_json: bool, require_macs: bool) -> None:
-    """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was."""
+@click.option("--public-key", multiple=True, help="Verify against the signed checkpoints: " + PUBLIC_KEY_HELP)
+@click.option("--witness", default=None, help=WITNESS_HELP)
+@click.option("--checkpoints", default=None, help=CHECKPOINTS_HELP)
+def verify(
+    storage: str | None,
+    key: str | None,
+    as_json: bool,
+    require_macs: bool,
+    public_key: tuple[str, ...],
+    witness: str | None,
+    checkpoints: str | None,
+) -> None:
+    """Prove that no record was modified, deleted, inserted or reordered; exit 1 if one was.
+
+    With --public-key, check the records against the signed checkpoints instead, with no chain key
+    (--key, when given, lets the content of a keyed chain's records be checked too)."""
+    if public_key or witness or checkpoints:
+        verify_signed_command(storage, public_key, witness, checkpoints, key, as_json)
+        return
     problems: list[str] = []
     with open_reader(storage) as reader, progress_bar("verifying") as advance:
         report = reader.verify(key, on_problem=problems.append, progress=advance, require_macs=require_macs)
@@ -248,7 +267,7 @@ def spool_replay(storage: str | None) -> None:
         click.echo(f"replayed {auditor.stats().replayed} records into {plain(auditor.storage.url)}")
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *INTEGRITY_COMMANDS):
     cli.add_command(_command)
 
 
