@@ -27,6 +27,7 @@ from ._common import (
 from ._demo import run_demo
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
+from ._ui import ui
 
 if TYPE_CHECKING:
     from ..integrity.verify import VerifyReport
@@ -248,7 +249,7 @@ def spool_replay(storage: str | None) -> None:
         click.echo(f"replayed {auditor.stats().replayed} records into {plain(auditor.storage.url)}")
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, ui):
     cli.add_command(_command)
 
 
