@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from tests.ui.ui_data import Demo, populate
 
 from llmaudit.ui import create_app
-
-from tests.ui.ui_data import Demo, populate
 
 BACKENDS = [
     "sqlite",

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
+from tests.ui.ui_data import HOSTILE_ANSWER, HOSTILE_PROMPT, HOSTILE_SESSION, Demo
 
 import llmaudit
 from llmaudit.cli import cli
 from llmaudit.ui import create_app, queries
 from llmaudit.ui.app import CONTENT_SECURITY_POLICY
-from tests.ui.ui_data import HOSTILE_ANSWER, HOSTILE_PROMPT, HOSTILE_SESSION, Demo
 
 PAGES = ["/", "/dashboard", "/integrity", "/?q=hash", "/dashboard?split=user&range=7d"]
 
@@ -105,7 +105,11 @@ def test_dashboard_numbers_equal_stats_json(client: TestClient) -> None:
     assert result.exit_code == 0, result.output
     expected = {row["group"]["model"]: row for row in map(json.loads, result.output.splitlines())}
     html = client.get("/dashboard", params={"split": "model"}).text
-    shown = dict(re.findall(r'<tr data-group="([^"]+)"><th scope="row">[^<]*</th><td class="num" data-calls="(\d+)"', html))
+    shown = dict(
+        re.findall(
+            r'<tr data-group="([^"]+)"><th scope="row">[^<]*</th><td class="num" data-calls="(\d+)"', html
+        )
+    )
     assert {k: int(v) for k, v in shown.items()} == {k: row["calls"] for k, row in expected.items()}
     total = sum(row["calls"] for row in expected.values())
     assert re.search(rf'id="total-calls">{total}<', html)
@@ -152,7 +156,14 @@ def test_hostile_records_are_shown_as_text(client: TestClient) -> None:
         record = next(reader.records(session=HOSTILE_SESSION))
     pages.append(client.get("/record", params={"id": record.id}).text)
     for html in pages:
-        for raw in ("<script>window", "<img src=x", "<iframe", "<b>mallory", 'href="javascript:', "<style>body"):
+        for raw in (
+            "<script>window",
+            "<img src=x",
+            "<iframe",
+            "<b>mallory",
+            'href="javascript:',
+            "<style>body",
+        ):
             assert raw not in html
     conversation = pages[1]
     assert "&lt;script&gt;window.__pwned" in conversation and "&lt;iframe" in conversation

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
+from tests.ui.ui_data import populate
 
-from llmaudit import AuditRecord, Auditor
+from llmaudit import Auditor, AuditRecord
 from llmaudit.cli import cli
 from llmaudit.cli._ui import is_loopback
 from llmaudit.ui import create_app
 from llmaudit.ui.app import TOKEN_COOKIE
 from llmaudit.ui.queries import read_only_url
-from tests.ui.ui_data import populate
 
 
 @pytest.fixture

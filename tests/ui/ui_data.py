@@ -8,7 +8,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from llmaudit import AuditRecord, Auditor, open
+from llmaudit import Auditor, AuditRecord, open
 from llmaudit.cli._demo import run_demo
 
 #: Recorded text that would run, fetch or mislead if the viewer ever treated it as HTML.
@@ -18,7 +18,9 @@ HOSTILE_PROMPT = (
     "[click me](javascript:window.__pwned='link') <a href=\"javascript:window.__pwned='a'\">a link</a>"
     " \x1b[31mred ANSI\x1b[0m {{ 7*7 }}"
 )
-HOSTILE_ANSWER = "<iframe src=\"javascript:window.__pwned='iframe'\"></iframe><style>body{display:none}</style>"
+HOSTILE_ANSWER = (
+    "<iframe src=\"javascript:window.__pwned='iframe'\"></iframe><style>body{display:none}</style>"
+)
 HOSTILE_SESSION = "evil-<script>x</script>"
 
 
