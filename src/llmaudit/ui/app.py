@@ -156,6 +156,7 @@ def _environment() -> Environment:
         number=render.number,
         duration=render.duration,
         ts=render.timestamp,
+        span=render.span,
         pct=lambda v: render.NONE if v is None else f"{v:.1%}",
     )
     env.globals.update(
@@ -436,9 +437,9 @@ def _charts(d: Any) -> list[charts.Chart]:
     ]
     w = d.width
     return [
-        charts.bar_chart(f"Calls by {d.split}", starts, w, calls, lambda v: f"{v:,.0f}"),
+        charts.bar_chart(f"Calls by {d.split}", starts, w, calls, lambda v: f"{v:,.4g}"),
         charts.bar_chart("Tokens", starts, w, tokens, lambda v: f"{v:,.0f}"),
-        charts.bar_chart("Cost", starts, w, [("cost", total("cost_usd"))], render.money),
+        charts.bar_chart("Cost", starts, w, [("cost", total("cost_usd"))], lambda v: f"${v:.2g}"),
         charts.line_chart("Error rate", starts, w, rate, lambda v: f"{v:.0%}"),
         charts.line_chart("Latency p50 / p95", starts, w, latency, render.duration),
     ]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 __all__ = ["Chart", "bar_chart", "line_chart"]
 
 WIDTH, HEIGHT = 640, 190
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 26
+LEFT, RIGHT, TOP, BOTTOM = 72, 8, 10, 26
 #: The colour classes of the series, in order (``.s0`` … in app.css); more series share the last.
 SERIES_CLASSES = ("s0", "s1", "s2", "s3", "s4", "s5", "s6")
 

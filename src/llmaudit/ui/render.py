@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
@@ -35,6 +35,7 @@ __all__ = [
     "markers",
     "money",
     "number",
+    "span",
     "timestamp",
     "visible",
 ]
@@ -53,6 +54,8 @@ NONE = "\u2013"
 
 # C0 and C1 controls but tab and newline, DEL: shown as pictures (U+2400 block) or U+FFFD
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# in a Python string every surrogate code point is a lone one (a pair is one code point)
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _MARKER = re.compile(r"^(?:\[REDACTED(?::[A-Za-z0-9_.-]+)?\]|hmac-sha256:[0-9a-f]{64}|erased:[0-9a-f]{64})$")
 
 
@@ -68,7 +71,7 @@ def visible(text: Any) -> str:
     U+FFFD, control characters (ANSI escapes, NUL, bells...) their control pictures."""
     value = text if isinstance(text, str) else str(text)
     if not value.isascii():
-        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        value = _SURROGATES.sub("\ufffd", value)
     return _CONTROLS.sub(_picture, value)
 
 
@@ -98,6 +101,16 @@ def duration(value: float | None) -> str:
     if value >= 100:
         return f"{value:,.0f} ms"
     return f"{value:.2g} ms" if value < 1 else f"{value:.1f} ms"
+
+
+def span(value: timedelta) -> str:
+    """A bucket's width for people: ``1 minute``, ``15 minutes``, ``1 hour``, ``7 days``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 def timestamp(value: datetime | None, *, precise: bool = False) -> str:
