@@ -29,8 +29,10 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module: Playwright's sync API runs an event loop on this thread while it is
+    open, which the asyncio tests of later modules must not find running."""
     executable = _chromium()
     from playwright.sync_api import sync_playwright
 

@@ -47,3 +47,15 @@ def test_control_characters_and_lone_surrogates_become_visible() -> None:
     assert visible("\x1b[31mred\x00\x07") == "\u241b[31mred\u2400\u2407"
     assert visible("a\ud800b") == "a\ufffdb"
     assert visible("line\nnext\ttab") == "line\nnext\ttab"
+
+
+def test_an_image_is_shown_as_the_size_and_hash_that_replaced_it() -> None:
+    image = {"truncated": True, "bytes": 123_456, "sha256": "ab" * 32, "media_type": "image/png"}
+    content = [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": image}}]
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}
+    record = AuditRecord(provider="openai", operation="chat.completions", request=request, source="transport")
+    (turn,) = build_turns([record])
+    assert [m.text for m in turn.messages] == [
+        "what is this",
+        "image/png · 120.6 KB · sha256 abababababababab…",
+    ]

@@ -3,6 +3,7 @@ clear pages (never a traceback), huge and deeply nested bodies, unreadable lines
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -122,3 +123,17 @@ def test_the_command_refuses_other_hosts_without_a_token(tmp_path: Path) -> None
     assert result.exit_code == 2 and "--token" in result.output
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+
+
+def test_mounted_inside_another_app_every_link_and_redirect_keeps_the_prefix(sqlite_url: str) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    outer = Starlette(routes=[Mount("/llm-audit", app=create_app(sqlite_url, token="t"))])
+    with TestClient(outer) as c:
+        first = c.get("/llm-audit/dashboard?token=t&range=7d", follow_redirects=False)
+        assert first.headers["location"] == "/llm-audit/dashboard?range=7d"
+        html = c.get("/llm-audit/").text
+        links = set(re.findall(r'(?:href|src)="(/[^"?]*)', html))
+        assert links and all(link.startswith("/llm-audit/") for link in links)
+        assert c.get("/llm-audit/static/app.js").status_code == 200

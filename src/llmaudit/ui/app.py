@@ -118,7 +118,8 @@ class _Guard:
         given = request.query_params.get("token")
         if given is not None and hmac.compare_digest(given.encode(), expected):
             rest = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k != "token"]
-            target = scope.get("root_path", "") + scope["path"] + (f"?{urlencode(rest)}" if rest else "")
+            # the path includes the mount point already (as Starlette and uvicorn give it)
+            target = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return response

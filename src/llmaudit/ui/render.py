@@ -183,10 +183,42 @@ def _call_turn(record: AuditRecord, first: bool) -> Turn:
     # (shown on demand), except in the session's first call
     last_assistant = max((i for i, m in enumerate(asked) if m.role in ("assistant", "model")), default=-1)
     split = 0 if first else last_assistant + 1
+    _describe_media(asked, record.request)
     turn.earlier, turn.messages = asked[:split], asked[split:]
     turn.answer = [_message(p) for p in found.output]
     turn.vectors = found.vectors
     return turn
+
+
+def _describe_media(messages: list[Message], request: Any) -> None:
+    """Give each media message the size and hash of the value the redactor put in its place (the
+    request's truncation markers, in order): the conversation shows what was sent, never its bytes."""
+    media = [m for m in messages if m.kind == "media"]
+    if not media:
+        return
+    found = [item for item in _walk_values(request) if _is_truncation(item)]
+    for message, marker in zip(media, found, strict=False):
+        kind = marker.get("media_type") or message.text or "media"
+        digest = str(marker.get("sha256", ""))[:16]
+        message.text = f"{kind} · {_size(int(marker['bytes']))} · sha256 {digest}…"
+
+
+def _is_truncation(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("truncated") is True and isinstance(value.get("bytes"), int)
+
+
+def _walk_values(value: Any, limit: int = 100_000) -> list[Any]:
+    """The containers of *value* in document order, without recursion (payloads nest deeply)."""
+    out: list[Any] = []
+    stack = [value]
+    while stack and len(out) < limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            out.append(item)
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return out
 
 
 def _covers(record: AuditRecord) -> list[str]:
@@ -286,11 +318,15 @@ def _placeholder(value: dict[str, Any]) -> Markup | None:
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n}"
+    """A byte count for people: ``512 bytes``, ``1.2 KB``, ``3.4 MB``."""
+    if n < 1024:
+        return f"{n:,} bytes"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            return f"{value:,.1f} {unit}"
+    return f"{value:,.1f} GB"
 
 
 def _node(value: Any, depth: int, budget: _Budget) -> Markup:
