@@ -143,3 +143,15 @@ def test_a_store_that_is_down(serve: Any, page: Any) -> None:
     assert response.status == 503
     assert page.locator("h1").inner_text() == "The store cannot be reached"
     assert "Traceback" not in page.content()
+
+
+def test_live_mode_shows_a_new_session_without_a_reload(viewer: tuple[Any, Demo], page: Any) -> None:
+    served, _ = viewer
+    page.goto(served.url + "/")
+    page.get_by_role("button", name="Live").press("Enter")  # reachable and operable by keyboard
+    assert page.get_by_role("button", name="Live").get_attribute("aria-pressed") == "true"
+    page.wait_for_selector("#live-toggle[data-seen]", state="attached")  # the first poll is in
+    with llmaudit.Auditor(served.storage_url, mode="sync") as auditor:
+        auditor.submit(llmaudit.AuditRecord(session_key="arrived-live", source="transport", model="m"))
+    page.wait_for_selector("table.sessions a.key:text-is('arrived-live')")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1, "no reload"

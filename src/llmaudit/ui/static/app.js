@@ -31,9 +31,10 @@
     fetch(button.getAttribute("data-latest"), { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (data) {
-        if (marker !== null && data.marker !== marker) { marker = data.marker; return refresh(); }
+        var changed = marker !== null && data.marker !== marker;
         marker = data.marker;
-        return null;
+        button.setAttribute("data-seen", marker);  // what the last poll found (tests wait for it)
+        return changed ? refresh() : null;
       })
       .catch(function (e) { say("Live mode paused: " + e.message); });
   }
