@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# `make demo` installs only the package (the demo runs on its core dependencies); `make test` installs
+# `make demo` installs the package with the web viewer's extra (the demo ends with the command that
+# opens the viewer on its data); `make test` installs
 # it with every extra and the development tools (pyproject.toml's dependency group `dev`). Each has its
 # own stamp, redone when pyproject.toml changes.
 DEMO_STAMP := $(VENV)/.installed-demo
@@ -15,7 +16,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[ui]'
 	@touch $(DEMO_STAMP)
 
 # pip installs dependency groups (--group) from 25.1 on; the venv's own pip may be older

@@ -37,19 +37,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "redact", ("llmaudit.redact",)),
     (4, "integrity", ("llmaudit.integrity",)),
     (5, "storage", ("llmaudit.storage",)),
-    # today's writer modules and the pipeline/ package they are moving into: one stage either way
-    (
-        6,
-        "pipeline",
-        (
-            "llmaudit.pipeline",
-            "llmaudit._auditor",
-            "llmaudit._writer",
-            "llmaudit._process",
-            "llmaudit._spool",
-            "llmaudit._settings",
-        ),
-    ),
+    (6, "pipeline", ("llmaudit.pipeline",)),
     (7, "capture", ("llmaudit.capture",)),
     (7, "read", ("llmaudit.read",)),
     (

@@ -266,8 +266,9 @@ def test_wheel_installs_into_a_clean_environment_and_runs_the_demo(installed: Pa
     assert list(data.iterdir()) == []
 
 
-def test_make_demo_installs_only_the_package(tmp_path: Path) -> None:
-    """`make demo` installs the package alone; the extras and the development tools (the `dev`
+def test_make_demo_installs_only_the_package_and_its_viewer(tmp_path: Path) -> None:
+    """`make demo` installs the package with the web viewer's extra alone (the demo ends with the
+    command that opens the viewer); the other extras and the development tools (the `dev`
     dependency group) are what `make test` installs."""
     if shutil.which("make") is None:
         _unavailable("make is not installed")
@@ -279,7 +280,25 @@ def test_make_demo_installs_only_the_package(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         return [line for line in done.stdout.splitlines() if " pip install " in line]
 
-    assert plan("demo") == [".venv/bin/python -m pip install --quiet -e ."]
+    assert plan("demo") == [".venv/bin/python -m pip install --quiet -e '.[ui]'"]
     installs = plan("unit")
     assert installs[-1].endswith("pip install --quiet -e '.[all]' --group dev")
     assert any("--upgrade 'pip>=25.1'" in line for line in installs)
+
+
+def test_the_wheel_ships_the_viewers_templates_and_assets(built: Built) -> None:
+    """`llmaudit ui` works offline from the wheel alone: every template, the CSS, the script and
+    the icon are in it (they are not Python files, so a packaging change could drop them)."""
+    ui = ROOT / "src" / "llmaudit" / "ui"
+    wanted = {
+        f"llmaudit/ui/{path.relative_to(ui).as_posix()}"
+        for folder in ("templates", "static")
+        for path in (ui / folder).rglob("*")
+        if path.is_file()
+    }
+    assert {
+        "llmaudit/ui/static/app.css",
+        "llmaudit/ui/static/app.js",
+        "llmaudit/ui/templates/base.html",
+    } <= wanted
+    assert wanted <= set(built.wheel_names())

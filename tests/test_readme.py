@@ -31,7 +31,10 @@ RUN = (
     "Testing with llmaudit",
 )
 #: Sections whose Python blocks are fragments of someone's application, and why.
-FRAGMENTS = {"Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app"}
+FRAGMENTS = {
+    "Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app",
+    "Web viewer": "mounting the viewer inside an existing application, behind its own login",
+}
 
 
 def python_blocks(text: str) -> list[tuple[str, str]]:

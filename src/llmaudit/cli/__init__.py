@@ -29,6 +29,7 @@ from ._integrity import CHECKPOINTS_HELP, PUBLIC_KEY_HELP, WITNESS_HELP, verify_
 from ._integrity import COMMANDS as INTEGRITY_COMMANDS
 from ._read import COMMANDS, progress_bar
 from ._text import EscapedLogHandler, json_line, plain
+from ._ui import ui
 
 if TYPE_CHECKING:
     from ..integrity.verify import VerifyReport
@@ -267,7 +268,7 @@ def spool_replay(storage: str | None) -> None:
         click.echo(f"replayed {auditor.stats().replayed} records into {plain(auditor.storage.url)}")
 
 
-for _command in (*COMMANDS, *INTEGRITY_COMMANDS):
+for _command in (*COMMANDS, *INTEGRITY_COMMANDS, ui):
     cli.add_command(_command)
 
 

@@ -140,6 +140,8 @@ def run_demo(storage_url: str, *, echo: Echo) -> None:
         f"llmaudit export --to {keys['alice']}.jsonl --session {keys['alice']}",
     ):
         echo(f"  {command}")
+    echo("\nBrowse it in a web browser (needs the ui extra: pip install 'llmaudit-sdk[ui]'):")
+    echo(f"  llmaudit ui -s {storage_url} --open")
 
 
 def _print_session(records: list[Any], user: str, key: str, echo: Echo) -> None:

@@ -190,30 +190,8 @@ def _part_line(part: Part, answer: bool) -> Text:
     )
 
 
-#: What a record that names no operation (one submitted by hand, an unknown endpoint) is read as:
-#: each API's main operation in turn, under its provider's name or, without one, each provider's.
-_GUESSES = (
-    ("openai", "chat.completions"),
-    ("openai", "responses"),
-    ("anthropic", "messages"),
-    ("gemini", "generate_content"),
-    ("cohere", "chat"),
-    ("openai", "completions"),
-)
-
-
 def _read(r: AuditRecord) -> Conversation:
-    try:
-        if r.operation is not None:
-            return providers.conversation(r.provider, r.operation, r.request, r.response)
-        for provider, operation in _GUESSES:
-            name = r.provider if r.provider not in (None, "unknown") else provider
-            found = providers.conversation(name, operation, r.request, r.response)
-            if found.input or found.output:
-                return found
-    except Exception:  # noqa: BLE001 - a reader's bug must not hide the record: show the flat text
-        return Conversation()
-    return Conversation()
+    return providers.record_conversation(r.provider, r.operation, r.request, r.response)
 
 
 def _conversation_lines(r: AuditRecord) -> list[Text]:

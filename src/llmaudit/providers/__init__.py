@@ -40,6 +40,7 @@ __all__ = [
     "parse",
     "parse_routes",
     "provider_names",
+    "record_conversation",
     "register_provider",
 ]
 
@@ -261,6 +262,38 @@ def conversation(provider: str | None, operation: str | None, request: Any, resp
     candidate = _named.get(provider) or next((p for p in _providers if p.name == provider), None)
     read = getattr(candidate, "conversation", None)
     return EMPTY if read is None else read(operation, request, response)
+
+
+#: What a record that names no operation (one submitted by hand, an unknown endpoint) is read as:
+#: each API's main operation in turn, under its provider's name or, without one, each provider's.
+_GUESSES = (
+    ("openai", "chat.completions"),
+    ("openai", "responses"),
+    ("anthropic", "messages"),
+    ("gemini", "generate_content"),
+    ("cohere", "chat"),
+    ("openai", "completions"),
+)
+
+
+def record_conversation(
+    provider: str | None, operation: str | None, request: Any, response: Any
+) -> Conversation:
+    """The conversation of a stored record (its ``provider``, ``operation``, ``request`` and
+    ``response``), for the read side's views: a record that names no operation is read as each
+    API's main operation in turn. Never raises: `Conversation()` when nothing reads it (the views
+    then show the record's flat text)."""
+    try:
+        if operation is not None:
+            return conversation(provider, operation, request, response)
+        for guess, guessed_operation in _GUESSES:
+            name = provider if provider not in (None, "unknown") else guess
+            found = conversation(name, guessed_operation, request, response)
+            if found.input or found.output:
+                return found
+    except Exception:  # noqa: BLE001 - a reader's bug must not hide the record: show the flat text
+        return EMPTY
+    return EMPTY
 
 
 def flat_text(

@@ -26,7 +26,7 @@ from ..record.codec import FIELDS, decode_record, dumps, encode_record, record_t
 from ..record.model import AuditRecord
 from ..storage import ChainStore, RegistryStore, open_storage
 
-__all__ = ["export"]
+__all__ = ["encode", "export"]
 
 _STRUCTURED = ("tags", "metadata", "headers", "request", "response", "notes", "tool_calls")
 # what makes a spreadsheet evaluate a cell (OWASP CSV injection), also after leading whitespace; the
@@ -86,6 +86,24 @@ def export(
     raise ConfigurationError(
         f"export destination {destination!r}: use a storage URL, FILE.jsonl, FILE.csv or FILE.parquet"
     )
+
+
+def encode(records: Iterable[AuditRecord], fmt: str, batch_size: int = 500) -> Iterator[bytes]:
+    """*records* as the bytes `export` writes to a ``.jsonl`` or ``.csv`` file (*fmt*), a batch at a
+    time: for a download that streams the same file (the web viewer's).
+
+    Raises:
+        ConfigurationError: *fmt* is neither ``jsonl`` nor ``csv``.
+    """
+    if fmt not in ("jsonl", "csv"):
+        raise ConfigurationError(f"export format {fmt!r}: use jsonl or csv")
+    lines = _jsonl_lines if fmt == "jsonl" else _csv_lines
+    fresh = True
+    for batch in _batches(records, batch_size):
+        yield lines(batch, fresh)
+        fresh = False
+    if fresh and fmt == "csv":  # no record: the header alone, as an export to a new file writes it
+        yield lines([], True)
 
 
 def _to_file(  # noqa: PLR0917 - one private caller, two call sites

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,7 +30,16 @@ from ..storage import ChainStore, ProblemHandler, Query, RegistryStore, Storage,
 from .maintenance import ForgetResult, PruneResult, forget_records, prune_records
 from .summary import SessionSummary, StatsRow, Tally, nearest_rank
 
-__all__ = ["ForgetResult", "PruneResult", "Reader", "SealResult", "SessionSummary", "StatsRow", "open"]
+__all__ = [
+    "ForgetResult",
+    "PruneResult",
+    "Reader",
+    "SealResult",
+    "SessionSummary",
+    "StatsRow",
+    "has_text",
+    "open",
+]
 
 logger = logging.getLogger("llmaudit")
 
@@ -66,33 +75,51 @@ class Reader:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def records(self, *, on_problem: ProblemHandler | None = None, **filters: Any) -> Iterator[AuditRecord]:
+    def records(
+        self, *, on_problem: ProblemHandler | None = None, text: str | None = None, **filters: Any
+    ) -> Iterator[AuditRecord]:
         """Records matching the filters (``session=``, ``user=``, ``client=``, ``model=``,
         ``provider=``, ``source=``, ``since=``, ``until=``, ``errors_only=``, ``is_aggregation=``,
         ``kind=`` (``"call"``, ``"function"``, ``"aggregation"`` or a tuple of them: see
-        `record_kind`), ``ids=``, ``limit=``, ``order="asc"|"desc"``).
+        `record_kind`), ``ids=``, ``limit=``, ``order="asc"|"desc"``). *text* keeps the records
+        whose prompt or answer (``input_text``, ``output_text``) contains it, ignoring case.
 
         Raises:
             ConfigurationError: an unknown filter.
         """
-        return self.storage.read(_query(filters), on_problem=on_problem)
+        query = _query(filters)
+        if not text:
+            return self.storage.read(query, on_problem=on_problem)
+        found = self.storage.read(replace(query, limit=None), on_problem=on_problem)
+        return _limited((r for r in found if has_text(r, text)), query.limit)
 
     def sessions(
         self,
         *,
         limit: int | None = None,
         on_problem: ProblemHandler | None = None,
+        before: tuple[datetime, str] | None = None,
+        text: str | None = None,
         **filters: Any,
     ) -> list[SessionSummary]:
         """One summary per session key, the most recently active first: its LLM calls (``calls``,
         tokens, cost, errors), its ``@audited`` function records (``functions``) and its
         aggregation records (``aggregations``), each counted as what it is (see `SessionSummary`).
-        Takes the filters of `records` except ``limit`` and ``order``."""
+        Takes the filters of `records` except ``limit`` and ``order``.
+
+        *before* ``(last, session_key)`` pages through the list (keyset pagination): only the sessions
+        that sort after it, as the last row of the page before gives it. *text* keeps the sessions
+        with a record whose prompt or answer contains it (ignoring case), summarising those records.
+        """
         query = _query(filters)
-        if isinstance(self.storage, SummaryStore):  # computed by the database
-            return list(self.storage.summarize_sessions(query, limit))
+        if isinstance(self.storage, SummaryStore) and not text:  # computed by the database
+            if before is None:
+                return list(self.storage.summarize_sessions(query, limit))
+            return _after(list(self.storage.summarize_sessions(query, None)), before, limit)
         tallies: dict[str, Tally] = {}
         for r in self.storage.read(query, on_problem=on_problem):
+            if text and not has_text(r, text):
+                continue
             if r.session_key is not None:
                 tallies.setdefault(r.session_key, Tally()).add(r)
         out = [
@@ -113,7 +140,7 @@ class Reader:
             if t.first is not None and t.last is not None
         ]
         out.sort(key=lambda x: (x.last, x.session_key), reverse=True)
-        return out if limit is None else out[:limit]
+        return _after(out, before, limit)
 
     def stats(
         self,
@@ -474,6 +501,34 @@ def _counted(records: Iterator[AuditRecord], progress: Callable[[int], None] | N
             count = 0
     if count:
         progress(count)
+
+
+def has_text(record: AuditRecord, text: str) -> bool:
+    """Whether *record*'s prompt or answer (``input_text``, ``output_text``) contains *text*,
+    ignoring case: the reference of `Reader.records` and `Reader.sessions`' ``text=``."""
+    needle = text.casefold()
+    return any(value and needle in value.casefold() for value in (record.input_text, record.output_text))
+
+
+def _limited(records: Iterator[AuditRecord], limit: int | None) -> Iterator[AuditRecord]:
+    for count, record in enumerate(records):
+        if limit is not None and count >= limit:
+            return
+        yield record
+
+
+def _after(
+    sessions: Iterable[SessionSummary], before: tuple[datetime, str] | None, limit: int | None
+) -> list[SessionSummary]:
+    """The sessions (newest first) that sort after *before* ``(last, session_key)``, at most *limit*."""
+    out: list[SessionSummary] = []
+    for s in sessions:
+        if before is not None and (s.last, s.session_key) >= before:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(s)
+    return out
 
 
 def _first(records: Iterator[AuditRecord]) -> AuditRecord | None:
