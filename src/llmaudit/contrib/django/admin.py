@@ -11,7 +11,8 @@ permission only. ``session/<key>/`` shows one session's records, oldest first, a
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from django.contrib import admin, messages
 from django.db.models import Q
@@ -26,6 +27,19 @@ from .conf import options, storage_url
 from .models import LLMRequest
 
 __all__ = ["LLMRequestAdmin", "StatusClassFilter", "render_conversation"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _display(**options: Any) -> Callable[[_F], _F]:
+    """`admin.display`, typed (Django ships no type information)."""
+    return admin.display(**options)  # type: ignore[no-any-return]
+
+
+def _action(**options: Any) -> Callable[[_F], _F]:
+    """`admin.action`, typed."""
+    return admin.action(**options)  # type: ignore[no-any-return]
+
 
 #: Longest JSON text shown on a record's page; the rest is cut (the CLI's ``show`` prints it all).
 JSON_LIMIT_CHARS = 200_000
@@ -98,7 +112,6 @@ def _chain_key() -> str | None:
     return str(key) if key else None
 
 
-@admin.register(LLMRequest)
 class LLMRequestAdmin(admin.ModelAdmin):  # type: ignore[misc]
     list_display = (
         "created_at",
@@ -163,22 +176,22 @@ class LLMRequestAdmin(admin.ModelAdmin):  # type: ignore[misc]
 
     # -- columns and the record's page -----------------------------------------------------------
 
-    @admin.display(description="session key", ordering="session_key")
+    @_display(description="session key", ordering="session_key")
     def session(self, obj: LLMRequest) -> str:
         if not obj.session_key:
             return "-"
         url = reverse("admin:llmaudit_llmrequest_session", args=[obj.session_key])
         return format_html('<a href="{}">{}</a>', url, obj.session_key)  # type: ignore[no-any-return]
 
-    @admin.display(description="conversation")
+    @_display(description="conversation")
     def conversation(self, obj: LLMRequest) -> str:
         return render_conversation(obj)
 
-    @admin.display(description="request JSON")
+    @_display(description="request JSON")
     def request_json(self, obj: LLMRequest) -> str:
         return _json(obj.request)
 
-    @admin.display(description="response JSON")
+    @_display(description="response JSON")
     def response_json(self, obj: LLMRequest) -> str:
         return _json(obj.response)
 
@@ -207,7 +220,7 @@ class LLMRequestAdmin(admin.ModelAdmin):  # type: ignore[misc]
 
     # -- actions ---------------------------------------------------------------------------------
 
-    @admin.action(description="Verify selected records (hash chain)", permissions=["view"])
+    @_action(description="Verify selected records (hash chain)", permissions=["view"])
     def verify_selected(self, request: Any, queryset: Any) -> None:
         selected = set(queryset.values_list("id", flat=True))
         try:
@@ -244,11 +257,9 @@ class LLMRequestAdmin(admin.ModelAdmin):  # type: ignore[misc]
                 messages.WARNING,
             )
 
-    @admin.action(description="Forget selected sessions (erase their data)", permissions=["forget"])
+    @_action(description="Forget selected sessions (erase their data)", permissions=["forget"])
     def forget_selected_sessions(self, request: Any, queryset: Any) -> None:
-        keys = sorted(
-            set(queryset.filter(~Q(session_key=None)).values_list("session_key", flat=True)) - {None}  # type: ignore[arg-type]
-        )
+        keys = sorted(set(queryset.filter(~Q(session_key=None)).values_list("session_key", flat=True)))
         if not keys:
             self.message_user(request, "None of the selected records has a session key.", messages.WARNING)
             return
@@ -268,3 +279,6 @@ class LLMRequestAdmin(admin.ModelAdmin):  # type: ignore[misc]
             f"Erased {erased} records of {len(keys)} sessions; the log still verifies.",
             messages.SUCCESS,
         )
+
+
+admin.site.register(LLMRequest, LLMRequestAdmin)
