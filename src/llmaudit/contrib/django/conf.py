@@ -15,6 +15,7 @@ records spooled and replayed, not lost.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "database_alias",
     "database_url",
     "options",
+    "shutdown",
     "storage_url",
     "table_name",
 ]
@@ -163,10 +165,26 @@ def _imported(name: str, value: Any) -> Any:
     return value
 
 
+def _configure_keywords() -> frozenset[str]:
+    from ... import Auditor  # noqa: PLC0415
+
+    return frozenset(inspect.signature(Auditor.__init__).parameters) - {"self", "storage"} | {"disabled"}
+
+
 def options() -> dict[str, Any]:
-    """The `configure` keywords of ``LLMAUDIT`` (dotted paths imported)."""
+    """The `configure` keywords of ``LLMAUDIT`` (dotted paths imported).
+
+    Raises:
+        ConfigurationError: a key is neither a `configure` keyword nor one of the app's.
+    """
+    given = _settings()
+    known = _configure_keywords()
+    unknown = sorted(name for name in given if name not in known and name not in APP_KEYS)
+    if unknown:
+        choices = ", ".join(sorted(n.upper() for n in known | APP_KEYS))
+        raise ConfigurationError(f"unknown LLMAUDIT setting(s) {', '.join(unknown)}; known: {choices}")
     out: dict[str, Any] = {}
-    for name, value in _settings().items():
+    for name, value in given.items():
         if name in APP_KEYS:
             continue
         if name in _DOTTED:
@@ -268,3 +286,13 @@ def configure_from_settings() -> Any:
     if isinstance(storage, DatabaseStorage):
         _current.append(storage)
     return auditor
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """`llmaudit.shutdown`, then close the connections of the database store it wrote to (before a
+    test database is dropped, for instance)."""
+    from ... import shutdown as stop  # noqa: PLC0415
+
+    stop(timeout)
+    while _current:
+        _current.pop().close()
