@@ -36,6 +36,7 @@ __all__ = [
     "configure_from_settings",
     "database_alias",
     "database_url",
+    "open_sql_store",
     "options",
     "shutdown",
     "storage_url",
@@ -228,9 +229,7 @@ class DatabaseStorage:
         """The `SQLStorage`, opened now if it is not yet."""
         with self._lock:
             if self._store is None:
-                from ...storage.sql import SQLStorage  # noqa: PLC0415 - SQLAlchemy loads on first use
-
-                store = SQLStorage(storage_url())
+                store = open_sql_store(storage_url())
                 store.chain_key = self._key
                 self._store = store
             return self._store
@@ -261,6 +260,44 @@ class DatabaseStorage:
             store, self._store = self._store, None
         if store is not None:
             store.close()
+
+
+def open_sql_store(url: str) -> Any:
+    """`SQLStorage` on *url*: an existing store opened as it is, a missing one created.
+
+    Not ``SQLStorage(url)`` straight away: creating a SQLite store opens and closes a descriptor of
+    the database file, and on POSIX closing any descriptor of a file drops every lock this process
+    holds on it, those of Django's own connections included. A connection that has lost its locks
+    can then see the write-ahead log checkpointed and removed under it: "disk I/O error", then
+    "database disk image is malformed" (sqlite.org/howtocorrupt.html, section 2.2). So an existing
+    store is opened without *create*, and the tables of an existing file are created through a
+    ``file:`` URI, which SQLite alone opens.
+    """
+    from ..._errors import StorageNotFoundError  # noqa: PLC0415
+    from ...storage.sql import SQLStorage  # noqa: PLC0415 - SQLAlchemy loads on first use
+
+    try:
+        return SQLStorage(url, create=False)
+    except StorageNotFoundError:
+        pass
+    through_sqlite = _sqlite_uri(url)
+    if through_sqlite is None:  # a server database, or no file yet (no connection can have it open)
+        return SQLStorage(url)
+    SQLStorage(through_sqlite).close()
+    return SQLStorage(url, create=False)
+
+
+def _sqlite_uri(url: str) -> str | None:
+    """The ``file:`` URI form of an existing SQLite database's URL, else None."""
+    from pathlib import Path  # noqa: PLC0415
+    from urllib.parse import quote  # noqa: PLC0415
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database.startswith("file:") or not Path(database).is_file():
+        return None
+    uri = parsed.set(database=f"file:{quote(database)}").update_query_dict({"uri": "true"})
+    return uri.render_as_string(hide_password=False)
 
 
 _current: list[DatabaseStorage] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conf import database_alias, storage_url
+from .conf import database_alias, open_sql_store, storage_url
 
 __all__ = ["drop_tables", "upgrade_tables"]
 
@@ -26,12 +26,10 @@ def _url(schema_editor: Any) -> str | None:
 
 def upgrade_tables(apps: Any, schema_editor: Any) -> None:
     """Create llmaudit's tables, or bring them to this llmaudit's schema version."""
-    from ...storage.sql import SQLStorage  # noqa: PLC0415 - SQLAlchemy only when migrating
-
     url = _url(schema_editor)
     if url is None:
         return
-    store = SQLStorage(url)  # opening creates a fresh schema, and migrates an older one
+    store = open_sql_store(url)  # opening creates a fresh schema, and migrates an older one
     try:
         store.upgrade()
     finally:
