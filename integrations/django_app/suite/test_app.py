@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -485,3 +486,53 @@ def test_the_admin_pages_load_in_headless_chromium(live_server: str) -> None:
         finally:
             browser.close()
     assert dialogs == []
+
+
+# -- the README's migration guide -----------------------------------------------------------------
+
+
+class _Rows(list[Any]):
+    """What the data migration asks of ``Old.objects``."""
+
+    def select_related(self, *names: str) -> _Rows:
+        return self
+
+    def order_by(self, *names: str) -> _Rows:
+        return _Rows(sorted(self, key=lambda r: (r.created_at, r.pk)))
+
+    def iterator(self) -> Iterator[Any]:
+        return iter(self)
+
+
+def test_the_readmes_data_migration_copies_old_rows_into_the_log() -> None:
+    """The README's ``copy`` (its code as written) turns rows of a hand-written request-history model
+    into records: the client from the foreign key's name, ``is_aggregation`` kept; the log verifies."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("# yourapp/migrations/00NN_copy_request_history_to_llmaudit.py")
+    namespace: dict[str, Any] = {}
+    exec(text[start : text.index("```", start)], namespace)
+    client = f"legacy-bot-{uuid.uuid4().hex[:6]}"
+    at = datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc)
+    rows = _Rows(
+        SimpleNamespace(
+            pk=pk,
+            created_at=at + timedelta(minutes=pk),
+            llm_client=SimpleNamespace(name=client),
+            session_key=f"old-session-{pk % 2}",
+            request={"messages": [{"role": "user", "content": f"question {pk}"}]},
+            is_aggregation=pk == 3,
+        )
+        for pk in (2, 1, 3)
+    )
+    apps = SimpleNamespace(get_model=lambda app, name: SimpleNamespace(objects=rows))
+    namespace["copy"](apps, SimpleNamespace(connection=connection))
+    copied = list(LLMRequest.objects.filter(client=client).order_by("created_at"))
+    assert [r.request["messages"][0]["content"] for r in copied] == ["question 1", "question 2", "question 3"]
+    assert [r.is_aggregation for r in copied] == [False, False, True]
+    assert [r.created_at for r in copied] == [at + timedelta(minutes=m) for m in (1, 2, 3)]
+    assert copied[0].session_key == "old-session-1" and copied[0].metadata == {
+        "copied_from": "yourapp.LLMClientRequestHistory:1"
+    }
+    out = io.StringIO()
+    call_command("llmaudit", "verify", stdout=out)
+    assert out.getvalue().startswith("OK: ")
