@@ -30,7 +30,10 @@ RUN = (
     "Secrets, redaction and the hash chain",
 )
 #: Sections whose Python blocks are fragments of someone's application, and why.
-FRAGMENTS = {"Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app"}
+FRAGMENTS = {
+    "Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app",
+    "The Django app": "settings, queries and migrations of a Django project (examples/django_app.py runs)",
+}
 
 
 def python_blocks(text: str) -> list[tuple[str, str]]:
