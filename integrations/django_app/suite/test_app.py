@@ -29,10 +29,11 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.test.testcases import LiveServerThread
 from django.urls import reverse
+from sqlalchemy.engine import make_url
 
 import llmaudit
-from llmaudit import AuditRecord
-from llmaudit.contrib.django.conf import DatabaseStorage, storage_url, table_name
+from llmaudit import AuditRecord, ConfigurationError
+from llmaudit.contrib.django.conf import DatabaseStorage, database_url, storage_url, table_name
 from llmaudit.contrib.django.models import LLMRequest, ReadOnlyError
 from llmaudit.storage.sql import SQLStorage
 from llmaudit.web.django import session_key_for
@@ -536,3 +537,34 @@ def test_the_readmes_data_migration_copies_old_rows_into_the_log() -> None:
     out = io.StringIO()
     call_command("llmaudit", "verify", stdout=out)
     assert out.getvalue().startswith("OK: ")
+
+
+def test_database_settings_become_storage_urls() -> None:
+    """Each DATABASES engine becomes its llmaudit URL (credentials escaped, the table named); a
+    database the writer cannot reach from its own connection is refused with the reason."""
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/app/db.sqlite3"}
+    assert database_url(sqlite) == "sqlite:////srv/app/db.sqlite3?table=llmaudit_records"
+    pg = database_url(
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "app",
+            "USER": "u",
+            "PASSWORD": "p@ss/word",
+            "HOST": "db.internal",
+            "PORT": "5433",
+            "OPTIONS": {"sslmode": "require"},
+        }
+    )
+    parsed = make_url(pg)
+    assert (parsed.drivername, parsed.username, parsed.password) == ("postgresql+psycopg", "u", "p@ss/word")
+    assert (parsed.host, parsed.port, parsed.database) == ("db.internal", 5433, "app")
+    assert dict(parsed.query) == {"sslmode": "require", "table": "llmaudit_records"}
+    mysql = {"ENGINE": "django.db.backends.mysql", "NAME": "app", "USER": "root"}
+    assert database_url(mysql) == "mysql+pymysql://root@localhost/app?table=llmaudit_records"
+    with override_settings(LLMAUDIT={"TABLE": "audit_x"}):
+        assert database_url(mysql).endswith("?table=audit_x")
+    for name in (":memory:", "file:memorydb_default?mode=memory&cache=shared"):
+        with pytest.raises(ConfigurationError, match="in memory"):
+            database_url({"ENGINE": "django.db.backends.sqlite3", "NAME": name})
+    with pytest.raises(ConfigurationError, match="oracle"):
+        database_url({"ENGINE": "django.db.backends.oracle", "NAME": "x"})
