@@ -24,6 +24,13 @@ EXPECTED = {
     "decorator.py": ["recorded __main__.answer", "'yielded': 5"],
     "fastapi_app.py": ["session web-session-1: 1 call(s)", "session web-session-2: 1 call(s)"],
     "django_view.py": ["1 Django session", "2 calls"],
+    "django_app.py": [
+        "ORM: 2 calls by alice, 0 errors",
+        "stats: gpt-4o-mini-2024-07-18: 2 calls",
+        "'LLM request history' listed: True",
+        "the conversation shown as messages: 2 messages",
+        "manage.py llmaudit verify: OK: 2 verified",
+    ],
     "multi_sink.py": [
         "team.db: 1 record(s)",
         "files: 1 record(s)",

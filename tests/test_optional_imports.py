@@ -15,6 +15,7 @@ import pytest
         ("llmaudit.transports.aiohttp", "aiohttp", "llmaudit-sdk[aiohttp]"),
         ("llmaudit.web.django", "django.conf", "llmaudit-sdk[django]"),
         ("llmaudit.ui", "starlette", "llmaudit-sdk[ui]"),
+        ("llmaudit.contrib.django", "django", "llmaudit-sdk[django]"),
     ],
 )
 def test_a_gated_module_without_its_dependency_names_the_install(

@@ -34,6 +34,7 @@ RUN = (
 FRAGMENTS = {
     "Web frameworks": "lines to paste into an existing FastAPI, Flask or Django app",
     "Web viewer": "mounting the viewer inside an existing application, behind its own login",
+    "The Django app": "settings, queries and migrations of a Django project (examples/django_app.py runs)",
 }
 
 

@@ -1,0 +1,1 @@
+"""Integrations that live inside another framework: ``contrib.django`` (an installable Django app)."""
