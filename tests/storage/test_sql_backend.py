@@ -23,6 +23,7 @@ from llmaudit.storage.sql import SQLStorage
 from llmaudit.storage.sql import migrations as _migrations
 from llmaudit.storage.sql.engine import normalise_url as _normalise_url
 from llmaudit.storage.sql.migrations import SCHEMA_VERSION
+from llmaudit.storage.sql.sqlite import prepare_file
 
 
 @pytest.mark.parametrize(
@@ -57,6 +58,38 @@ def sqlite_store(tmp_path: Path) -> Iterator[SQLStorage]:
     store = SQLStorage(f"sqlite:///{tmp_path / 'sub' / 'audit.db'}")
     yield store
     store.close()
+
+
+def test_opening_a_store_keeps_the_locks_of_connections_already_open_on_its_file(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it: a store
+    opened on an existing SQLite file must not open (and close) it itself, or the lock of a connection
+    already inside a write transaction (Django's own, another store's) is lost and a second writer
+    gets in (the corruption a Django test suite showed)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    holder = sqlite3.connect(path, isolation_level=None)  # the rollback journal: locks on the file
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        # what a store does to its file before SQLite opens it (a private helper: the store itself
+        # would wait on the exclusive lock for its pragmas, so the lock is observed between the two)
+        prepare_file(sa.engine.make_url(f"sqlite:///{path}"))
+        probe = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n    c.execute('BEGIN IMMEDIATE')\nexcept sqlite3.OperationalError as e:\n"
+            "    print(e)\nelse:\n    print('got in')\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True
+        )
+        assert other.stdout.strip() == "database is locked"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_sqlite_file_is_private_and_in_wal_mode(sqlite_store: SQLStorage, tmp_path: Path) -> None:

@@ -99,8 +99,13 @@ def prepare_file(url: URL) -> None:
         make_private_directory(path.parent, "directory")
     except StorageError as exc:
         raise StorageError(f"cannot use SQLite database {path}: {exc}") from exc
+    # O_EXCL: an existing file is never opened here. Closing a descriptor of a file drops every POSIX
+    # lock this process holds on it, those of SQLite connections already open on it included (another
+    # store, Django's own connection): their next write would corrupt the database.
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
     except OSError as exc:
         raise StorageError(f"cannot create SQLite database {path}: {exc.strerror or exc}") from exc
 
