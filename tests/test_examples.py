@@ -30,6 +30,13 @@ EXPECTED = {
         "both.db: 1 record(s)",
         "both: 1 record(s)",
     ],
+    "otel_export.py": [
+        "sent 8 records to otlp://127.0.0.1:",
+        "GenAI spans (conventions 1.41.0)",
+        "CLIENT   'chat gpt-4o-mini'",
+        "error.type=429",
+        "every call is a child of its @audited function: True",
+    ],
     "redaction.py": ["[REDACTED:email]", "hmac-sha256:", "the key appears nowhere in the log: True"],
 }
 

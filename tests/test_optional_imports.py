@@ -14,6 +14,7 @@ import pytest
         ("llmaudit.transports.httpx2", "httpx2", "pip install httpx2"),
         ("llmaudit.transports.aiohttp", "aiohttp", "llmaudit-sdk[aiohttp]"),
         ("llmaudit.web.django", "django.conf", "llmaudit-sdk[django]"),
+        ("llmaudit.otel._sdk", "opentelemetry.sdk.trace", "llmaudit-sdk[otel]"),
     ],
 )
 def test_a_gated_module_without_its_dependency_names_the_install(

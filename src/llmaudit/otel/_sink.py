@@ -110,8 +110,10 @@ class OTLPStorage:
         metrics: bool = True,
         url: str | None = None,
     ) -> None:
-        from . import _sdk  # noqa: PLC0415 - the SDK is optional: a clear error when it is missing
-
+        try:
+            from . import _sdk  # noqa: PLC0415 - the SDK is optional: a clear error when it is missing
+        except ImportError as exc:
+            raise ConfigurationError(str(exc)) from exc
         self._sdk = _sdk
         self.url = redact_url(url or endpoint)
         self.version = semconv_version()
