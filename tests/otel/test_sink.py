@@ -89,7 +89,7 @@ def test_the_live_sink_sends_each_call_as_a_span_and_its_metrics(receiver: Recei
         if m.name == usage.name
         for p in m.histogram.data_points
     }
-    sums = {kind: 0.0 for kind in tokens}
+    sums = dict.fromkeys(tokens, 0.0)
     for m in receiver.metric_list():
         for p in m.histogram.data_points if m.name == usage.name else ():
             sums[attributes(p)["gen_ai.token.type"]] += p.sum
@@ -301,3 +301,33 @@ def test_json_text_attributes_are_valid_json(
     assert json.loads(got["gen_ai.output.messages"]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": "Hello"}], "finish_reason": "stop"}
     ]
+
+
+def test_reader_export_to_an_otlp_url_goes_through_the_sink(
+    calls: Calls, http_receiver: HttpReceiver
+) -> None:
+    """`Reader.export("otlp://...")` (any store's export) sends the records as spans, with metrics."""
+    _store(calls, 2, "a")
+    with calls.reader() as reader:
+        assert reader.export(http_receiver.url, session="a") == 2
+    assert set(http_receiver.by_record()) == {r.id for r in calls.records()}
+    assert {m.name for m in http_receiver.metric_list()} == {
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+    }
+
+
+def test_an_aggregation_record_is_an_internal_span_of_its_own(
+    calls: Calls, http_receiver: HttpReceiver
+) -> None:
+    """An aggregation record: INTERNAL, named after its session, flagged llmaudit.is_aggregation."""
+    _store(calls, 2, "a")
+    with calls.reader() as reader:
+        reader.aggregate(session="a")
+        otel_result = llmaudit.otel.export(reader, http_receiver.url, kind="aggregation")
+    assert otel_result.count == 1
+    (span,) = http_receiver.spans()
+    assert span.kind == span.SPAN_KIND_INTERNAL
+    assert span.name == "aggregate a"
+    assert attributes(span)["llmaudit.is_aggregation"] is True
+    assert "error.type" not in attributes(span)

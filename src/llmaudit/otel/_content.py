@@ -16,6 +16,7 @@ import orjson
 
 from ..providers import Conversation, Part, conversation
 from ..record.model import AuditRecord
+from ._payload import finish_reasons
 
 __all__ = ["content_attributes", "finish_reason", "input_messages", "output_messages"]
 
@@ -109,8 +110,6 @@ def output_messages(found: Conversation, reason: str | None) -> list[dict[str, A
 
 def content_attributes(record: AuditRecord) -> dict[str, str]:
     """The opt-in content attributes of a call record, as JSON text; empty when none can be read."""
-    from ._mapping import finish_reasons  # noqa: PLC0415 - _mapping imports this module
-
     try:
         found = conversation(record.provider, record.operation, record.request, record.response)
     except Exception:  # noqa: BLE001 - a payload the provider's reader did not expect: no content

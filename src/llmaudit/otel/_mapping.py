@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ..record.model import AuditRecord, record_kind
 from ._content import content_attributes
+from ._payload import request_attributes, request_model, response_attributes
 
 __all__ = [
     "CONTENT_ENV",
@@ -78,25 +79,6 @@ _PROVIDERS: Mapping[str, tuple[str, str]] = {
     "deepseek": ("deepseek", "deepseek"),
     "xai": ("x_ai", "xai"),
 }
-
-#: Request parameters -> ``gen_ai.request.*``, whatever the API calls them; looked for at the top of
-#: the request and in Gemini's ``generationConfig`` and Ollama's ``options``.
-_PARAMETERS: tuple[tuple[str, tuple[str, ...], type], ...] = (
-    ("temperature", ("temperature",), float),
-    (
-        "max_tokens",
-        ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens", "num_predict"),
-        int,
-    ),
-    ("top_p", ("top_p", "topP", "p"), float),
-    ("top_k", ("top_k", "topK", "k"), float),
-    ("frequency_penalty", ("frequency_penalty", "frequencyPenalty"), float),
-    ("presence_penalty", ("presence_penalty", "presencePenalty"), float),
-    ("seed", ("seed",), int),
-    ("choice.count", ("n", "candidateCount", "candidate_count"), int),
-)
-_STOP_KEYS = ("stop", "stop_sequences", "stopSequences")
-_NESTED = ("generationConfig", "generation_config", "options")
 
 _BASE_NAMESPACE = "llmaudit."
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -234,88 +216,6 @@ def error_type(record: AuditRecord) -> str | None:
     return "_OTHER" if record.error else None
 
 
-def _number(value: Any, kind: type) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value) if kind is int else float(value)
-
-
-def _request_attributes(request: Any) -> dict[str, Any]:
-    if not isinstance(request, dict):
-        return {}
-    places = [request] + [request[k] for k in _NESTED if isinstance(request.get(k), dict)]
-    found: dict[str, Any] = {}
-    for name, keys, kind in _PARAMETERS:
-        for place in places:
-            value = next((_number(place[k], kind) for k in keys if k in place), None)
-            if value is not None:
-                found[f"gen_ai.request.{name}"] = value
-                break
-    if found.get("gen_ai.request.choice.count") == 1:
-        del found["gen_ai.request.choice.count"]
-    for place in places:
-        stop = next((place[k] for k in _STOP_KEYS if k in place), None)
-        if isinstance(stop, str):
-            stop = [stop]
-        if isinstance(stop, list) and stop and all(isinstance(s, str) for s in stop):
-            found["gen_ai.request.stop_sequences"] = list(stop)
-            break
-    encoding = request.get("encoding_format")
-    if isinstance(encoding, str):
-        found["gen_ai.request.encoding_formats"] = [encoding]
-    dimensions = _number(request.get("dimensions"), int)
-    if dimensions is not None:
-        found["gen_ai.embeddings.dimension.count"] = dimensions
-    return found
-
-
-def finish_reasons(response: Any) -> list[str]:
-    """The reasons the model stopped, one per choice, as the provider named them."""
-    if not isinstance(response, dict):
-        return []
-    reasons: list[Any] = []
-    for key, field in (("choices", "finish_reason"), ("candidates", "finishReason")):
-        items = response.get(key)
-        if isinstance(items, list):
-            reasons.extend(item.get(field) for item in items if isinstance(item, dict))
-    reasons.extend(response.get(key) for key in ("stop_reason", "finish_reason", "done_reason"))
-    if response.get("object") == "response":  # OpenAI's Responses API
-        details = response.get("incomplete_details")
-        reason = details.get("reason") if isinstance(details, dict) else None
-        reasons.append(reason or response.get("status"))
-    return [r for r in reasons if isinstance(r, str) and r]
-
-
-def _response_attributes(record: AuditRecord) -> dict[str, Any]:
-    response = record.response if isinstance(record.response, dict) else {}
-    found: dict[str, Any] = {}
-    response_id = response.get("id") or response.get("responseId")
-    if isinstance(response_id, str) and response_id:
-        found["gen_ai.response.id"] = response_id
-    model = response.get("model") or response.get("modelVersion")
-    if isinstance(model, str) and model:
-        found["gen_ai.response.model"] = model
-    reasons = finish_reasons(response)
-    if reasons:
-        found["gen_ai.response.finish_reasons"] = reasons
-    return found
-
-
-def request_model(record: AuditRecord) -> str | None:
-    """The model the call asked for: the request's ``model`` where it names one (the record's
-    ``model`` may be the one that answered), Azure's deployment, else the record's (Gemini's is
-    read from the path already)."""
-    model = record.request.get("model") if isinstance(record.request, dict) else None
-    if isinstance(model, str) and model:
-        return model
-    path = urlsplit(record.url or "").path.split("/")
-    if "deployments" in path[:-2]:  # Azure names the deployment in the path, not the body
-        return path[path.index("deployments") + 1] or record.model
-    if "models" in path[:-1] and ":" in path[-1]:  # Gemini: .../models/{model}:generateContent
-        return path[-1].partition(":")[0] or record.model
-    return record.model
-
-
 def _common_attributes(record: AuditRecord, version: str) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": gen_ai_operation(record),
@@ -337,7 +237,7 @@ def _common_attributes(record: AuditRecord, version: str) -> dict[str, Any]:
 def metric_attributes(record: AuditRecord, version: str = LATEST_SEMCONV) -> dict[str, Any]:
     """The attributes of a call's ``gen_ai.client.*`` measurements (low cardinality only)."""
     attributes = _common_attributes(record, version)
-    model = _response_attributes(record).get("gen_ai.response.model")
+    model = response_attributes(record).get("gen_ai.response.model")
     if model:
         attributes["gen_ai.response.model"] = model
     failure = error_type(record)
@@ -376,8 +276,8 @@ def _llmaudit_attributes(record: AuditRecord) -> dict[str, Any]:
 
 def _call_attributes(record: AuditRecord, version: str) -> dict[str, Any]:
     attributes = _common_attributes(record, version)
-    attributes.update(_request_attributes(record.request))
-    attributes.update(_response_attributes(record))
+    attributes.update(request_attributes(record.request))
+    attributes.update(response_attributes(record))
     if record.is_stream:
         attributes["gen_ai.request.stream"] = True
         if record.ttft_ms is not None and version != LEGACY_SEMCONV:

@@ -173,11 +173,6 @@ class OTLPStorage:
             url=url,
         )
 
-    def spans(self, records: Sequence[AuditRecord]) -> list[Any]:
-        """The SDK spans *records* become (what `write` sends)."""
-        models = [to_span(r, content=self.content, version=self.version) for r in records]
-        return [self._sdk.readable_span(m, self._resource, self._scope) for m in models]
-
     def write(self, records: Sequence[AuditRecord]) -> None:
         """Send *records* as spans, then their metrics; raises when the collector did not take them."""
         if not records:
@@ -205,7 +200,7 @@ class OTLPStorage:
     def _fail(self, what: str, status: int | None) -> NoReturn:
         if status is not None and 400 <= status < 500 and status not in _RETRYABLE_HTTP:
             raise StorageError(f"{self.url} refused the {what} (HTTP {status})")
-        answer = f"HTTP {status}" if status is not None else "no answer"
+        answer = f"HTTP {status}" if status is not None else "unreachable, or a gRPC error"
         raise StorageUnavailableError(f"{self.url}: the collector did not take the {what} ({answer})")
 
     def read(
