@@ -535,3 +535,19 @@ def test_a_record_carrying_the_applications_span_becomes_its_child(
     (span,) = http_receiver.spans()
     assert span.trace_id.hex() == trace
     assert span.parent_span_id.hex() == span_id
+
+
+def test_long_message_text_is_cut_keeping_the_json_whole(
+    calls: Calls, http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A very long prompt: its part's text is cut at the flat-text limit; the attribute stays JSON."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    body = {
+        **CHAT_REQUEST,
+        "messages": [{"role": "user", "content": "word " * 7_000}],
+    }  # under the size limit
+    calls.post("https://api.openai.com/v1/chat/completions", body, json_response(CHAT))
+    with calls.reader() as reader:
+        otel.export(reader, http_receiver.url)
+    (message,) = json.loads(attributes(http_receiver.spans()[0])["gen_ai.input.messages"])
+    assert len(message["parts"][0]["content"]) == 32_000

@@ -10,11 +10,13 @@ attributes are not supported). Pure functions; a conversation that cannot be rea
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from ..providers import Conversation, Part, conversation
+from ..providers._conversation import TEXT_LIMIT_CHARS
 from ..record.model import AuditRecord
 from ._payload import finish_reasons
 
@@ -56,7 +58,12 @@ def _arguments(text: str) -> Any:
         return text
 
 
-def _part(part: Part) -> dict[str, Any]:
+def _part(whole: Part) -> dict[str, Any]:
+    """One part in the conventions' form, its text cut at `TEXT_LIMIT_CHARS` (the limit of the
+    record's own flat text), which keeps the JSON structure whole, as the conventions advise."""
+    part = (
+        whole if len(whole.text) <= TEXT_LIMIT_CHARS else replace(whole, text=whole.text[:TEXT_LIMIT_CHARS])
+    )
     kind = part.kind
     if kind == "tool_call":
         return {
