@@ -41,6 +41,13 @@ EXPECTED = {
         "ShelveStorage passes the storage contract",
         "read back 1 record(s) of session custom-1, sealed: True",
     ],
+    "otel_export.py": [
+        "sent 8 records to otlp://127.0.0.1:",
+        "GenAI spans (conventions 1.41.0)",
+        "CLIENT   'chat gpt-4o-mini'",
+        "error.type=429",
+        "every call is a child of its @audited function: True",
+    ],
     "redaction.py": ["[REDACTED:email]", "hmac-sha256:", "the key appears nowhere in the log: True"],
 }
 

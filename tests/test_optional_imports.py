@@ -16,6 +16,7 @@ import pytest
         ("llmaudit.web.django", "django.conf", "llmaudit-sdk[django]"),
         ("llmaudit.ui", "starlette", "llmaudit-sdk[ui]"),
         ("llmaudit.contrib.django", "django", "llmaudit-sdk[django]"),
+        ("llmaudit.otel._sdk", "opentelemetry.sdk.trace", "llmaudit-sdk[otel]"),
     ],
 )
 def test_a_gated_module_without_its_dependency_names_the_install(

@@ -217,15 +217,58 @@ def stats(
 
 @click.command()
 @storage_option
-@click.option("--to", "destination", required=True, help="Storage URL, FILE.jsonl, FILE.csv or FILE.parquet.")
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    help="Storage URL, FILE.jsonl, FILE.csv, FILE.parquet, or otlp://HOST:4318 / otlp+grpc://HOST:4317.",
+)
 @click.option("--since", default=None, help="Only the last AGE (e.g. 30d).")
 @click.option("--session", default=None, help="Only this session.")
-def export(storage: str | None, destination: str, since: str | None, session: str | None) -> None:
+@click.option(
+    "--after",
+    default=None,
+    metavar="ID",
+    help="otlp:// only: start after this record (the id an interrupted export printed).",
+)
+def export(
+    storage: str | None, destination: str, since: str | None, session: str | None, after: str | None
+) -> None:
     """Copy records to another storage or a file (idempotent: run it again to resume; a Parquet file
-    is written whole)."""
+    is written whole), or send them to an OpenTelemetry collector as GenAI spans."""
+    if destination.lower().startswith("otlp"):
+        _export_otlp(storage, destination, since, session, after)
+        return
+    if after is not None:
+        raise click.UsageError("--after applies to otlp:// destinations (the others resume by id themselves)")
     with open_reader(storage) as reader, progress_bar("exporting") as advance:
         count = reader.export(destination, progress=advance, since=_since(since), session=session)
     click.echo(f"exported {count} records to {plain(destination)}")
+
+
+def _export_otlp(
+    storage: str | None, destination: str, since: str | None, session: str | None, after: str | None
+) -> None:
+    from .. import otel  # noqa: PLC0415 - the otel extra is loaded only for an OTLP export
+    from .._errors import StorageError  # noqa: PLC0415
+
+    last = [after]
+
+    with open_reader(storage) as reader, progress_bar("exporting") as advance:
+
+        def progress(count: int, last_id: str) -> None:
+            last[0] = last_id
+            advance(count)
+
+        try:
+            result = otel.export(
+                reader, destination, after=after, progress=progress, since=_since(since), session=session
+            )
+        except StorageError as exc:
+            resume = f"; resume with --after {last[0]}" if last[0] else "; run it again to resume"
+            raise StorageError(f"{exc}{resume}") from exc
+    cursor = f" (last: {result.last_id})" if result.last_id else ""
+    click.echo(f"exported {result.count} records to {plain(destination)}{cursor}")
 
 
 @click.command()

@@ -35,6 +35,7 @@ _BUILTIN: dict[str, str] = {
     "postgres": "llmaudit.storage.sql:SQLStorage.from_url",
     "mysql": "llmaudit.storage.sql:SQLStorage.from_url",
     "mariadb": "llmaudit.storage.sql:SQLStorage.from_url",
+    "otlp": "llmaudit.otel._sink:OTLPStorage.from_url",  # write-only; otlp+grpc:// too (the base scheme)
 }
 _registered: dict[str, StorageFactory] = {}
 _lock = threading.Lock()
