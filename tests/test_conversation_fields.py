@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import SQL_KINDS, store_url_for
 
 import llmaudit
 from llmaudit import AuditRecord, Query
@@ -48,17 +49,9 @@ def test_a_log_sealed_before_the_flat_text_existed_still_verifies_and_forgets(
     assert after.ok and after.totals()["erased"] == 4, after.to_json()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
+@pytest.fixture(params=SQL_KINDS)
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url"))
+    return store_url_for(request.param, request, tmp_path)
 
 
 def _as_schema_4(url: str) -> list[tuple[str, str | None, int | None, str | None]]:

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from tests.conftest import backends, store_url_for
 
 import llmaudit
 from llmaudit._errors import ConfigurationError
@@ -76,19 +77,11 @@ def _write(url: str, records: list[AuditRecord], tmp_path: Path) -> None:
 
 @pytest.fixture(
     params=[
-        "jsonl",
-        "sqlite",
-        pytest.param("pg", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        *backends("jsonl", "sqlite", "postgres", "mariadb"),
     ]
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    kind = request.param
-    if kind == "jsonl":
-        return kind, f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return kind, f"sqlite:///{tmp_path / 'audit.db'}"
-    return kind, request.getfixturevalue("pg_url" if kind == "pg" else "mariadb_url")
+    return request.param, store_url_for(request.param, request, tmp_path)
 
 
 def _stored_text(kind: str, url: str, tmp_path: Path) -> bytes:
@@ -96,7 +89,7 @@ def _stored_text(kind: str, url: str, tmp_path: Path) -> bytes:
     the SQLite database with its WAL, the spool's rejected files) and, for a server, every column
     of every row of the records table."""
     files = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
-    if kind not in ("pg", "mariadb"):
+    if kind not in ("postgres", "mariadb"):
         return files
     store = SQLStorage(url)
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import backends, store_url_for
 
 import llmaudit
 from llmaudit._errors import ConfigurationError
@@ -56,23 +57,7 @@ def dataset() -> list[AuditRecord]:
     return Chain(writer_id="reader-test").seal(records)
 
 
-BACKENDS = [
-    "memory",
-    "jsonl",
-    "sqlite",
-    pytest.param("pg", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
-
-def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "memory":
-        return f"memory://reader-{id(request)}"
-    if kind == "jsonl":
-        return f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'a.db'}"
-    return request.getfixturevalue("pg_url" if kind == "pg" else "mariadb_url")
+BACKENDS = backends()
 
 
 @pytest.fixture
@@ -101,7 +86,7 @@ def _answers(reader: llmaudit.Reader) -> dict[str, Any]:
 def test_every_backend_answers_like_the_reference(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, reference: llmaudit.Reader
 ) -> None:
-    with llmaudit.open(_url(kind, tmp_path, request), create=True) as reader:
+    with llmaudit.open(store_url_for(kind, request, tmp_path), create=True) as reader:
         reader.storage.write(dataset())
         assert _answers(reader) == _answers(reference)
 

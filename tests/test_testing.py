@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.conftest import backends
 
 import llmaudit
 from llmaudit import AuditRecord, Query
@@ -23,13 +24,7 @@ from llmaudit.storage import ChainStore, ProblemHandler, Storage, SummaryStore, 
 from llmaudit.storage import StatsRow as Row
 from llmaudit.testing import check_storage
 
-BACKENDS = [
-    "memory",
-    "jsonl",
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
+BACKENDS = backends()
 
 
 @pytest.fixture(params=BACKENDS)

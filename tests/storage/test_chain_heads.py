@@ -16,6 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from tests.conftest import SQL_KINDS, store_url_for
 
 import llmaudit
 from llmaudit.cli import cli
@@ -298,18 +299,10 @@ def test_a_head_deleted_by_accident_is_detected_without_a_key(
 
 # -- migrations never seal; sealing legacy records is explicit (issue 16, item 3) -------------------
 
-SQL_KINDS = [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
 
 @pytest.fixture(params=SQL_KINDS)
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url"))
+    return store_url_for(request.param, request, tmp_path)
 
 
 def _look_like_version(conn: sa.Connection, store: SQLStorage, version: int) -> None:
