@@ -13,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 import llmaudit
+
+# private: internal-error accounting (the guard) and the internal error classes
 from llmaudit import _guard
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -131,6 +133,7 @@ class _FailOnInternalError(logging.Handler):
 
 @pytest.fixture(autouse=True)
 def _internal_errors() -> Iterator[_FailOnInternalError]:
+    # private: the guard's warn-once counters, reset so each test sees a first failure at ERROR
     _guard._counts.clear()  # each test sees the first failure of a site at ERROR again
     handler = _FailOnInternalError()
     logger = logging.getLogger("llmaudit")

@@ -21,7 +21,7 @@ from tests.conftest import backends, store_url_for
 import llmaudit
 from llmaudit import AuditRecord
 from llmaudit.cli import cli
-from llmaudit.read.reader import SessionSummary, StatsRow
+from llmaudit.storage import SessionSummary, StatsRow
 
 BACKENDS = backends("jsonl", "sqlite", "postgres", "mariadb")
 

@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from tests.conftest import backends, store_url_for
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import AuditRecord, ConfigurationError
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain, compute_hash, hash_version, payload_digest
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 
@@ -93,6 +94,7 @@ def _stored_text(kind: str, url: str, tmp_path: Path) -> bytes:
         return files
     store = SQLStorage(url)
     try:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with store._engine.connect() as conn:
             rows = conn.execute(sa.select(store.table)).all()
     finally:
@@ -199,6 +201,7 @@ def _keyed_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
 def _update(url: str, record_id: str, **values: Any) -> None:
     """Edit a row behind llmaudit's back (a plain UPDATE: no chain, no MAC)."""
     store = SQLStorage(url)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:
         conn.execute(store.table.update().where(store.table.c.id == record_id).values(**values))
     store.close()
@@ -295,6 +298,7 @@ def test_the_hash_names_its_version_and_covers_the_subjects_fields() -> None:
     for name in ("session_key", "user", "url", "error"):
         edited = AuditRecord(**{**_fields(record), name: "someone else"})
         assert compute_hash(edited, KEY.encode()) != record.hash, name
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.integrity.chain import erasure_changes as _erasure
 
     erased = AuditRecord(**{**_fields(record), **_erasure(record, START, KEY.encode())})
@@ -317,6 +321,7 @@ def test_a_tombstone_with_a_mac_that_is_not_ascii_is_forged_not_a_crash() -> Non
     """The MAC is stored text anyone with write access can set: verify compares it as bytes."""
     import dataclasses
 
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.integrity.chain import ChainState, tombstone
     from llmaudit.integrity.verify import verify_chain
 

@@ -19,6 +19,8 @@ from tests.conftest import backends
 
 import llmaudit
 from llmaudit.cli import cli, main
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.settings import data_dir
 from llmaudit.storage.sql.engine import normalise_url as _normalise_url
 

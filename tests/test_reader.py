@@ -12,10 +12,11 @@ import pytest
 from tests.conftest import backends, store_url_for
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import AuditRecord, ConfigurationError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain
 from llmaudit.read.summary import nearest_rank
-from llmaudit.record.model import AuditRecord
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
 

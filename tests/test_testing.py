@@ -19,6 +19,8 @@ from tests.conftest import backends
 
 import llmaudit
 from llmaudit import AuditRecord, Query
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import ChainState, new_state
 from llmaudit.storage import ChainStore, ProblemHandler, Storage, SummaryStore, open_storage, select
 from llmaudit.storage import StatsRow as Row

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from llmaudit import Auditor, AuditRecord, Query
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import encode_record
 
 FAKE_KEY = "sk-test-FAKE-0123456789abcdef"

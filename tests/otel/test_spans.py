@@ -18,6 +18,8 @@ from tests.transport.wire import SSE_CHUNKS
 
 import llmaudit
 from llmaudit import otel
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.otel._mapping import span_id_of, trace_id_of
 
 CHAT = {

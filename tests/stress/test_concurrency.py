@@ -30,6 +30,8 @@ from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord
+
+# private: internal-error accounting (the guard) and the internal error classes
 from llmaudit._guard import internal_error_counts
 
 PROCESSES, THREADS, PER_THREAD = 4, 4, 400
