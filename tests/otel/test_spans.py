@@ -14,7 +14,7 @@ import httpx
 import pytest
 from tests.otel.conftest import Calls, json_response, sse_response
 from tests.otel.receiver import HttpReceiver, attributes
-from tests.transport.wire import SSE_CHUNKS
+from tests.wire import SSE_CHUNKS
 
 import llmaudit
 from llmaudit import otel

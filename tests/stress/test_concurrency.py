@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.stress.conftest import Figures
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord

@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from tests.transport.conftest import Recorder
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
 
 import llmaudit
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.transport.conftest import Recorder
 from tests.transport.server import LocalServer
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE
 
 import llmaudit
 

@@ -16,7 +16,7 @@ import brotli
 import pytest
 import zstandard
 from tests.transport.conftest import Recorder
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
 
 import llmaudit
 
