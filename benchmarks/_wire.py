@@ -1,19 +1,17 @@
-"""The OpenAI-format answers the transport benchmarks serve (one copy for every benchmark)."""
+"""The OpenAI-format answers the transport benchmarks serve (one copy for every benchmark), built from
+the wire formats the test suites share (tests/wire.py)."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.wire
+
+from tests.wire import chat_completion
 
 #: A 1 KB-class chat completion, as api.openai.com sends it.
 COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1764000000,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "Hello! " * 20}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 250, "completion_tokens": 40, "total_tokens": 290},
-    }
+    chat_completion("Hello! " * 20, id="chatcmpl-bench", prompt_tokens=250, completion_tokens=40, full=False)
 ).encode()

@@ -7,11 +7,14 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import llmaudit
+
+# private: internal-error accounting (the guard) and the internal error classes
 from llmaudit import _guard
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -58,6 +61,41 @@ def mariadb_url() -> Iterator[str]:
     _drop("mysql+pymysql://root@127.0.0.1:3306/test", table)
 
 
+# -- one place for "this test runs over every backend" -------------------------------------------
+# The kinds of store a test can run over; the SQL servers carry their markers (``-m "not mariadb"``
+# deselects them) and their fixtures skip, or fail on CI, when the server is not reachable.
+_MARKS = {"postgres": pytest.mark.postgres, "mariadb": pytest.mark.mariadb}
+ALL_KINDS = ("memory", "jsonl", "sqlite", "postgres", "mariadb")
+
+
+def backends(*kinds: str) -> list[object]:
+    """Parameters for ``@pytest.fixture(params=...)`` / ``parametrize`` over *kinds* (default: all),
+    each SQL server with its marker."""
+    chosen = kinds or ALL_KINDS
+    unknown = set(chosen) - set(ALL_KINDS)
+    assert not unknown, f"unknown backend kinds {sorted(unknown)}"
+    return [pytest.param(k, marks=_MARKS[k]) if k in _MARKS else k for k in chosen]
+
+
+SQL_KINDS = backends("sqlite", "postgres", "mariadb")
+
+
+def store_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty store of *kind* (SQL servers: a table of its own, dropped after the
+    test, through the ``pg_url`` / ``mariadb_url`` fixtures)."""
+    if kind == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    if kind == "jsonl":
+        return f"jsonl://{tmp_path / 'log'}"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    if kind == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    if kind == "mariadb":
+        return str(request.getfixturevalue("mariadb_url"))
+    raise AssertionError(f"unknown backend kind {kind!r}")
+
+
 def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
@@ -95,6 +133,7 @@ class _FailOnInternalError(logging.Handler):
 
 @pytest.fixture(autouse=True)
 def _internal_errors() -> Iterator[_FailOnInternalError]:
+    # private: the guard's warn-once counters, reset so each test sees a first failure at ERROR
     _guard._counts.clear()  # each test sees the first failure of a site at ERROR again
     handler = _FailOnInternalError()
     logger = logging.getLogger("llmaudit")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from llmaudit._errors import StorageError, StorageUnavailableError
-from llmaudit.record.model import AuditRecord
+from llmaudit import AuditRecord, StorageError, StorageUnavailableError
 from llmaudit.storage import Query
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.memory import MemoryStorage
 
 

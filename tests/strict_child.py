@@ -28,7 +28,7 @@ import aiohttp.web  # noqa: E402
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
 import openai  # noqa: E402
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS  # noqa: E402
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS  # noqa: E402
 
 import llmaudit  # noqa: E402
 from llmaudit.transports.aiohttp import AuditMiddleware  # noqa: E402

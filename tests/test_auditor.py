@@ -13,6 +13,8 @@ from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit import AuditRecord, ConfigurationError, Query, open_storage
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.settings import Settings, data_dir
 from llmaudit.storage import _registry
 
@@ -170,6 +172,7 @@ def test_an_auditor_closes_only_the_storage_it_opened(tmp_path: Path) -> None:
     try:
         llmaudit.Auditor("tracked://x", spool_dir=str(tmp_path / "b")).close()
     finally:
+        # private: the storage registry, restored after the test registers a scheme
         _registry._registered.pop("tracked")
     assert closed == ["passed-in"]
 
@@ -337,10 +340,12 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
     import signal
     import threading
 
+    # private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
     from llmaudit.pipeline import signals as _auditor
     from llmaudit.pipeline.signals import _exit_on_sigterm, install_sigterm_handler
 
     previous = signal.getsignal(signal.SIGTERM)
+    # private: the signal handler's chaining state, not observable otherwise
     previous_hook, previous_wrapped = sys.unraisablehook, _auditor._hook_before_ours
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -364,6 +369,7 @@ def test_the_sigterm_handler_is_only_installed_over_the_default_and_on_the_main_
         assert not install_sigterm_handler() and signal.getsignal(signal.SIGTERM) is own
     finally:
         signal.signal(signal.SIGTERM, previous)
+        # private: the signal handler's chaining state, not observable otherwise
         sys.unraisablehook, _auditor._hook_before_ours = previous_hook, previous_wrapped
 
 
@@ -380,6 +386,7 @@ def test_fork_waits_for_the_batch_being_written(tmp_path: Path) -> None:
     storage.gate.clear()  # the writer blocks inside write() until the gate opens
     auditor = llmaudit.Auditor(storage, spool_dir=str(tmp_path / "spool"), flush_interval_s=0.01)
     store_lock = WatchedLock()
+    # private: the writer's queue, locks and child, the only way to hold or observe it mid-flight
     auditor._writer._store_lock = store_lock  # type: ignore[assignment]
     auditor.submit(AuditRecord(session_key="in-flight"))
     assert storage.entered.wait(10)  # the writer holds the store lock, inside write()

@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import GENESIS, Chain, ChainState, compute_hash
 from llmaudit.integrity.verify import verify_chain
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 
@@ -65,6 +67,7 @@ class Tamper:
 
     def _sql(self, statement: str, **params: Any) -> None:
         store = SQLStorage(self.url)
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with store._engine.begin() as conn:
             conn.execute(sa.text(statement.format(table=store.table.name)), params)
         store.close()
@@ -94,6 +97,7 @@ class Tamper:
     def insert(self, record: AuditRecord) -> None:
         store = JSONLStorage(self.root) if self.kind == "jsonl" and self.root else SQLStorage(self.url)
         if isinstance(store, SQLStorage):  # a plain INSERT: no chain head moves
+            # private: the store's own engine, files and writes, to inspect or tamper with what it holds
             with store._engine.begin() as conn:
                 conn.exec_driver_sql(store._insert_sql, [store._to_params(record)])
         else:
@@ -219,6 +223,7 @@ def test_forget_erases_the_text_everywhere_and_the_log_still_verifies(
         assert raw.count(b"question 0 " + SECRET_TEXT.encode()) == 1  # 'keep' s record 0 only
     else:
         store = SQLStorage(url)
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with store._engine.connect() as conn:
             rows = conn.execute(sa.text(f"SELECT t::text FROM {store.table.name} t")).scalars().all()
         store.close()
@@ -407,6 +412,7 @@ def test_the_encodings_remembered_while_sealing_are_exactly_what_storage_would_w
     for a store that writes whole records (JSONL), each payload's and the headers' for one that
     takes them column by column (SQL). They must be byte for byte the fresh encoding, for copied and
     for writer-owned records, and right-sized copies of orjson's over-allocated buffers."""
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.record.codec import dumps, encode_record, forget_encodings, recall, record_to_dict
 
     records = _records(5)
@@ -450,6 +456,7 @@ def test_a_remembered_encoding_holds_its_size_not_orjsons_buffer() -> None:
 
     import orjson
 
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.record import codec as _codec
 
     value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}
@@ -547,6 +554,7 @@ def test_the_chain_hash_is_the_digest_of_the_canonical_json(
     they existed lack them); and the JSON remembered for storage is `dumps` of the record."""
     import hashlib
 
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.integrity.chain import tombstone
     from llmaudit.record.codec import dumps, encode_record, forget_encodings, recall, record_to_dict
 
@@ -624,6 +632,7 @@ def test_exact_keeps_the_bytes_in_an_allocation_of_their_size() -> None:
 
     import orjson
 
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.record import codec as _codec
 
     value = {"messages": [{"role": "user", "content": "lorem ipsum " * 90}]}

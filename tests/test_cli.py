@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from llmaudit import AuditRecord, Query, open_storage
 from llmaudit.cli import cli, main
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.settings import data_dir
 from llmaudit.pipeline.spool import Spool
 

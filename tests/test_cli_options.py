@@ -16,26 +16,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.conftest import backends, store_url_for
 
 import llmaudit
 from llmaudit import AuditRecord
 from llmaudit.cli import cli
-from llmaudit.read.reader import SessionSummary, StatsRow
+from llmaudit.storage import SessionSummary, StatsRow
 
-BACKENDS = [
-    "jsonl",
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
-
-def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "jsonl":
-        return f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if kind == "postgres" else "mariadb_url"))
+BACKENDS = backends("jsonl", "sqlite", "postgres", "mariadb")
 
 
 def _seed(url: str, tmp_path: Path) -> list[AuditRecord]:
@@ -156,7 +144,7 @@ def _names(cls: type) -> set[str]:
 def test_json_field_names_equal_the_python_api(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = _url(kind, tmp_path, request)
+    url = store_url_for(kind, request, tmp_path)
     _seed(url, tmp_path)
     for command in (["show", "--json", "s1"], ["tail", "--json"], ["aggregate", "--json", "--session", "s1"]):
         for row in _json_lines(run(*command, "-s", url)):
@@ -186,7 +174,7 @@ def test_session_summary_keeps_key_as_an_alias() -> None:
 def test_a_record_submitted_by_hand_is_manual_not_transport(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = _url(kind, tmp_path, request)
+    url = store_url_for(kind, request, tmp_path)
     _seed(url, tmp_path)
     with llmaudit.open(url) as reader:
         assert {r.source for r in reader.records()} == {"manual"}

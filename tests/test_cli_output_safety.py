@@ -20,9 +20,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
+
+# private: the CLI's and viewer's internals (demo data, rendering, queries) these tests pin
 from llmaudit.cli._text import EscapedLogHandler, json_line, plain, shown
-from llmaudit.record.model import AuditRecord
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -16,8 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli, main
-from llmaudit.record.model import AuditRecord
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.sql import migrations as _migrations
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from tests.test_cli_output_safety import HOSTILE, _forbidden
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
-from llmaudit.record.model import AuditRecord
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -20,6 +20,8 @@ import pytest
 
 import llmaudit
 from llmaudit import ConfigurationError
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.settings import Settings
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Query

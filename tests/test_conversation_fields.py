@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import SQL_KINDS, store_url_for
 
 import llmaudit
 from llmaudit import AuditRecord, Query
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.sql import SQLStorage
 from llmaudit.storage.sql import migrations as _migrations
 
@@ -48,23 +51,16 @@ def test_a_log_sealed_before_the_flat_text_existed_still_verifies_and_forgets(
     assert after.ok and after.totals()["erased"] == 4, after.to_json()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
+@pytest.fixture(params=SQL_KINDS)
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url"))
+    return store_url_for(request.param, request, tmp_path)
 
 
 def _as_schema_4(url: str) -> list[tuple[str, str | None, int | None, str | None]]:
     """Turn the store into what SQL schema 4 had (no conversation columns, stamp 4); its rows."""
     store = SQLStorage(url)
     rows = sorted((r.id, r.writer_id, r.seq, r.hash) for r in store.read(Query()))
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     quote = store._engine.dialect.identifier_preparer.format_table
     with store._engine.begin() as conn:
         for column in NEW_COLUMNS:
@@ -90,6 +86,7 @@ def test_the_migration_to_sql_schema_5_adds_the_columns_and_old_rows_still_verif
     upgraded = SQLStorage(sql_url)  # migrates 4 -> 5 on open
     try:
         assert upgraded.schema_version() == _migrations.SCHEMA_VERSION == 5
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with upgraded._engine.connect() as conn:
             columns = {c["name"] for c in sa.inspect(conn).get_columns(upgraded.table.name)}
         assert set(NEW_COLUMNS) <= columns
@@ -153,6 +150,7 @@ def test_an_absent_field_reads_back_as_none_and_a_present_one_as_it_was(name: st
 def _text_indexes(url: str) -> set[str]:
     store = SQLStorage(url)
     try:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with store._engine.connect() as conn:
             names = {ix["name"] for ix in sa.inspect(conn).get_indexes(store.table.name)}
     finally:
@@ -175,6 +173,7 @@ def _search(url: str) -> set[str | None]:
     that the planner can answer it from the index)."""
     store = SQLStorage(url)
     try:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         dialect = "postgresql" if store._engine.dialect.name == "postgresql" else "mysql"
         table = store._engine.dialect.identifier_preparer.format_table(store.table)
         query = SEARCHES[dialect].format(table=table)
@@ -231,6 +230,8 @@ def test_flat_text_from_json_with_nul_and_lone_surrogates_is_stored_on_every_sql
     payloads; the flat text made from them must still fit every text column (PostgreSQL refuses
     NUL, no driver encodes a lone surrogate): both become U+FFFD, and the record is not lost."""
     from llmaudit.providers import flat_text
+
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.record.bodies import parse_json
 
     request, _ = parse_json(b'{"messages": [{"role": "user", "content": "a\\u0000b\\ud800c"}]}')

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from genai_prices import Usage, calc_price
 
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.cost import cost_usd
 
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -13,6 +13,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.bodies import decode_content, iter_ndjson, iter_sse, parse_json
 
 BODY = b'{"model": "gpt-4o-mini", "choices": []}' * 20

@@ -17,6 +17,8 @@ import pytest
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord, Query, audited, current_session, session
+
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture.context import current
 from llmaudit.record.model import format_id
 

@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from openai import OpenAI
 
 import llmaudit
-from llmaudit import Redactor
+from llmaudit import AuditRecord, Redactor
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import encode_record
-from llmaudit.record.model import AuditRecord
 from llmaudit.redact.detectors import MIN_RUN, RULES, candidates
 from llmaudit.redact.folding import _CF_RANGES, FORMAT_CHARS, fold, needs_fold
 
@@ -158,6 +159,7 @@ def test_every_rule_match_is_long_enough_for_the_prefilter() -> None:
     """`candidates` looks for keywords only inside runs of at least MIN_RUN token characters: a rule
     that could match something shorter would slip past it (the private key block is found by its
     BEGIN line, the AWS secret by its 40 characters)."""
+    # private: the standard library's regex parser, to walk the detectors' patterns
     parse = re._parser.parse  # type: ignore[attr-defined]
     for rule in RULES:
         if rule.name not in ("private_key", "aws_secret_key"):

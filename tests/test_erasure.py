@@ -14,12 +14,14 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from tests.conftest import backends, store_url_for
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import AuditRecord, ConfigurationError
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain, compute_hash, hash_version, payload_digest
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 
@@ -76,19 +78,11 @@ def _write(url: str, records: list[AuditRecord], tmp_path: Path) -> None:
 
 @pytest.fixture(
     params=[
-        "jsonl",
-        "sqlite",
-        pytest.param("pg", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        *backends("jsonl", "sqlite", "postgres", "mariadb"),
     ]
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    kind = request.param
-    if kind == "jsonl":
-        return kind, f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return kind, f"sqlite:///{tmp_path / 'audit.db'}"
-    return kind, request.getfixturevalue("pg_url" if kind == "pg" else "mariadb_url")
+    return request.param, store_url_for(request.param, request, tmp_path)
 
 
 def _stored_text(kind: str, url: str, tmp_path: Path) -> bytes:
@@ -96,10 +90,11 @@ def _stored_text(kind: str, url: str, tmp_path: Path) -> bytes:
     the SQLite database with its WAL, the spool's rejected files) and, for a server, every column
     of every row of the records table."""
     files = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
-    if kind not in ("pg", "mariadb"):
+    if kind not in ("postgres", "mariadb"):
         return files
     store = SQLStorage(url)
     try:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         with store._engine.connect() as conn:
             rows = conn.execute(sa.select(store.table)).all()
     finally:
@@ -206,6 +201,7 @@ def _keyed_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
 def _update(url: str, record_id: str, **values: Any) -> None:
     """Edit a row behind llmaudit's back (a plain UPDATE: no chain, no MAC)."""
     store = SQLStorage(url)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:
         conn.execute(store.table.update().where(store.table.c.id == record_id).values(**values))
     store.close()
@@ -302,6 +298,7 @@ def test_the_hash_names_its_version_and_covers_the_subjects_fields() -> None:
     for name in ("session_key", "user", "url", "error"):
         edited = AuditRecord(**{**_fields(record), name: "someone else"})
         assert compute_hash(edited, KEY.encode()) != record.hash, name
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.integrity.chain import erasure_changes as _erasure
 
     erased = AuditRecord(**{**_fields(record), **_erasure(record, START, KEY.encode())})
@@ -324,6 +321,7 @@ def test_a_tombstone_with_a_mac_that_is_not_ascii_is_forged_not_a_crash() -> Non
     """The MAC is stored text anyone with write access can set: verify compares it as bytes."""
     import dataclasses
 
+    # private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
     from llmaudit.integrity.chain import ChainState, tombstone
     from llmaudit.integrity.verify import verify_chain
 

@@ -16,9 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.read.export import export
-from llmaudit.record.model import AuditRecord
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 FORMULAS = {

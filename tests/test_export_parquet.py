@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import AuditRecord, ConfigurationError
 from llmaudit.cli import cli, main
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import FIELDS
-from llmaudit.record.model import AuditRecord
 
 START = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 

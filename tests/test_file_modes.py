@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import ControlledStorage
 
 import llmaudit
-from llmaudit.record.model import AuditRecord
+from llmaudit import AuditRecord
 
 
 def _modes(root: Path) -> dict[str, int]:
@@ -48,6 +48,7 @@ def test_spool_and_rejected_files_are_private(tmp_path: Path, expect_internal_er
     auditor.submit(AuditRecord(session_key="refused"))
     auditor.flush()
     storage.down = True
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = ()
     auditor.submit(AuditRecord(session_key="spilled"))
     auditor.flush()

@@ -18,11 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import PAYLOAD_FIELDS, Chain, is_tombstone, marker
 from llmaudit.pipeline.spool import Spool
 from llmaudit.record.codec import encode_record
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage import open_storage
 from llmaudit.storage.sql import sqlite as sql_storage
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from llmaudit import AuditRecord
 from llmaudit.providers import Exchange, Parsed
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.frozen import fast_init
-from llmaudit.record.model import AuditRecord
 from llmaudit.record.raw import RawCapture
 
 

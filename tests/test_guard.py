@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+# private: internal-error accounting (the guard) and the internal error classes
 from llmaudit._guard import guard, internal_error_counts
 
 

@@ -51,6 +51,7 @@ def _run_outage(url: str, real_port: int, tmp_path: Path) -> None:
             flush_interval_s=0.02,
             batch_size=50,
         )
+        # private: the auditor's writer: its retry pacing and spool have no public setting
         auditor._writer.retry_delays_s = (0.01, 0.05)
         auditor._writer.probe_interval_s = 0.2
         submitted: list[str] = []

@@ -25,7 +25,7 @@ import pytest
 from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 
-from llmaudit._version import __version__
+from llmaudit import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = "llmaudit_sdk"

@@ -24,8 +24,9 @@ import pytest
 from tests.helpers import tag_process
 
 import llmaudit
-from llmaudit import Auditor, AuditRecord, Redactor
-from llmaudit._errors import ConfigurationError
+from llmaudit import Auditor, AuditRecord, ConfigurationError, Redactor
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.frames import PIPE_BYTES, Frames
 from llmaudit.pipeline.frames import make_pipe as _pipe
 from llmaudit.pipeline.process_runner import ProcessWriter
@@ -79,6 +80,7 @@ def test_the_child_stores_what_the_thread_writer_stores(hx: ModuleType, tmp_path
         stats = auditor.stats()
         assert (stats.submitted, stats.written, stats.failed) == (70, 70, 0)
         if writer == "process":
+            # private: the process runner and its child process have no public handle
             assert isinstance(auditor._writer, ProcessWriter) and auditor._writer.fallback_reason is None
             child = auditor._writer._child
             assert child is not None and child.poll() is None and child.pid != os.getpid()
@@ -150,6 +152,7 @@ def test_configuration_the_child_could_not_follow_is_refused(
         Auditor(url)
     monkeypatch.setenv("LLMAUDIT_WRITER", "process")
     with Auditor(url, spool_dir=str(tmp_path / "spool")) as auditor:
+        # private: the process runner and its child process have no public handle
         assert isinstance(auditor._writer, ProcessWriter)
 
 
@@ -164,6 +167,7 @@ def test_a_killed_child_loses_nothing(
     hx: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     auditor = Auditor(f"sqlite:///{tmp_path}/k.db", spool_dir=str(tmp_path / "spool"), writer="process")
+    # private: the process runner and its child process have no public handle
     writer = auditor._writer
     assert isinstance(writer, ProcessWriter)
     client = _client(hx, auditor)
@@ -211,6 +215,7 @@ def _no_timer_rounds(auditor: Auditor) -> Iterator[ProcessWriter]:
     The block begins only once the writer thread waits on that event: a round still under way (the
     flush's wake-up can come during one, and the round after it would ship the captures the test
     makes) would otherwise race the test's first calls when the machine is busy."""
+    # private: the process runner and its child process have no public handle
     writer = auditor._writer
     assert isinstance(writer, ProcessWriter)
     writer.start()
@@ -239,6 +244,7 @@ def test_between_flushes_the_writer_thread_leaves_handing_on_to_a_caller_that_ke
     with _no_timer_rounds(auditor) as writer:
         for n in range(37):
             _chat(client, n)
+        # private: the writer's queue, locks and child, the only way to hold or observe it mid-flight
         assert writer._hand_ons == 1 and len(writer._queue) == 5  # 32 handed on by the caller, 5 left
         done = threading.Event()
         with writer._send_lock:  # as if the caller were handing on at this moment
@@ -282,6 +288,7 @@ def test_large_captures_are_handed_on_in_smaller_batches_and_past_a_full_pipe(
     auditor = Auditor(f"sqlite:///{tmp_path}/b.db", spool_dir=spool, writer="process", flush_interval_s=3600)
     client = _client(hx, auditor)
     with _no_timer_rounds(auditor) as writer:
+        # private: the writer's queue, locks and child, the only way to hold or observe it mid-flight
         outbox = writer._outbox
         assert outbox is not None
         for _ in range(32):  # the first batch, at the default size
@@ -334,6 +341,7 @@ def test_a_child_that_cannot_start_leaves_the_work_to_this_process(
         assert auditor.flush(30)
     assert auditor.stats().written == 40
     auditor.close()
+    # private: the process runner and its child process have no public handle
     assert "could not start" in (auditor._writer.fallback_reason or "")  # type: ignore[attr-defined]
     assert len(list(llmaudit.open(f"sqlite:///{tmp_path}/n.db").records())) == 40
 
@@ -342,6 +350,7 @@ def test_the_child_ignores_sigint_and_sigterm_and_exits_when_the_parent_closes(
     hx: ModuleType, tmp_path: Path
 ) -> None:
     auditor = Auditor(f"sqlite:///{tmp_path}/s.db", spool_dir=str(tmp_path / "spool"), writer="process")
+    # private: the process runner and its child process have no public handle
     writer = auditor._writer
     assert isinstance(writer, ProcessWriter)
     writer.start()  # the writer thread starts the child
@@ -435,6 +444,7 @@ def test_a_forked_application_starts_its_own_writer_process_and_leaves_the_paren
 ) -> None:
     url = f"sqlite:///{tmp_path}/f.db"
     auditor = Auditor(url, spool_dir=str(tmp_path / "spool"), writer="process")
+    # private: the process runner and its child process have no public handle
     writer = auditor._writer
     assert isinstance(writer, ProcessWriter)
     for n in range(40):

@@ -19,6 +19,7 @@ def test_a_connection_ends_for_the_client_when_the_server_side_pipe_stops_first(
         upstream, _ = server.accept()
         client.sendall(b"ping")
         assert upstream.recv(4) == b"ping"
+        # private: the test proxy's own state (tests/proxy.py)
         proxy._down.set()  # the first step of cut(), before it takes the lock
         upstream.sendall(b"pong")  # the server-to-client pipe reads this, sees down, and stops
         deadline = time.monotonic() + 5

@@ -15,18 +15,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from tests.conftest import backends
 
 import llmaudit
 from llmaudit.cli import cli, main
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.settings import data_dir
 from llmaudit.storage.sql.engine import normalise_url as _normalise_url
 
-MISSING_BACKENDS = [
-    "jsonl",
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
+MISSING_BACKENDS = backends("jsonl", "sqlite", "postgres", "mariadb")
 
 
 def _missing(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, Callable[[], bool]]:

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import backends, store_url_for
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import AuditRecord, ConfigurationError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain
 from llmaudit.read.summary import nearest_rank
-from llmaudit.record.model import AuditRecord
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=timezone.utc)
 
@@ -56,23 +58,7 @@ def dataset() -> list[AuditRecord]:
     return Chain(writer_id="reader-test").seal(records)
 
 
-BACKENDS = [
-    "memory",
-    "jsonl",
-    "sqlite",
-    pytest.param("pg", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
-
-def _url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "memory":
-        return f"memory://reader-{id(request)}"
-    if kind == "jsonl":
-        return f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'a.db'}"
-    return request.getfixturevalue("pg_url" if kind == "pg" else "mariadb_url")
+BACKENDS = backends()
 
 
 @pytest.fixture
@@ -101,7 +87,7 @@ def _answers(reader: llmaudit.Reader) -> dict[str, Any]:
 def test_every_backend_answers_like_the_reference(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, reference: llmaudit.Reader
 ) -> None:
-    with llmaudit.open(_url(kind, tmp_path, request), create=True) as reader:
+    with llmaudit.open(store_url_for(kind, request, tmp_path), create=True) as reader:
         reader.storage.write(dataset())
         assert _answers(reader) == _answers(reference)
 

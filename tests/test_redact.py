@@ -13,10 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmaudit import _guard
-from llmaudit._errors import ConfigurationError
+# private: internal-error accounting (the guard) and the internal error classes
+from llmaudit import AuditRecord, ConfigurationError, _guard
 from llmaudit.record.codec import dumps, encode_record, loads
-from llmaudit.record.model import AuditRecord
 from llmaudit.redact.redactor import DEFAULT_MAX_VALUE_BYTES, DETECTORS, Redactor, Rule
 
 OPENAI = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"

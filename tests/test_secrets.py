@@ -32,6 +32,8 @@ from tests.helpers import ControlledStorage
 
 import llmaudit
 from llmaudit import AuditRecord, Query, Redactor
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import encode_record
 from llmaudit.record.headers import is_credential_name
 from llmaudit.record.model import STRING_LIMITS
@@ -337,6 +339,7 @@ def test_postgresql_table_holds_no_key(pg_url: str, tmp_path: Path) -> None:
     with _auditor(pg_url, tmp_path) as auditor:
         _leak_everything(auditor)
     store = SQLStorage(pg_url)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT t::text FROM {store.table.name} t")).scalars().all()
         chain = conn.execute(sa.text(f"SELECT t::text FROM {store.chain.name} t")).scalars().all()
@@ -349,6 +352,7 @@ def test_spool_holds_no_key(tmp_path: Path) -> None:
     storage = ControlledStorage()
     storage.down = True
     auditor = _auditor(storage, tmp_path)
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = ()
     _leak_everything(auditor)
     auditor.flush()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from tests.strict_child import LENIENT
-from tests.transport.wire import SSE_CHUNKS
+from tests.wire import SSE_CHUNKS
 
 import llmaudit
 from llmaudit import AuditError, Auditor, AuditRecord

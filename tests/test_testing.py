@@ -15,21 +15,18 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.conftest import backends
 
 import llmaudit
 from llmaudit import AuditRecord, Query
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import ChainState, new_state
 from llmaudit.storage import ChainStore, ProblemHandler, Storage, SummaryStore, open_storage, select
 from llmaudit.storage import StatsRow as Row
 from llmaudit.testing import check_storage
 
-BACKENDS = [
-    "memory",
-    "jsonl",
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
+BACKENDS = backends()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,12 +13,15 @@ import pytest
 from tests.helpers import ControlledStorage, WatchedLock
 
 from llmaudit import AuditError, Auditor, AuditRecord, StorageUnavailableError
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline.spool import Spool
 
 
 def make(tmp_path: Path, storage: ControlledStorage | None = None, **options: object) -> Auditor:
     storage = ControlledStorage() if storage is None else storage
     auditor = Auditor(storage, spool_dir=str(tmp_path / "spool"), **options)  # type: ignore[arg-type]
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = (0.0,)
     auditor._writer.probe_interval_s = 0.05
     return auditor
@@ -177,6 +180,7 @@ def test_replay_is_idempotent_when_a_file_is_replayed_twice(tmp_path: Path) -> N
 def test_a_replay_that_fails_part_way_keeps_only_what_is_left(tmp_path: Path) -> None:
     """A storage that fails after some batches of a spool file went in: the file is cut down to the
     rest, so the next replay writes each record once even into a store that is not idempotent."""
+    # private: the backend classes, built directly to inspect or tamper with their tables and files
     from llmaudit.storage.memory import MemoryStorage
 
     class FailsOnce(MemoryStorage):
@@ -260,6 +264,7 @@ def test_full_queue_spills_instead_of_dropping(tmp_path: Path) -> None:
     with make(tmp_path, storage, queue_size=5) as auditor:
         for _ in range(5):
             auditor.submit(AuditRecord())
+        # private: the writer's queue, locks and child, the only way to hold or observe it mid-flight
         wait_for(lambda: auditor.stats().queue_depth == 0 or len(auditor._writer._queue) <= 5)
         for _ in range(40):
             auditor.submit(AuditRecord())
@@ -349,7 +354,7 @@ def test_submit_after_close_still_stores(tmp_path: Path) -> None:
     auditor = make(tmp_path, storage)
     auditor.close()
     record = AuditRecord()
-    auditor._writer.submit(record)
+    auditor.submit(record)
     assert storage.ids() == [record.id]
 
 
@@ -361,6 +366,7 @@ def test_sync_mode_threads_reach_the_storage_in_chain_order(tmp_path: Path) -> N
     storage.gate.clear()
     auditor = Auditor(storage, mode="sync", spool_dir=str(tmp_path / "spool"))
     store_lock = WatchedLock()
+    # private: the writer's queue, locks and child, the only way to hold or observe it mid-flight
     auditor._writer._store_lock = store_lock  # type: ignore[assignment]
     first = threading.Thread(target=auditor.submit, args=(AuditRecord(session_key="first"),))
     second = threading.Thread(target=auditor.submit, args=(AuditRecord(session_key="second"),))

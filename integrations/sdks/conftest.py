@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.wire import chunks, gzipped, sse
 
 from llmaudit import Auditor, AuditRecord, Query
+
+# private: the stored encoding of a record, checked for the API key
 from llmaudit.record.codec import encode_record
+
+__all__ = ["FAKE_KEY", "Recorder", "chunks", "gzipped", "recorder", "sse"]  # the wire helpers: tests/wire.py
 
 FAKE_KEY = "sk-test-FAKE-0123456789abcdef"
 
@@ -38,22 +40,3 @@ def recorder(tmp_path: Path) -> Iterator[Recorder]:
     rec = Recorder(tmp_path)
     yield rec
     rec.auditor.close()
-
-
-def sse(*events: tuple[str | None, Any], done: bool = False) -> bytes:
-    """Server-sent events exactly as the providers frame them."""
-    out = b""
-    for name, data in events:
-        if name:
-            out += f"event: {name}\n".encode()
-        out += b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-    return out + (b"data: [DONE]\n\n" if done else b"")
-
-
-def chunks(data: bytes, size: int = 37) -> list[bytes]:
-    """Split a body at arbitrary points, as TCP would, so framing is really exercised."""
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
-def gzipped(value: Any) -> bytes:
-    return gzip.compress(json.dumps(value).encode())

@@ -5,7 +5,6 @@ same values on every backend; a fake key planted in a prompt never reaches them;
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from anthropic import Anthropic
 from google import genai
 from google.genai import types
 from openai import OpenAI
-from tests.conftest import mariadb_url, pg_url
+from tests.conftest import backends, mariadb_url, pg_url, store_url_for
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY
@@ -221,24 +220,9 @@ CASES: dict[str, tuple[Callable[[Auditor], None], tuple[Any, ...]]] = {
 }
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "jsonl",
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
+@pytest.fixture(params=backends())
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    kind = request.param
-    if kind == "memory":
-        return f"memory://{uuid.uuid4().hex}"
-    if kind == "jsonl":
-        return f"jsonl://{tmp_path / 'log'}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if kind == "postgres" else "mariadb_url"))
+    return store_url_for(request.param, request, tmp_path)
 
 
 def _fields(record: AuditRecord) -> tuple[Any, ...]:

@@ -17,6 +17,8 @@ from click.testing import CliRunner
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import encode_record
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from llmaudit._errors import ConfigurationError
+from llmaudit import ConfigurationError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import GENESIS
 from llmaudit.integrity.checkpoints import Checkpoint, CheckpointEmitter, checkpoint_problem
 from llmaudit.integrity.keys import (

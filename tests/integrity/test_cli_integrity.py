@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from tests.integrity.test_signed_log import Log
 from tests.test_chain import Tamper
 
-from llmaudit._errors import LLMAuditError
+from llmaudit import LLMAuditError
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.keys import load_signing_key
 
 

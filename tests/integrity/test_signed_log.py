@@ -21,6 +21,9 @@ import pytest
 from tests.test_chain import Tamper, _records
 
 import llmaudit
+from llmaudit import AuditRecord
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import GENESIS, Chain
 from llmaudit.integrity.checkpoints import Checkpoint, CheckpointEmitter
 from llmaudit.integrity.keys import SigningKey
@@ -28,7 +31,6 @@ from llmaudit.integrity.merkle import MerkleTree
 from llmaudit.integrity.proofs import prove, prove_consistency, verify_consistency_proof, verify_proof
 from llmaudit.integrity.signed import SignedReport, verify_signed
 from llmaudit.integrity.witness import FileWitness, read_checkpoints
-from llmaudit.record.model import AuditRecord
 
 CHAIN_KEY = "test-chain-key-not-a-secret"
 EVERY = 4  # a checkpoint every 4 records
@@ -384,6 +386,7 @@ def test_a_proof_needs_a_checkpoint_covering_the_record(store: tuple[str, Tamper
     records = log.write(6, close=False)  # checkpoint 1 covers seq 1-4 only
     proof = prove(records[1].id, log.records(), log.witness.checkpoints())
     assert verify_proof(proof, log.keys).tree_size == 4
+    # private: VerificationError is not re-exported by llmaudit yet (only by llmaudit._errors)
     with pytest.raises(llmaudit._errors.VerificationError, match="covers seq 6"):
         prove(records[5].id, log.records(), log.witness.checkpoints())
 

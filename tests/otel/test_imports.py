@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import llmaudit
-from llmaudit._errors import ConfigurationError
+from llmaudit import ConfigurationError
 
 
 def test_core_llmaudit_and_the_mapping_import_without_opentelemetry() -> None:

@@ -17,8 +17,15 @@ from tests.otel.receiver import GrpcReceiver, HttpReceiver, Received, attributes
 from tests.otel.test_spans import CHAT, CHAT_REQUEST
 
 import llmaudit
-from llmaudit import Auditor, AuditRecord, Query, Storage
-from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
+from llmaudit import (
+    Auditor,
+    AuditRecord,
+    ConfigurationError,
+    Query,
+    Storage,
+    StorageError,
+    StorageUnavailableError,
+)
 from llmaudit.cli import cli, main
 from llmaudit.otel import OTLPStorage
 
@@ -106,6 +113,7 @@ def test_the_receiver_down_then_back_loses_nothing_and_duplicates_nothing(
     """While the collector refuses (503 / UNAVAILABLE), batches spill to the spool, counted; once
     it is back, the replay sends each of them once."""
     auditor = Auditor(receiver.url, mode="sync", spool_dir=str(tmp_path / "spool"))
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = (0.0,)
     auditor._writer.probe_interval_s = 0.0  # every write asks the collector: no wait for a probe
     try:

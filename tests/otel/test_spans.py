@@ -14,10 +14,12 @@ import httpx
 import pytest
 from tests.otel.conftest import Calls, json_response, sse_response
 from tests.otel.receiver import HttpReceiver, attributes
-from tests.transport.wire import SSE_CHUNKS
+from tests.wire import SSE_CHUNKS
 
 import llmaudit
 from llmaudit import otel
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.otel._mapping import span_id_of, trace_id_of
 
 CHAT = {

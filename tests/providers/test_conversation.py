@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from tests.providers.test_providers import exchange, sse
 
 from llmaudit.providers import Conversation, Part, conversation, flat_text, parse
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.providers._conversation import TEXT_LIMIT_CHARS
 
 

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 import llmaudit
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.providers._failure import MAX_ERROR_CHARS, describe_failure
 
 CASES: list[tuple[str, int, Any, str]] = [

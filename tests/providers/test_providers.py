@@ -9,17 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests import wire
 
 from llmaudit.providers import Exchange, match, parse
 
 
 def sse(*events: tuple[str | None, dict[str, Any]]) -> bytes:
-    out = b""
-    for name, data in events:
-        if name:
-            out += f"event: {name}\n".encode()
-        out += b"data: " + json.dumps(data).encode() + b"\n\n"
-    return out
+    return wire.sse(*events, compact=False)
 
 
 def exchange(

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmaudit.providers import Exchange
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.providers._common import _general_sse_json, _plain_sse_json, sse_json
 
 

@@ -16,12 +16,15 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from tests.conftest import SQL_KINDS, store_url_for
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import new_state, registry_entry
 from llmaudit.integrity.verify import verify_chain
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, memory, open_storage
 from llmaudit.storage.sql import SQLStorage
 from llmaudit.storage.sql import migrations as _migrations
@@ -64,6 +67,7 @@ class Raw:
 
     # -- the memory store's shared dicts ---------------------------------------------------------
     def _memory(self) -> Any:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         return memory._shared[self.url.split("://", 1)[1]]
 
     # -- JSONL ------------------------------------------------------------------------------------
@@ -75,6 +79,7 @@ class Raw:
         store = SQLStorage(self.url)
         names = {"t": store.table.name, "chain": store.chain.name, "registry": store.registry_table.name}
         try:
+            # private: the store's own engine, files and writes, to inspect or tamper with what it holds
             with store._engine.begin() as conn:
                 result = conn.execute(sa.text(statement.format(**names)), params)
                 return list(result) if result.returns_rows else []
@@ -164,6 +169,7 @@ def _strip_authentication(raw: Raw, writer: str) -> None:
     state[4] = state[5] = None
     raw.set_state(writer, state)
     if raw.kind == "memory":
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         raw._memory()[3].clear()
     elif raw.kind == "jsonl":
         (raw._dir() / ".chain" / "registry.jsonl").unlink()
@@ -298,18 +304,10 @@ def test_a_head_deleted_by_accident_is_detected_without_a_key(
 
 # -- migrations never seal; sealing legacy records is explicit (issue 16, item 3) -------------------
 
-SQL_KINDS = [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
-
 
 @pytest.fixture(params=SQL_KINDS)
 def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.db'}"
-    return str(request.getfixturevalue("pg_url" if request.param == "postgres" else "mariadb_url"))
+    return store_url_for(request.param, request, tmp_path)
 
 
 def _look_like_version(conn: sa.Connection, store: SQLStorage, version: int) -> None:
@@ -343,6 +341,7 @@ def test_a_lowered_schema_version_never_seals_a_row_inserted_behind_llmaudits_ba
     _write(sql_url, _records(3), tmp_path)
     store = SQLStorage(sql_url)
     forged = AuditRecord(session_key="forged", created_at=START - timedelta(days=30))
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:
         conn.exec_driver_sql(store._insert_sql, [store._to_params(forged)])
         _look_like_version(conn, store, 2)
@@ -367,6 +366,7 @@ def test_upgrading_a_version_3_store_keeps_it_verifying_and_seals_nothing(
     old = _write(sql_url, _records(3), tmp_path)
     store = SQLStorage(sql_url)
     before = {r.id: (r.writer_id, r.seq, r.hash) for r in store.read(Query())}
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:
         _look_like_version(conn, store, 3)
     store.close()

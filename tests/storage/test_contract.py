@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import STRING_LIMITS, AuditRecord, new_id
 from llmaudit.storage import Query, Storage, open_storage, select

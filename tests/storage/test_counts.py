@@ -17,8 +17,10 @@ from click.testing import CliRunner
 from sqlalchemy import event
 
 import llmaudit
+from llmaudit import AuditRecord
 from llmaudit.cli import cli
-from llmaudit.record.model import AuditRecord
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.sql import SQLStorage
 
 URL = "https://api.openai.com/v1/chat/completions"
@@ -185,6 +187,7 @@ def _plans(url: str) -> list[str]:
     """SQLite's query plans of `Reader.sessions` and `Reader.stats`."""
     store = SQLStorage(url)
     statements: list[tuple[str, Any]] = []
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     event.listen(store._engine, "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
     with llmaudit.open(store) as reader:
         reader.sessions(limit=5)

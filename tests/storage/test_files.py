@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import llmaudit
-from llmaudit._errors import StorageError, StorageUnavailableError
+from llmaudit import AuditRecord, StorageError, StorageUnavailableError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain
 from llmaudit.pipeline.spool import Spool
 from llmaudit.record.codec import encode_record
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage.jsonl import JSONLStorage
 from llmaudit.storage.sql import SQLStorage
 

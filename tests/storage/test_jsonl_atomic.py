@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 import llmaudit
-from llmaudit._errors import StorageUnavailableError
+from llmaudit import AuditRecord, StorageUnavailableError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.chain import Chain
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage import jsonl
 from llmaudit.storage.jsonl import JSONLStorage
 
@@ -51,6 +52,7 @@ def _failing_write(monkeypatch: pytest.MonkeyPatch, fail_on_call: int, keep: flo
     """Make the *fail_on_call*-th write of the JSONL store (1-based: a batch's lines for one file, or a
     chain head's temporary file) put *keep* of its bytes down and then hit a full disk; the other
     writes go through. Returns the list of calls made (their sizes)."""
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     real = jsonl._write_all
     calls: list[int] = []
 
@@ -160,6 +162,7 @@ def test_a_full_disk_makes_the_writer_spill_and_replay_not_reject(
     """Through an Auditor: a disk full for a while is an outage (records spill, then replay, each
     stored once), never a refusal of the records (which would park them in the rejected file)."""
     disk_full = True
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     real = jsonl._write_all
 
     def write_all(fd: int, data: bytes) -> None:
@@ -173,6 +176,7 @@ def test_a_full_disk_makes_the_writer_spill_and_replay_not_reject(
     auditor = llmaudit.Auditor(
         f"jsonl://{tmp_path / 'log'}", spool_dir=str(tmp_path / "spool"), batch_size=10
     )
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = (0.01,)
     for i in range(25):
         auditor.submit(AuditRecord(metadata={"i": i}))
@@ -192,6 +196,7 @@ def test_a_child_forked_while_the_parent_holds_the_lock_does_not_keep_it(tmp_pat
     """A fork in the middle of a batch copies the locked descriptor into the child; the parent's
     release must still free the lock for everyone (the child writes, then the parent again)."""
     store = JSONLStorage(tmp_path)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._locked():
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child: blocks until the parent lets go of the lock
@@ -232,6 +237,7 @@ def test_lines_written_with_writev_survive_short_writes(
     monkeypatch.setattr(os, "writev", short_writev)
     fd = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        # private: the store's own engine, files and writes, to inspect or tamper with what it holds
         jsonl._write_lines(fd, lines)
     finally:
         os.close(fd)
@@ -259,6 +265,7 @@ def test_a_full_disk_in_the_middle_of_writev_raises(tmp_path: Path, monkeypatch:
     fd = os.open(tmp_path / "lines", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         with pytest.raises(OSError, match="No space"):
+            # private: the store's own engine, files and writes, to inspect or tamper with what it holds
             jsonl._write_lines(fd, [b'{"a":1}', b'{"b":2}'])
     finally:
         os.close(fd)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from llmaudit._errors import ConfigurationError, StorageError
-from llmaudit.record.model import AuditRecord
+from llmaudit import AuditRecord, ConfigurationError, StorageError
 from llmaudit.storage import Query, open_storage
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.jsonl import JSONLStorage
 
 DAY = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)

@@ -6,8 +6,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from llmaudit._errors import ConfigurationError, StorageError
-from llmaudit.record.model import AuditRecord
+from llmaudit import AuditRecord, ConfigurationError, StorageError
+
+# private: the storage registry, saved and restored around schemes a test registers
 from llmaudit.storage import Query, Storage, _registry, open_storage, redact_url, register_storage
 from llmaudit.storage.memory import MemoryStorage
 
@@ -50,6 +51,7 @@ class _Recording(MemoryStorage):
 
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
+    # private: the storage registry, restored after the test registers a scheme
     saved = dict(_registry._registered)
     yield
     _registry._registered.clear()

@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 import llmaudit
-from llmaudit._errors import ConfigurationError, StorageError, StorageUnavailableError
+from llmaudit import AuditRecord, ConfigurationError, StorageError, StorageUnavailableError
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.codec import FIELDS, dumps, encode_record
-from llmaudit.record.model import AuditRecord
 from llmaudit.storage import Query, open_storage
 from llmaudit.storage.sql import SQLStorage
 from llmaudit.storage.sql import migrations as _migrations
@@ -97,6 +98,7 @@ def test_sqlite_file_is_private_and_in_wal_mode(sqlite_store: SQLStorage, tmp_pa
     sqlite_store.write([AuditRecord()])
     path = tmp_path / "sub" / "audit.db"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with sqlite_store._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -108,6 +110,7 @@ def test_connections_converting_a_new_file_to_wal_at_once_all_succeed(tmp_path: 
     import sqlite3
     import threading
 
+    # private: the backend classes, built directly to inspect or tamper with their tables and files
     from llmaudit.storage.sql.sqlite import sqlite_pragmas as _sqlite_pragmas
 
     errors: list[BaseException] = []
@@ -138,6 +141,7 @@ def test_connections_converting_a_new_file_to_wal_at_once_all_succeed(tmp_path: 
 def test_filter_columns_are_indexed(sqlite_store: SQLStorage) -> None:
     """Every filter column leads an index (session_key and client lead SQLite's covering indexes of
     sessions and stats), and the covering indexes hold every column those summaries read."""
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     indexes = sa.inspect(sqlite_store._engine).get_indexes("llmaudit_records")
     leading = {i["column_names"][0] for i in indexes}
     assert {"session_key", "client", "model", "created_at", "user", "parent_id", "writer_id"} <= leading
@@ -199,6 +203,7 @@ def test_idempotent_insert_on_each_dialect_counts_one_row(
     record = AuditRecord()
     store.write([record])
     store.write([record, AuditRecord()])
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(store.table)).scalar() == 2
     store.close()
@@ -210,6 +215,7 @@ def test_schema_is_stamped_and_a_newer_one_refused(tmp_path: Path) -> None:
     store = SQLStorage(url)
     assert store.schema_version() == SCHEMA_VERSION
     meta = _migrations.meta_table(store.table)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:
         conn.execute(meta.update().values(value=str(SCHEMA_VERSION + 1)))
     store.close()
@@ -312,6 +318,7 @@ def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_records(
     old = AuditRecord(session_key="from-v1")
     store.write([old])
     meta = _migrations.meta_table(store.table)
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     with store._engine.begin() as conn:  # turn it into what schema 1 looked like
         conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN parent_session_key")
         conn.exec_driver_sql(f"ALTER TABLE {store.table.name} DROP COLUMN headers")
@@ -359,6 +366,7 @@ def test_sqlite_checkpoints_in_maintain_not_in_the_commit(sqlite_store: SQLStora
     sqlite_store.write([AuditRecord(session_key="second-marker-90ab")])
     sqlite_store.maintain()  # still inside the interval set by the first checkpoint
     assert b"second-marker-90ab" not in path.read_bytes()
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     sqlite_store._next_checkpoint = 0.0
     sqlite_store.maintain()
     assert b"second-marker-90ab" in path.read_bytes()
@@ -407,6 +415,7 @@ def test_sqlite_rows_hold_what_sqlalchemy_itself_would_bind(
 ) -> None:
     """The insert's own parameter building (timestamps cut from the canonical one, empty containers
     as constants) gives exactly the column values of SQLAlchemy's bind processing and `dumps`."""
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     dialect = sqlite_store._engine.dialect
     records = [
         AuditRecord(created_at=created),

@@ -12,6 +12,8 @@ import httpx2
 import pytest
 
 import llmaudit
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.masking import mask_url, mask_urls_in
 from llmaudit.storage import redact_url
 from llmaudit.storage._base import is_credential_name

@@ -16,15 +16,15 @@ import atheris
 import httpx  # imported before instrumentation: only llmaudit's own code is instrumented
 
 with atheris.instrument_imports(include=["llmaudit"]):
-    from llmaudit import providers
+    from llmaudit import AuditRecord, Redactor, providers
+
+    # private: the capture layer, driven directly below the public transports
     from llmaudit.capture.streams import UsageChunkFilter
     from llmaudit.providers import Exchange
     from llmaudit.record.bodies import decode_content, iter_ndjson, iter_sse, parse_json
     from llmaudit.record.build import build_record
     from llmaudit.record.codec import dumps, encode_record
-    from llmaudit.record.model import AuditRecord
     from llmaudit.record.raw import RawCapture
-    from llmaudit.redact.redactor import Redactor
 
 ENCODINGS = (
     "gzip",

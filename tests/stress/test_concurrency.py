@@ -26,10 +26,12 @@ from typing import Any
 import httpx
 import pytest
 from tests.stress.conftest import Figures
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL
 
 import llmaudit
 from llmaudit import Auditor, AuditRecord
+
+# private: internal-error accounting (the guard) and the internal error classes
 from llmaudit._guard import internal_error_counts
 
 PROCESSES, THREADS, PER_THREAD = 4, 4, 400

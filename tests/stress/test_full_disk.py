@@ -22,9 +22,10 @@ import pytest
 from tests.stress.conftest import Figures
 
 import llmaudit
-from llmaudit import Auditor, AuditRecord
+from llmaudit import Auditor, AuditRecord, WriterStats
+
+# private: writer internals (settings, spool, frames, signal hooks) that no public API exposes
 from llmaudit.pipeline import spool as spool_module
-from llmaudit.pipeline.stats import WriterStats
 
 DISK_SIZE = "2m"
 ROOM_LEFT = 256 * 1024  # what the filler leaves free on the tmpfs: a few hundred records
@@ -73,6 +74,7 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> No
 
 def _auditor(log: Path, spool: Path) -> Auditor:
     auditor = Auditor(f"jsonl://{log}", spool_dir=str(spool), batch_size=20, flush_interval_s=0.01)
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.retry_delays_s = (0.01, 0.05)  # give up on a batch fast
     auditor._writer.probe_interval_s = 0.2  # and try the disk again soon
     return auditor
@@ -160,6 +162,7 @@ def test_with_the_spool_on_the_full_disk_too_records_are_counted_lost_and_nothin
     spilled is stored once after space returns, and only those."""
     log, spool = small_disk / "log", small_disk / "spool"
     auditor = _auditor(log, spool)
+    # private: the auditor's writer: its retry pacing and spool have no public setting
     auditor._writer.probe_interval_s = 1.0  # spill straight to the spool for a while after space returns
     filler = _fill(small_disk, leave=ROOM_LEFT)
     ids: list[str] = []
@@ -185,6 +188,7 @@ def test_a_spool_append_cut_short_by_a_full_disk_leaves_no_half_line(
 ) -> None:
     """Simulated (runs anywhere): a spill that hits ENOSPC after part of its bytes is cut off again,
     so the next spill does not glue its first record onto the half line and replay loses nothing."""
+    # private: the store's own engine, files and writes, to inspect or tamper with what it holds
     real = spool_module._write_all
     full = True
 

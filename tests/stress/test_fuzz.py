@@ -37,7 +37,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.stress.conftest import Figures
 
-from llmaudit import providers
+from llmaudit import AuditRecord, Redactor, providers
+
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture.streams import UsageChunkFilter
 from llmaudit.providers import Exchange, compat
 from llmaudit.record.bodies import (
@@ -51,9 +53,7 @@ from llmaudit.record.bodies import (
 )
 from llmaudit.record.build import build_record
 from llmaudit.record.codec import decode_record, dumps, encode_record
-from llmaudit.record.model import AuditRecord
 from llmaudit.record.raw import AuditContext, RawCapture
-from llmaudit.redact.redactor import Redactor
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MiB = 1024 * 1024
@@ -420,6 +420,7 @@ def test_every_registered_provider_is_fuzzed_on_its_own_urls() -> None:
     """A provider added to the registry without a URL here would escape the fuzzing below."""
     # the gateways parse as the provider they forward to, and Anthropic's shape on other hosts needs
     # its header (both covered in tests/providers/test_provider_matching.py); the other shapes count
+    # private: the provider registry's own list, compared with the gateways
     registered = {p.name for p in providers._providers if p not in compat.GATEWAYS}
     registered |= {p.name for p in providers._shapes.SHAPES} - {"anthropic_compatible"}
     assert {name for name, *_ in ROUTES} == registered

@@ -29,6 +29,8 @@ from tests.stress.conftest import Figures
 
 import llmaudit
 from llmaudit import AuditRecord
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.integrity.verify import VerifyReport
 from llmaudit.pipeline.limits import DEFAULT_FLUSH_INTERVAL_S
 

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
-from tests.transport.wire import CHAT_RESPONSE, SSE_CHUNKS
+from tests.wire import CHAT_RESPONSE, SSE_CHUNKS
 
 
 class _Handler(BaseHTTPRequestHandler):

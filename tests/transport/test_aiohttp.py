@@ -23,9 +23,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from tests.transport.conftest import Recorder
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, SSE_CHUNKS
 
 import llmaudit
+
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture import coverage
 from llmaudit.record.codec import encode_record
 from llmaudit.transports.aiohttp import AuditMiddleware
@@ -528,6 +530,7 @@ def test_the_core_reads_an_aiohttp_url_as_an_httpx_one() -> None:
     import httpx
     import yarl
 
+    # private: the capture layer, driven directly below the public transports
     from llmaudit.transports.aiohttp import _URL
 
     for text in (
@@ -550,6 +553,7 @@ async def test_the_middleware_applies_the_mapping_and_counts_what_it_passes_thro
 ) -> None:
     """AuditMiddleware, attached by the user, maps hosts as configured (issue 17, item 1) and counts
     and warns about the requests it does not record, like the httpx transports."""
+    # private: the warn-once set, cleared so each test sees its warning
     coverage._warned_hosts.clear()
     mapped = llmaudit.Auditor(
         "memory://aiohttp-mapped", spool_dir=str(tmp_path / "spool"), providers={"127.0.0.1": "openai"}

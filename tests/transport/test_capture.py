@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture.raw import (
     FlatHeaders,
     FlatRequest,
@@ -86,12 +87,15 @@ def test_a_read_request_is_packed_and_a_streaming_one_is_kept(hx: ModuleType) ->
 def test_a_recorded_call_holds_no_branch_headers_while_queued(hx: ModuleType, tmp_path: Path) -> None:
     """What the transport queues holds packed headers, the chunks as they came, and no Request object."""
     from llmaudit import Auditor
+
+    # private: the capture layer, driven directly below the public transports
     from llmaudit.capture.raw import RawCapture
     from llmaudit.transports import httpx as t_httpx
     from llmaudit.transports import httpx2 as t_httpx2
 
     queued: list[RawCapture] = []
     auditor = Auditor(f"jsonl://{tmp_path / 'log'}", spool_dir=str(tmp_path / "spool"))
+    # private: replaces the writer's submit to catch the raw capture before it becomes a record
     auditor._writer.submit = queued.append  # type: ignore[method-assign]
     chunks = [b'data: {"choices":[]}\n\n', b"data: [DONE]\n\n"]
 
@@ -102,6 +106,7 @@ def test_a_recorded_call_holds_no_branch_headers_while_queued(hx: ModuleType, tm
     with hx.Client(transport=transport_cls(hx.MockTransport(handler), auditor=auditor)) as client:
         with client.stream("POST", "https://api.openai.com/v1/chat/completions", json={"stream": True}) as r:
             assert list(r.iter_raw()) == chunks  # the caller still gets the chunks as they came
+    # private: closes the writer whose submit the test replaced
     auditor._writer.close(0)
     [raw] = queued
     assert isinstance(raw.request, FlatRequest) and isinstance(raw.response_headers, FlatHeaders)

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from tests.transport.conftest import Recorder
 from tests.transport.server import LocalServer
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE
 
 import llmaudit
+
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture import coverage
 from llmaudit.record.cost import cost_usd
 
@@ -35,6 +37,7 @@ MESSAGE = {
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> Iterator[None]:
     """Each test sees the first warning for a host again (the memory is process-wide)."""
+    # private: the warn-once set, cleared so each test sees its warning
     coverage._warned_hosts.clear()
     yield
     coverage._warned_hosts.clear()
@@ -228,6 +231,7 @@ def test_the_memory_of_warned_hosts_is_bounded(
             client.post(f"https://host{n}.example/rpc", json={})
     warnings = [r.getMessage() for r in caplog.records if r.name == "llmaudit"]
     assert len(warnings) == 3 and "no more hosts will be named" in warnings[-1]
+    # private: the warn-once set, cleared so each test sees its warning
     assert len(coverage._warned_hosts) == 3
     assert recorder.auditor.stats().unmatched == 6
 

@@ -8,7 +8,7 @@ from types import ModuleType
 import pytest
 from tests.transport.conftest import Recorder
 from tests.transport.server import LocalServer
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE
 
 import llmaudit
 
@@ -90,5 +90,6 @@ def test_audit_transport_without_inner_uses_the_requests_branch(
     transport = llmaudit.AuditTransport(auditor=recorder.auditor)
     with hx.Client(base_url=server.url, transport=transport) as client:
         client.post("/v1/chat/completions", json=CHAT_REQUEST)
+    # private: the wrapped inner transport has no public accessor
     assert type(transport._inner).__module__.split(".")[0] == hx.__name__
     assert len(recorder.records()) == 1

@@ -16,9 +16,11 @@ import brotli
 import pytest
 import zstandard
 from tests.transport.conftest import Recorder
-from tests.transport.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
+from tests.wire import CHAT_REQUEST, CHAT_RESPONSE, CHAT_URL, SSE_CHUNKS, USAGE_CHUNK
 
 import llmaudit
+
+# private: the capture layer, driven directly below the public transports
 from llmaudit.capture.context import AuditContext, current
 from llmaudit.record.codec import encode_record
 

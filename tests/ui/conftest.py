@@ -7,30 +7,18 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from tests.conftest import backends, store_url_for
 from tests.ui.ui_data import Demo, populate
 
 from llmaudit.ui import create_app
 
-BACKENDS = [
-    "sqlite",
-    "jsonl",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mariadb", marks=pytest.mark.mariadb),
-]
+BACKENDS = backends("sqlite", "jsonl", "postgres", "mariadb")
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Demo]:
     """A store on each backend holding the demo and the hostile session."""
-    kind = request.param
-    if kind == "jsonl":
-        url = f"jsonl://{tmp_path / 'log'}"
-    elif kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.db'}"
-    elif kind == "postgres":
-        url = str(request.getfixturevalue("pg_url"))
-    else:
-        url = str(request.getfixturevalue("mariadb_url"))
+    url = store_url_for(request.param, request, tmp_path)
     return url, populate(url)
 
 

@@ -16,6 +16,8 @@ from tests.ui.ui_data import HOSTILE_ANSWER, HOSTILE_PROMPT, HOSTILE_SESSION, De
 import llmaudit
 from llmaudit.cli import cli
 from llmaudit.ui import create_app, queries
+
+# private: the CLI's and viewer's internals (demo data, rendering, queries) these tests pin
 from llmaudit.ui.app import CONTENT_SECURITY_POLICY
 
 PAGES = ["/", "/dashboard", "/integrity", "/?q=hash", "/dashboard?split=user&range=7d"]

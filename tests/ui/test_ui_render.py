@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from llmaudit import AuditRecord
+
+# private: the CLI's and viewer's internals (demo data, rendering, queries) these tests pin
 from llmaudit.ui.render import build_turns, json_html, markers, visible
 
 

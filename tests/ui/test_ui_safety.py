@@ -14,6 +14,8 @@ from tests.ui.ui_data import populate
 
 from llmaudit import Auditor, AuditRecord
 from llmaudit.cli import cli
+
+# private: the CLI's and viewer's internals (demo data, rendering, queries) these tests pin
 from llmaudit.cli._ui import is_loopback
 from llmaudit.ui import create_app
 from llmaudit.ui.app import TOKEN_COOKIE

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 
 from llmaudit import Auditor, AuditRecord, open
+
+# private: the CLI's and viewer's internals (demo data, rendering, queries) these tests pin
 from llmaudit.cli._demo import run_demo
 
 #: Recorded text that would run, fetch or mislead if the viewer ever treated it as HTML.

@@ -35,6 +35,8 @@ import llmaudit
 from llmaudit import AuditRecord, ConfigurationError
 from llmaudit.contrib.django.conf import DatabaseStorage, database_url, storage_url, table_name
 from llmaudit.contrib.django.models import LLMRequest, ReadOnlyError
+
+# private: the backend classes, built directly to inspect or tamper with their tables and files
 from llmaudit.storage.sql import SQLStorage
 from llmaudit.web.django import session_key_for
 
@@ -413,6 +415,7 @@ def test_manage_py_check_names_the_missing_middleware(tmp_path: Path) -> None:
 
 def test_every_record_field_is_a_model_field() -> None:
     """The unmanaged model maps every column of llmaudit's table (one per record field)."""
+    # private: the codec's list of record fields, the columns the model must map
     from llmaudit.record.codec import FIELDS
 
     columns = {f.column for f in LLMRequest._meta.concrete_fields}

@@ -15,6 +15,8 @@ from anthropic import Anthropic, AsyncAnthropic
 import llmaudit
 from integrations.sdks.anthropic.test_anthropic import MESSAGE, MESSAGES, MODEL, respond
 from integrations.sdks.conftest import FAKE_KEY, Recorder
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration

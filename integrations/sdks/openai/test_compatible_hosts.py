@@ -17,6 +17,8 @@ from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder, chunks, sse
 from integrations.sdks.openai.test_openai import COMPLETION, MESSAGES, MODEL, _chunk
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,8 @@ from openai import AsyncOpenAI, OpenAI, RateLimitError
 
 import llmaudit
 from integrations.sdks.conftest import FAKE_KEY, Recorder, chunks, gzipped, sse
+
+# private: unit tests of pure helpers (codec, chain, decoders, cost, ...) with no public entry point
 from llmaudit.record.cost import cost_usd
 
 pytestmark = pytest.mark.integration
