@@ -13,6 +13,7 @@ contract suite against a backend.
 
 from ._base import (
     ChainStore,
+    CheckpointStore,
     ErasureReport,
     MaintainedStore,
     ProblemHandler,
@@ -38,6 +39,7 @@ from ._summary import SessionSummary, StatsRow
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ChainStore",
+    "CheckpointStore",
     "ErasureReport",
     "MaintainedStore",
     "ProblemHandler",
