@@ -6,6 +6,7 @@ and nothing at all without a signing key."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -95,20 +96,30 @@ def test_the_writer_signs_checkpoints_that_the_public_key_and_the_witness_verify
     assert report["ok"] is True
 
 
-def test_an_edit_or_a_deletion_with_the_stored_checkpoints_rewritten_is_caught_by_the_witness(
+@pytest.mark.parametrize("attack", ["edit", "delete", "truncate", "insert"])
+def test_tampering_with_the_stored_checkpoints_rewritten_is_caught_by_the_witness(
     store: tuple[str, Tamper],  # noqa: F811
     tmp_path: Path,
     keys: Path,
+    attack: str,
 ) -> None:
     url, tamper = store
     records = _write(url, tmp_path, keys, 10)
-    tamper.update(records[2].id, model="gpt-4o")
-    tamper.delete(records[6].id)
+    if attack == "edit":
+        tamper.update(records[2].id, model="gpt-4o")
+    elif attack == "delete":
+        tamper.delete(records[6].id)
+    elif attack == "truncate":
+        tamper.delete(*(r.id for r in records[-2:]))
+    else:  # a copy of a record under a new id, at the end of the chain
+        tamper.insert(dataclasses.replace(records[4], id=records[4].id[:-4] + "beef", seq=11))
     _drop_stored_checkpoints(url, tamper)
     assert _stored(url) == []
     code, report = _verify(url, keys, tmp_path / "witness")
     assert code == 1
     assert report["ok"] is False
+    code, report = _verify(url, keys, None)  # without the witness, nothing tells it
+    assert code == 0
 
 
 def test_prove_and_verify_proof_from_the_store_s_own_checkpoints(

@@ -137,7 +137,9 @@ class Auditor:
             checkpoint_every_s=checkpoint_every_s,
             witness=os.fspath(witness) if isinstance(witness, os.PathLike) else witness,
         )
-        checkpointing = _checkpointing(self.settings)  # the key is loaded before anything is opened
+        checkpointing = _checkpointing(
+            self.settings, explicit=signing_key is not None
+        )  # the key is loaded before anything is opened
         if self.settings.handle_sigterm:
             install_sigterm_handler()
         self._owns_storage = isinstance(storage, str) or storage is None
@@ -218,7 +220,7 @@ class Auditor:
         return f"<Auditor storage={self.storage.url!r} mode={self.settings.mode!r}>"
 
 
-def _checkpointing(settings: Settings) -> Checkpointing | None:
+def _checkpointing(settings: Settings, *, explicit: bool) -> Checkpointing | None:
     """The signed checkpoints *settings* ask for (None without a signing key).
 
     Raises:
@@ -235,7 +237,11 @@ def _checkpointing(settings: Settings) -> Checkpointing | None:
     except ImportError as exc:
         raise ConfigurationError(str(exc)) from None
     passphrase = os.environ.get(keys.PASSPHRASE_ENV)
-    signer = keys.load_signing_key(settings.signing_key, passphrase.encode() if passphrase else None)
+    try:
+        signer = keys.load_signing_key(settings.signing_key, passphrase.encode() if passphrase else None)
+    except ConfigurationError as exc:
+        label = "signing_key=" if explicit else f"{keys.SIGNING_KEY_ENV}="
+        raise ConfigurationError(f"invalid llmaudit setting {label}<hidden>: {exc}") from None
     return Checkpointing(
         signer,
         every_records=settings.checkpoint_every_records,
