@@ -6,7 +6,7 @@ or `register_storage`.
 
 The contract a backend implements is `Storage` (write, read, close); each optional capability is a
 runtime-checkable protocol of its own, tested with ``isinstance``: `ChainStore`, `RegistryStore`,
-`MaintainedStore`, `RecordJSONStore`, `SummaryStore`, `ErasureReport`, `SchemaStore`.
+`CheckpointStore`, `MaintainedStore`, `RecordJSONStore`, `SummaryStore`, `ErasureReport`, `SchemaStore`.
 docs/storage-backends.md explains each one, and ``llmaudit.testing.check_storage`` runs the
 contract suite against a backend.
 """
