@@ -100,7 +100,8 @@ def _drop(url: str, table: str) -> None:
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            for name in (table, f"{table}_meta", f"{table}_chain"):
+            for suffix in ("_checkpoints", "_registry", "_chain", "_meta", ""):
+                name = f"{table}{suffix}"
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
     finally:
         engine.dispose()

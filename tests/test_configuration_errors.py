@@ -64,6 +64,10 @@ CONFIGURE_BAD: list[tuple[str, Any, str]] = [
     ("processors", ["not callable"], "not callable"),
     ("chain_key", 42, "non-empty string"),
     ("providers", {"gw.corp": "opnai"}, "accepted provider names: anthropic"),
+    ("signing_key", 42, "Ed25519 private key"),
+    ("checkpoint_every_records", 0, "whole number greater than 0"),
+    ("checkpoint_every_s", "hourly", "seconds greater than 0"),
+    ("witness", 42, "directory or file path"),
 ]
 
 
@@ -123,6 +127,9 @@ def test_an_unknown_keyword_names_the_known_ones() -> None:
         ("LLMAUDIT_FLUSH_INTERVAL_S", "nan", "seconds greater than 0"),
         ("LLMAUDIT_SHUTDOWN_TIMEOUT_S", "-1", "seconds greater than 0"),
         ("LLMAUDIT_PROVIDERS", "gw.corp=claude", "accepted provider names: anthropic"),
+        ("LLMAUDIT_CHECKPOINT_EVERY_RECORDS", "0", "whole number"),
+        ("LLMAUDIT_CHECKPOINT_EVERY_S", "0", "seconds greater than 0"),
+        ("LLMAUDIT_SIGNING_KEY", "/nonexistent/key.pem", "cannot read the signing key"),
     ],
 )
 def test_every_environment_twin_with_a_bad_value_fails_at_configure_naming_it(
@@ -150,6 +157,10 @@ def test_the_environment_table_covers_every_setting() -> None:
         "LLMAUDIT_SHUTDOWN_TIMEOUT_S",
         "LLMAUDIT_PROVIDERS",
         "LLMAUDIT_SPOOL_DIR",  # any non-empty path is a path: nothing to reject but emptiness
+        "LLMAUDIT_CHECKPOINT_EVERY_RECORDS",
+        "LLMAUDIT_CHECKPOINT_EVERY_S",
+        "LLMAUDIT_SIGNING_KEY",
+        "LLMAUDIT_WITNESS",  # any non-empty path is a path (a witness without a signing key is refused)
     }
     assert names == covered
 

@@ -47,6 +47,7 @@ PUBLIC = [
     "session",
     "shutdown",
     "stats",
+    "verify_proof",
 ]
 
 

@@ -19,6 +19,7 @@ from ._version import __version__
 from .capture.decorator import audited
 from .capture.instrument import instrument, is_instrumented, uninstrument
 from .capture.session import ContextThreadPoolExecutor, current_session, propagate, session
+from .integrity.proofs import check_proof as verify_proof
 from .pipeline.auditor import Auditor, NullAuditor, configure, flush, get_auditor, shutdown, stats
 from .pipeline.stats import WriterStats
 from .read.reader import Reader, open
@@ -69,4 +70,5 @@ __all__ = [
     "stats",
     "transports",
     "uninstrument",
+    "verify_proof",
 ]

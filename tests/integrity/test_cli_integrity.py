@@ -111,8 +111,8 @@ def test_verify_with_the_public_key_and_the_witness(log: Log, tmp_path: Path) ->
     base = ["verify", "-s", log.url, "--public-key", pub, "--witness", str(log.witness.path)]
     code, out = _run(*base, "--checkpoints", str(log.stored.path))
     assert code == 0 and out.startswith("OK: 6 records from 1 writers; 6 covered"), out
-    code, out = _run(*base)  # the witness alone as the source
-    assert code == 0, out
+    code, out = _run(*base)  # without --checkpoints: the store's own copy, which has none here
+    assert code == 1 and "missing from the store (the witness has it)" in out, out
     log.tamper.delete(log.records()[3].id)
     code, out = _run(*base, "--checkpoints", str(log.stored.path), "--json")
     report = orjson.loads(out)
@@ -121,10 +121,12 @@ def test_verify_with_the_public_key_and_the_witness(log: Log, tmp_path: Path) ->
     assert any("records removed" in p for p in writer["problems"])
 
 
-def test_verify_public_key_needs_checkpoints_and_the_reverse(log: Log, tmp_path: Path) -> None:
+def test_verify_public_key_alone_reads_the_store_s_checkpoints_and_the_reverse(
+    log: Log, tmp_path: Path
+) -> None:
     pub = str(tmp_path / "keys" / "signing-key.pub.pem")
-    code, out = _run("verify", "-s", log.url, "--public-key", pub)
-    assert code == 1 and "--checkpoints PATH or --witness PATH" in out
+    code, out = _run("verify", "-s", log.url, "--public-key", pub)  # none stored: nothing covered
+    assert code == 0 and "0 covered" in out and "6 after the last checkpoint" in out, out
     code, out = _run("verify", "-s", log.url, "--witness", str(log.witness.path))
     assert code == 1 and "--public-key" in out
 

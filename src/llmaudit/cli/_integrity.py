@@ -127,14 +127,16 @@ def _pick(checkpoints: Iterable[Checkpoint], spec: str) -> Checkpoint:
 @storage_option
 @click.argument("names", nargs=-1, required=True, metavar="RECORD_ID | --consistency FROM TO")
 @click.option("--consistency", is_flag=True, help="Prove that checkpoint TO's tree extends FROM's.")
-@click.option("--checkpoints", "checkpoints_path", required=True, help=CHECKPOINTS_HELP)
+@click.option(
+    "--checkpoints", "checkpoints_path", default=None, help=CHECKPOINTS_HELP + " (default: the store's own)"
+)
 @click.option("--checkpoint", "number", type=int, default=None, help="Prove against this checkpoint number.")
 @click.option("-o", "--output", default=None, help="Write the proof here (default: standard output).")
 def prove_command(
     storage: str | None,
     names: tuple[str, ...],
     consistency: bool,
-    checkpoints_path: str,
+    checkpoints_path: str | None,
     number: int | None,
     output: str | None,
 ) -> None:
@@ -142,8 +144,8 @@ def prove_command(
     --consistency, that a later checkpoint extends an earlier one), checkable offline."""
     if len(names) != (2 if consistency else 1):
         raise click.UsageError("prove takes RECORD_ID, or --consistency FROM TO")
-    checkpoints = _read(checkpoints_path)
     with open_reader(storage) as reader:
+        checkpoints = _read(checkpoints_path) if checkpoints_path is not None else reader.checkpoints()
         records = reader.records()
         if consistency:
             document = prove_consistency(_pick(checkpoints, names[0]), _pick(checkpoints, names[1]), records)
@@ -203,18 +205,18 @@ def verify_signed_command(
     """``llmaudit verify --public-key``: the records against the signed checkpoints; exits."""
     if not public_key:
         raise ConfigurationError("--witness and --checkpoints check signatures: give --public-key")
-    if witness_path is None and checkpoints_path is None:
-        raise ConfigurationError("verify --public-key needs --checkpoints PATH or --witness PATH")
     keys_ = _public_keys(public_key)
     witness = _read(witness_path) if witness_path is not None else None
     stored = _read(checkpoints_path) if checkpoints_path is not None else None
     unreadable: list[str] = []
     with open_reader(storage) as reader:
+        if stored is None:  # the checkpoints stored beside the records
+            stored = reader.checkpoints()
         report = verify_signed(
             reader.records(on_problem=unreadable.append),
-            stored if stored is not None else witness or [],
+            stored,
             keys_,
-            witness=witness if stored is not None else None,
+            witness=witness,
             chain_key=chain_key(key),
         )
     if wants_json(as_json):

@@ -111,6 +111,16 @@ class SigningKey:
     def __repr__(self) -> str:
         return f"SigningKey({self.key_id[:16]}…)"
 
+    def __reduce__(self) -> tuple[object, tuple[bytes]]:
+        """Pickled as its PEM: the process writer hands the key to its own child over a pipe."""
+        return (_signing_key_from_pem, (self.pem(),))
+
+
+def _signing_key_from_pem(pem: bytes) -> SigningKey:
+    private = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    return SigningKey(private)
+
 
 class KeyFiles(NamedTuple):
     """What `generate_keypair` wrote."""

@@ -15,8 +15,10 @@ Making a proof takes the records and checkpoints the read side hands over; no I/
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +26,7 @@ import orjson
 from .._errors import VerificationError
 from ..record.codec import decode_record, encode_record
 from ..record.model import AuditRecord
+from .chain import chain_key as _chain_key
 from .chain import compute_hash, erased_fields
 from .checkpoints import Checkpoint, Verifier, checkpoint_problem
 from .merkle import (
@@ -39,6 +42,7 @@ __all__ = [
     "CONSISTENCY_FORMAT",
     "PROOF_FORMAT",
     "ProofResult",
+    "check_proof",
     "prove",
     "prove_consistency",
     "verify_consistency_proof",
@@ -305,3 +309,38 @@ def verify_consistency_proof(proof: Mapping[str, Any], keys: Mapping[str, Verifi
             f"checkpoint {second.n}'s tree does not extend checkpoint {first.n}'s (consistency fails)"
         )
     return result
+
+
+def check_proof(
+    proof: Mapping[str, Any] | str | os.PathLike[str],
+    public_keys: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Mapping[str, Verifier],
+    *,
+    chain_key: str | bytes | None = None,
+) -> ProofResult:
+    """Check a proof (an inclusion or a consistency proof: its JSON object, or the path of its file)
+    offline, with the public key(s) alone (PEM files' paths, or keys by key id; several after a
+    rotation); *chain_key* lets a keyed chain's record content be checked too. Public as
+    ``llmaudit.verify_proof``. Never raises on a bad proof: ``result.ok`` and ``result.problems``.
+
+    Raises:
+        ConfigurationError: a public key cannot be read (or ``cryptography`` is missing).
+        VerificationError: the proof file cannot be read or is not JSON.
+    """
+    if isinstance(proof, (str, os.PathLike)):
+        path = Path(proof)
+        try:
+            proof = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise VerificationError(f"{path}: not a readable proof ({exc})") from exc
+    if isinstance(public_keys, Mapping):
+        keys: Mapping[str, Verifier] = public_keys
+    else:
+        from . import keys as _keys  # noqa: PLC0415 - needs cryptography, only here
+
+        paths = [public_keys] if isinstance(public_keys, (str, os.PathLike)) else list(public_keys)
+        keys = _keys.public_keys(paths)
+    if not isinstance(proof, Mapping):
+        return verify_proof({}, keys)
+    if proof.get("format") == CONSISTENCY_FORMAT:
+        return verify_consistency_proof(proof, keys)
+    return verify_proof(proof, keys, chain_key=_chain_key(chain_key))

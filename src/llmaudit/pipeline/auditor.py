@@ -21,8 +21,10 @@ from typing import Any, TypedDict, Unpack
 from .._errors import AuditError, ConfigurationError
 from .._guard import report
 from ..integrity.chain import chain_key as key_bytes
+from ..integrity.witness import open_witness
 from ..redact.redactor import Redactor
 from ..storage import Storage, open_storage
+from .checkpointing import Checkpointing
 from .limits import Mode, WriterKind
 from .settings import Settings, check_processing, check_storage, default_spool_dir, default_storage_url
 from .signals import install_sigterm_handler, live_auditors
@@ -75,6 +77,17 @@ class Auditor:
             (``LLMAUDIT_PROVIDERS="llm.internal/openai=openai,gw.corp=anthropic"``). Every request
             under a mapped prefix is recorded, parsed and priced as that provider's. The names are
             `llmaudit.providers.provider_names` (built-ins and `register_provider`'s).
+        signing_key: the Ed25519 private key that signs checkpoints (``LLMAUDIT_SIGNING_KEY``): the
+            path of its PEM file (``llmaudit keys generate``) or the PEM text itself; an encrypted
+            one is decrypted with ``LLMAUDIT_SIGNING_KEY_PASSPHRASE``. Without one no checkpoint is
+            made and everything works as before. Needs the ``cryptography`` package.
+        checkpoint_every_records: a signed checkpoint at least every this many sealed records
+            (default 1000)...
+        checkpoint_every_s: ...and once the oldest record not covered yet is this old (default 60 s),
+            and one when the writer closes.
+        witness: where a copy of each checkpoint goes besides the storage, somewhere the database's
+            owner cannot rewrite: a directory or file (``checkpoints.jsonl`` appended to), or
+            ``command:CMD`` (CMD run with each checkpoint's JSON on its standard input).
 
     Raises:
         ConfigurationError: a setting is invalid or the URL's scheme is unknown.
@@ -99,6 +112,10 @@ class Auditor:
         handle_sigterm: bool | None = None,
         chain_key: str | None = None,
         providers: Mapping[str, str] | str | None = None,
+        signing_key: str | os.PathLike[str] | None = None,
+        checkpoint_every_records: int | None = None,
+        checkpoint_every_s: float | None = None,
+        witness: str | os.PathLike[str] | None = None,
     ) -> None:
         storage = check_storage(storage)
         steps = _pipeline(redactor, before_write, processors)  # checked before anything is opened
@@ -115,7 +132,14 @@ class Auditor:
             handle_sigterm=handle_sigterm,
             chain_key=chain_key,
             providers=providers,
+            signing_key=signing_key,
+            checkpoint_every_records=checkpoint_every_records,
+            checkpoint_every_s=checkpoint_every_s,
+            witness=os.fspath(witness) if isinstance(witness, os.PathLike) else witness,
         )
+        checkpointing = _checkpointing(
+            self.settings, explicit=signing_key is not None
+        )  # the key is loaded before anything is opened
         if self.settings.handle_sigterm:
             install_sigterm_handler()
         self._owns_storage = isinstance(storage, str) or storage is None
@@ -131,6 +155,7 @@ class Auditor:
             "queue_size": self.settings.queue_size,
             "processors": steps,
             "chain_key": key_bytes(self.settings.chain_key),
+            "checkpointing": checkpointing,
         }
         if self.settings.writer == "process":
             self._writer: Writer = _process_writer(self, storage, spool, options)
@@ -193,6 +218,36 @@ class Auditor:
 
     def __repr__(self) -> str:
         return f"<Auditor storage={self.storage.url!r} mode={self.settings.mode!r}>"
+
+
+def _checkpointing(settings: Settings, *, explicit: bool) -> Checkpointing | None:
+    """The signed checkpoints *settings* ask for (None without a signing key).
+
+    Raises:
+        ConfigurationError: the key cannot be loaded, or ``cryptography`` is missing.
+    """
+    if settings.signing_key is None:
+        if settings.witness is not None:
+            raise ConfigurationError(
+                "invalid llmaudit setting witness=: it needs a signing_key= to sign checkpoints"
+            )
+        return None
+    try:
+        from ..integrity import keys  # noqa: PLC0415 - needs cryptography, only when signing
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from None
+    passphrase = os.environ.get(keys.PASSPHRASE_ENV)
+    try:
+        signer = keys.load_signing_key(settings.signing_key, passphrase.encode() if passphrase else None)
+    except ConfigurationError as exc:
+        label = "signing_key=" if explicit else f"{keys.SIGNING_KEY_ENV}="
+        raise ConfigurationError(f"invalid llmaudit setting {label}<hidden>: {exc}") from None
+    return Checkpointing(
+        signer,
+        every_records=settings.checkpoint_every_records,
+        every_s=settings.checkpoint_every_s,
+        witness=open_witness(settings.witness) if settings.witness is not None else None,
+    )
 
 
 def _process_writer(auditor: Auditor, storage: Storage, spool: Spool, options: dict[str, Any]) -> Writer:
@@ -290,6 +345,10 @@ class ConfigureOptions(TypedDict, total=False):
     handle_sigterm: bool | None
     chain_key: str | None
     providers: Mapping[str, str] | str | None
+    signing_key: str | os.PathLike[str] | None
+    checkpoint_every_records: int | None
+    checkpoint_every_s: float | None
+    witness: str | os.PathLike[str] | None
 
 
 def configure(

@@ -155,6 +155,7 @@ def child_main(inbox_fd: int, outbox_fd: int) -> int:
             retry_delays_s=config["retry_delays_s"],
             probe_interval_s=config["probe_interval_s"],
             chain_key=config["chain_key"],
+            checkpointing=config.get("checkpointing"),
         )
     except Exception as exc:  # noqa: BLE001 - told to the parent, which writes by itself
         with contextlib.suppress(OSError):
@@ -164,6 +165,7 @@ def child_main(inbox_fd: int, outbox_fd: int) -> int:
     try:
         _serve(writer, inbox, answer)
     finally:
+        writer.close_checkpoints()
         writer.spool.release()
         storage.close()
     return 0
@@ -179,6 +181,7 @@ def _serve(writer: Writer, inbox: Frames, answer: Callable[[str, int, object], N
         if not frames:  # idle: replay a spool, checkpoint
             writer.sink.maybe_replay()
             writer.sink.maintain()
+            writer.tick_checkpoints()
             continue
         items: list[Pending] = []
         for frame in frames:

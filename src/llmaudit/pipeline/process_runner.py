@@ -266,6 +266,7 @@ class ProcessRunner:
             "retry_delays_s": w.retry_delays_s,
             "probe_interval_s": w.probe_interval_s,
             "chain_key": w.chain_key,
+            "checkpointing": w.checkpointing,  # the child seals, so the child signs its checkpoints
         }
         self._child, self._outbox, self._inbox = spawn(config)
         self._table = dispatch_table()

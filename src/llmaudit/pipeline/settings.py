@@ -19,6 +19,7 @@ from typing import Any, Literal
 import platformdirs
 
 from .._errors import ConfigurationError
+from ..integrity.checkpoints import DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_CHECKPOINT_RECORDS
 from ..providers import Routes, parse_routes, provider_names
 from ..redact.redactor import Redactor
 from ..storage import Storage
@@ -130,6 +131,14 @@ def _providers(value: Any) -> Routes:
         raise _InvalidError(str(exc)) from None
 
 
+def _signing_key(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise _InvalidError("expected the path of an Ed25519 private key's PEM file, or the PEM text itself")
+    return value
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "storage": _text("a storage URL such as 'sqlite:///audit.db' (or, in Python, a Storage object)"),
     "mode": _choice("background", "sync"),
@@ -144,10 +153,15 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "shutdown_timeout_s": _seconds,
     "chain_key": _text("a non-empty string (the HMAC key of the hash chain)"),
     "providers": _providers,
+    "signing_key": _signing_key,
+    "checkpoint_every_records": _count,
+    "checkpoint_every_s": _seconds,
+    "witness": _text("a directory or file path, or 'command:CMD' (where copies of the checkpoints go)"),
 }
 
 
-_UNSET_WHEN_EMPTY = frozenset({"storage", "spool_dir", "chain_key"})
+_UNSET_WHEN_EMPTY = frozenset({"storage", "spool_dir", "chain_key", "signing_key", "witness"})
+_SECRET = frozenset({"chain_key", "signing_key"})  # never echoed in an error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +184,12 @@ class Settings:
     chain_key: str | None = field(default=None, repr=False)  # HMAC key of the hash chain: never shown
     #: the user's mapping of hosts / path prefixes to providers (asked first by the transport)
     providers: Routes = field(default_factory=Routes)
+    #: the Ed25519 key that signs checkpoints (a PEM file's path or the PEM itself): never shown
+    signing_key: str | None = field(default=None, repr=False)
+    checkpoint_every_records: int = DEFAULT_CHECKPOINT_RECORDS
+    checkpoint_every_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    #: where copies of the signed checkpoints go (``integrity.witness.open_witness``)
+    witness: str | None = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
@@ -201,7 +221,7 @@ def _check(name: str, value: Any, label: str) -> Any:
     try:
         return _PARSERS[name](value)
     except _InvalidError as exc:
-        shown = "<hidden>" if name == "chain_key" else repr(value)  # a key is never echoed
+        shown = "<hidden>" if name in _SECRET else repr(value)  # a key is never echoed
         raise ConfigurationError(f"invalid llmaudit setting {label}{shown}: {exc}") from None
 
 

@@ -30,6 +30,7 @@ from .._errors import AuditError
 from .._guard import report
 from ..integrity.chain import Chain
 from ..storage._base import RecordJSONStore, RegistryStore, Storage
+from .checkpointing import Checkpointer, Checkpointing
 from .limits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL_S,
@@ -173,10 +174,14 @@ class Writer:
         retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
         chain_key: bytes | None = None,
+        checkpointing: Checkpointing | None = None,
         runner: Callable[[Writer], Runner] = ThreadRunner,
     ) -> None:
         self.storage, self.spool, self.mode, self.strict = storage, spool, mode, strict
         self.chain_key = chain_key
+        #: signed checkpoints of each chain (None: no signing key, none made)
+        self.checkpointing = checkpointing
+        self.checkpointer: Checkpointer | None = None
         if isinstance(storage, RegistryStore):  # it MACs the heads and registry entries it writes
             storage.chain_key = chain_key
         spool.chain_key = chain_key  # erasures of the spool's forget list are keyed like the chain
@@ -210,6 +215,13 @@ class Writer:
         self.pipeline = RecordPipeline(
             self.processors, self.counts, chain_key=self.chain_key, remember_records=writes_json
         )
+        if self.checkpointing is not None:  # a new chain, a new tree (a forked child's own)
+            self.checkpointer = Checkpointer(
+                self.checkpointing,
+                self.storage,
+                self.pipeline.chain.writer_id,
+                chain_keyed=self.chain_key is not None,
+            )
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._stopping = False
@@ -326,6 +338,17 @@ class Writer:
             self._store_now(leftovers, durable=True, spill_only=True)
         self.spool.release()
         self._runner().close(timeout)
+        self.close_checkpoints()
+
+    def close_checkpoints(self) -> None:
+        """Make this chain's final signed checkpoint (none without a signing key); idempotent."""
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+
+    def tick_checkpoints(self) -> None:
+        """The writer is idle: the signed checkpoint due by time, if one is."""
+        if self.checkpointer is not None:
+            self.checkpointer.tick()
 
     def replay_spool(self) -> int:
         """Replay every waiting spool file now; returns the number of records replayed."""
@@ -361,6 +384,7 @@ class Writer:
             self.queue.wake.clear()
             try:
                 self._drain()
+                self.tick_checkpoints()
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
                 report("writer loop", exc)
             if self._stopping and not self._queue:
@@ -389,16 +413,23 @@ class Writer:
             raise _stopped("its audit record could not be built", failures[0]) from failures[0]
         if not records:
             return
+        checkpointer = self.checkpointer
         if spill_only or sink.is_down():
-            lost = sink.spill(pipeline.seal(records, owned), durable=durable)
+            sealed = pipeline.seal(records, owned)
+            lost = sink.spill(sealed, durable=durable)
             pipeline.end_batch()
+            if checkpointer is not None:
+                checkpointer.sealed(sealed)
         else:
             try:
                 # Sealed under the store lock, so that records reach the storage in chain order: when
                 # several threads store at once (sync mode) and the process dies, what is missing is
                 # the end of the chain, never a record in the middle that verify would report deleted.
                 with sink.lock:
-                    lost = sink.write_or_spill(pipeline.seal(records, owned), durable=durable)
+                    sealed = pipeline.seal(records, owned)
+                    lost = sink.write_or_spill(sealed, durable=durable)
+                    if checkpointer is not None:  # after the records: a checkpoint covers stored ones
+                        checkpointer.sealed(sealed)
             finally:
                 pipeline.end_batch()
         if strict and lost is not None:

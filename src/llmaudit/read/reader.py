@@ -22,11 +22,22 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from ..integrity.chain import Chain, chain_key
+from ..integrity.checkpoints import Checkpoint
+from ..integrity.proofs import prove
 from ..integrity.verify import VerifyReport, verify_chain
 from ..pipeline.settings import check_setting, default_spool_dir, default_storage_url
 from ..record.codec import format_timestamp
 from ..record.model import KINDS, AuditRecord, Kind, new_id, record_kind
-from ..storage import ChainStore, ProblemHandler, Query, RegistryStore, Storage, SummaryStore, open_storage
+from ..storage import (
+    ChainStore,
+    CheckpointStore,
+    ProblemHandler,
+    Query,
+    RegistryStore,
+    Storage,
+    SummaryStore,
+    open_storage,
+)
 from .maintenance import ForgetResult, PruneResult, forget_records, prune_records
 from .summary import SessionSummary, StatsRow, Tally, nearest_rank
 
@@ -235,6 +246,32 @@ class Reader:
             registry = store.registry()
         records = _counted(self.storage.read(Query(), on_problem=on_problem), progress)
         return verify_chain(records, states, secret, registry, require_macs=require_macs, settled=settled)
+
+    # -- signed checkpoints ---------------------------------------------------------------------
+
+    def checkpoints(self, writer_id: str | None = None) -> list[Checkpoint]:
+        """The signed checkpoints stored beside the records (of *writer_id*, else every writer's),
+        by writer then number; empty for a storage that keeps none (`storage.CheckpointStore`)."""
+        if not isinstance(self.storage, CheckpointStore):
+            return []
+        return self.storage.read_checkpoints(writer_id)
+
+    def prove(
+        self,
+        record_id: str,
+        *,
+        checkpoints: Iterable[Checkpoint] | None = None,
+        checkpoint: int | None = None,
+    ) -> dict[str, Any]:
+        """The self-contained inclusion proof of record *record_id* (``integrity.proofs.prove``)
+        against *checkpoints* (default: the stored ones, `checkpoints`): checkable offline with
+        `llmaudit.verify_proof` and the public key alone.
+
+        Raises:
+            VerificationError: no such record, it has no chain, or no checkpoint covers it.
+        """
+        chosen = self.checkpoints() if checkpoints is None else list(checkpoints)
+        return prove(record_id, self.storage.read(Query()), chosen, checkpoint=checkpoint)
 
     def seal_legacy(self, key: str | bytes | None = None, *, by: str | None = None) -> SealResult:
         """Seal the records written before the store had a hash chain into one chain of their own

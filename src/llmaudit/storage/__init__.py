@@ -6,13 +6,14 @@ or `register_storage`.
 
 The contract a backend implements is `Storage` (write, read, close); each optional capability is a
 runtime-checkable protocol of its own, tested with ``isinstance``: `ChainStore`, `RegistryStore`,
-`MaintainedStore`, `RecordJSONStore`, `SummaryStore`, `ErasureReport`, `SchemaStore`.
+`CheckpointStore`, `MaintainedStore`, `RecordJSONStore`, `SummaryStore`, `ErasureReport`, `SchemaStore`.
 docs/storage-backends.md explains each one, and ``llmaudit.testing.check_storage`` runs the
 contract suite against a backend.
 """
 
 from ._base import (
     ChainStore,
+    CheckpointStore,
     ErasureReport,
     MaintainedStore,
     ProblemHandler,
@@ -38,6 +39,7 @@ from ._summary import SessionSummary, StatsRow
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ChainStore",
+    "CheckpointStore",
     "ErasureReport",
     "MaintainedStore",
     "ProblemHandler",

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..integrity.chain import ChainState, RegistryEntry, new_state, registry_entry
+from ..integrity.checkpoints import Checkpoint
 from ..record.model import AuditRecord, Kind, record_kind, utcnow
 from ..record.urls import MASKED, is_credential_name, mask_url_credentials, redact_url
 from ._summary import SessionSummary, StatsRow
@@ -179,6 +180,38 @@ class ChainStore(Protocol):
 
     def delete(self, ids: Sequence[str], checkpoints: Mapping[str, tuple[int, str]]) -> int:
         """Delete *ids* and set each writer's prune checkpoint ``(seq, hash)`` in one step."""
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """What the built-in backends add to keep the signed checkpoints (``integrity.checkpoints``)
+    beside the records: their own table (SQL), ``checkpoints.jsonl`` (JSONL) or a list (memory).
+
+    ``write_checkpoints`` is idempotent per ``(writer_id, n)``: a copy already stored is kept as it is
+    (a writer retrying after a failure sends the same checkpoint again)."""
+
+    def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        """Keep *checkpoints*."""
+
+    def read_checkpoints(self, writer_id: str | None = None) -> list[Checkpoint]:
+        """The stored checkpoints (of *writer_id*, or of every writer), by writer then ``n``."""
+
+
+def unstored_checkpoints(known: Iterable[Checkpoint], incoming: Iterable[Checkpoint]) -> list[Checkpoint]:
+    """*incoming* without those whose ``(writer_id, n)`` is in *known* (or earlier in *incoming*)."""
+    seen = {(c.writer_id, c.n) for c in known}
+    fresh = []
+    for checkpoint in incoming:
+        if (checkpoint.writer_id, checkpoint.n) not in seen:
+            seen.add((checkpoint.writer_id, checkpoint.n))
+            fresh.append(checkpoint)
+    return fresh
+
+
+def ordered_checkpoints(checkpoints: Iterable[Checkpoint], writer_id: str | None) -> list[Checkpoint]:
+    """*checkpoints* of *writer_id* (every writer's: None), by writer then ``n``."""
+    chosen = [c for c in checkpoints if writer_id is None or c.writer_id == writer_id]
+    return sorted(chosen, key=lambda c: (c.writer_id, c.n))
 
 
 @runtime_checkable

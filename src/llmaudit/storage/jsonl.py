@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from ..integrity.chain import ChainState, RegistryEntry, new_state
+from ..integrity.checkpoints import Checkpoint
 from ..record.codec import dumps, encode_record, format_day, loads
 from ..record.model import AuditRecord
 from ._base import (
@@ -38,10 +39,12 @@ from ._base import (
     Query,
     batch_heads,
     matches,
+    ordered_checkpoints,
     raise_head,
     registered_writers,
     registry_additions,
     sealed_head,
+    unstored_checkpoints,
     warn_problem,
 )
 from ._files import make_private_directory, open_private, read_private, replace_file
@@ -62,6 +65,7 @@ _NAME = re.compile(r"^llmaudit-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.jsonl$")
 _LOCK_NAME = ".llmaudit.lock"
 _CHAIN_DIR = ".chain"  # one small file per writer: [head_seq, head_hash, base_seq, base_hash, macs…]
 _REGISTRY_NAME = "registry.jsonl"  # in _CHAIN_DIR: one `RegistryEntry` a line, appended under the lock
+_CHECKPOINTS_NAME = "checkpoints.jsonl"  # beside the day files: one signed checkpoint a line
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -212,6 +216,42 @@ class JSONLStorage:
     def registry(self) -> list[RegistryEntry]:
         with self._locked():
             return self._read_registry()
+
+    def _read_checkpoints(self) -> list[Checkpoint]:
+        try:
+            data = read_private(self.directory / _CHECKPOINTS_NAME)
+        except FileNotFoundError:
+            return []
+        found = []
+        for line in data.splitlines():
+            try:
+                found.append(Checkpoint.from_json(loads(line)))
+            except ValueError:
+                continue  # an unreadable line: verify reports the checkpoint missing (the witness has it)
+        return found
+
+    def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        with self._translated_os("write checkpoints"), self._locked():
+            fresh = unstored_checkpoints(self._read_checkpoints(), checkpoints)
+            if not fresh:
+                return
+            fd = open_private(self.directory / _CHECKPOINTS_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                _write_lines(fd, [dumps(c.to_json()) for c in fresh])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def read_checkpoints(self, writer_id: str | None = None) -> list[Checkpoint]:
+        with self._translated_os("read checkpoints"), self._locked():
+            return ordered_checkpoints(self._read_checkpoints(), writer_id)
+
+    @contextlib.contextmanager
+    def _translated_os(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise StorageError(f"cannot {action} in {self.directory}: {exc.strerror or exc}") from exc
 
     # -- chain state, erasure, pruning ----------------------------------------------------------
 

@@ -9,21 +9,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..integrity.chain import ChainState, RegistryEntry, new_state
+from ..integrity.checkpoints import Checkpoint
 from ..record.model import AuditRecord
 from ._base import (
     ProblemHandler,
     Query,
     batch_heads,
+    ordered_checkpoints,
     raise_head,
     registered_writers,
     registry_additions,
     sealed_head,
     select,
+    unstored_checkpoints,
 )
 
 __all__ = ["MemoryStorage"]
 
-_Shared = tuple[dict[str, AuditRecord], threading.Lock, dict[str, ChainState], list[RegistryEntry]]
+_Shared = tuple[
+    dict[str, AuditRecord], threading.Lock, dict[str, ChainState], list[RegistryEntry], list[Checkpoint]
+]
 _shared: dict[str, _Shared] = {}
 _shared_lock = threading.Lock()
 
@@ -37,10 +42,11 @@ class MemoryStorage:
         self.chain_key: bytes | None = None
         if name:
             with _shared_lock:
-                shared = _shared.setdefault(name, ({}, threading.Lock(), {}, []))
-            self._records, self._lock, self._chain, self._registry = shared
+                shared = _shared.setdefault(name, ({}, threading.Lock(), {}, [], []))
+            self._records, self._lock, self._chain, self._registry, self._checkpoints = shared
         else:
             self._records, self._lock, self._chain, self._registry = {}, threading.Lock(), {}, []
+            self._checkpoints = []
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -63,6 +69,14 @@ class MemoryStorage:
     def _append(self, kind: str, items: Mapping[str, tuple[int, str]], detail: Any = None) -> None:
         tail = self._registry[-1] if self._registry else None
         self._registry.extend(registry_additions(tail, kind, items, self.chain_key, detail))
+
+    def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        with self._lock:
+            self._checkpoints.extend(unstored_checkpoints(self._checkpoints, checkpoints))
+
+    def read_checkpoints(self, writer_id: str | None = None) -> list[Checkpoint]:
+        with self._lock:
+            return ordered_checkpoints(self._checkpoints, writer_id)
 
     def chain_states(self) -> dict[str, ChainState]:
         with self._lock:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..._errors import StorageError
-from .schema import chain_table, meta_table, registry_table
+from .schema import chain_table, checkpoints_table, meta_table, registry_table
 
 __all__ = [
     "MIGRATIONS",
@@ -34,8 +34,8 @@ __all__ = [
 #: The version of the SQL schema (tables and columns), stamped in ``{table}_meta``. Versions 1 to 3
 #: matched the record format's (``record.model.SCHEMA_VERSION``); version 4 added the chain's MACs and
 #: registry without changing a record, so the two numbers part here. Version 5 added the columns of
-#: record schema 4 (the conversation's flat text).
-SCHEMA_VERSION = 5
+#: record schema 4 (the conversation's flat text). Version 6 added the signed checkpoints' table.
+SCHEMA_VERSION = 6
 
 
 class NoSchemaError(Exception):
@@ -116,12 +116,18 @@ def _v4_to_v5(conn: Connection, table: sa.Table) -> None:
             index.create(conn)
 
 
+def _add_checkpoints_table(conn: Connection, table: sa.Table) -> None:
+    """The signed checkpoints' table (``{table}_checkpoints``); one already there is left alone."""
+    checkpoints_table(table).create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[n](connection, records_table)`` upgrades a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[Connection, sa.Table], None]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _add_checkpoints_table,
 }
 _KEY = "schema_version"
 _ATTEMPTS = 3
@@ -140,7 +146,7 @@ def current_version(engine: Engine, table: sa.Table) -> int | None:
 def _create(engine: Engine, table: sa.Table) -> None:
     meta = meta_table(table)
     with engine.begin() as conn:
-        tables = [table, meta, chain_table(table), registry_table(table)]
+        tables = [table, meta, chain_table(table), registry_table(table), checkpoints_table(table)]
         table.metadata.create_all(conn, tables=tables, checkfirst=True)
         stamped = conn.execute(sa.select(meta.c.value).where(meta.c.key == _KEY)).scalar()
         if stamped is None:

@@ -247,3 +247,22 @@ def registry_table(table: sa.Table) -> sa.Table:
         mariadb_charset="utf8mb4",
         mariadb_collate="utf8mb4_bin",
     )
+
+
+def checkpoints_table(table: sa.Table) -> sa.Table:
+    """The signed checkpoints beside *table* (``integrity.checkpoints.Checkpoint``): one row per
+    ``(writer_id, n)``, the checkpoint's JSON in ``body`` (what is signed is in there too), never updated."""
+    name = f"{table.name}_checkpoints"
+    if name in table.metadata.tables:
+        return table.metadata.tables[name]
+    return sa.Table(
+        name,
+        table.metadata,
+        sa.Column("writer_id", sa.String(64), primary_key=True),
+        sa.Column("n", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+        mariadb_charset="utf8mb4",
+        mariadb_collate="utf8mb4_bin",
+    )

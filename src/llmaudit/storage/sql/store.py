@@ -26,15 +26,18 @@ import sqlalchemy as sa
 
 from ..._errors import ConfigurationError, StorageError, StorageNotFoundError, StorageUnavailableError
 from ...integrity.chain import ChainState, RegistryEntry, new_state, state_mac
-from ...record.codec import record_from_dict
+from ...integrity.checkpoints import Checkpoint
+from ...record.codec import dumps, loads, record_from_dict
 from ...record.model import AuditRecord
 from .._base import (
     ProblemHandler,
     Query,
     batch_heads,
+    ordered_checkpoints,
     redact_url,
     registry_additions,
     sealed_head,
+    unstored_checkpoints,
     warn_problem,
 )
 from .._summary import SessionSummary, StatsRow
@@ -42,7 +45,7 @@ from . import migrations, summaries
 from . import sqlite as sqlite_file
 from .engine import create_engine, is_unavailable, normalise_url, reason
 from .query import select_records
-from .schema import build_table, chain_table, meta_table, registry_table
+from .schema import build_table, chain_table, checkpoints_table, meta_table, registry_table
 from .statements import compiled_insert, head_upsert, idempotent_insert
 
 __all__ = ["SQLStorage"]
@@ -88,6 +91,7 @@ class SQLStorage:
         self.table = build_table(sa.MetaData(), table)
         self.chain = chain_table(self.table)
         self.registry_table = registry_table(self.table)
+        self.checkpoints_table = checkpoints_table(self.table)
         #: The chain's HMAC key for heads, checkpoints and the registry (see ``RegistryStore``).
         self.chain_key: bytes | None = None
         self._registered: set[str] = set()  # writers known to be in the registry already
@@ -221,6 +225,36 @@ class SQLStorage:
         with self._translated("read the chain registry"), self._engine.connect() as conn:
             rows = conn.execute(sa.select(self.registry_table).order_by(self.registry_table.c.n))
             return [RegistryEntry(*row) for row in rows]
+
+    def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        if not checkpoints:
+            return
+        t = self.checkpoints_table
+        with self._translated("write checkpoints"), self._engine.begin() as conn:
+            keys = {(c.writer_id, c.n) for c in checkpoints}
+            writers = sorted({w for w, _ in keys})
+            stored = conn.execute(sa.select(t.c.writer_id, t.c.n).where(t.c.writer_id.in_(writers)))
+            known = {(row[0], row[1]) for row in stored}
+            fresh = [c for c in unstored_checkpoints([], checkpoints) if (c.writer_id, c.n) not in known]
+            if fresh:
+                rows = [
+                    {"writer_id": c.writer_id, "n": c.n, "body": dumps(c.to_json()).decode()} for c in fresh
+                ]
+                conn.execute(t.insert(), rows)
+
+    def read_checkpoints(self, writer_id: str | None = None) -> list[Checkpoint]:
+        t = self.checkpoints_table
+        query = sa.select(t.c.body).order_by(t.c.writer_id, t.c.n)
+        if writer_id is not None:
+            query = query.where(t.c.writer_id == writer_id)
+        found = []
+        with self._translated("read checkpoints"), self._engine.connect() as conn:
+            for (body,) in conn.execute(query):
+                try:
+                    found.append(Checkpoint.from_json(loads(body)))
+                except ValueError:
+                    continue  # unreadable: verify reports the checkpoint missing (the witness has it)
+        return ordered_checkpoints(found, writer_id)
 
     def seal_legacy(self, records: Sequence[AuditRecord], detail: Mapping[str, Any]) -> None:
         if not records:
