@@ -19,6 +19,8 @@ from tests.integrity.test_signed_log import store  # noqa: F401 - the four backe
 from tests.test_chain import Tamper, _records
 
 import llmaudit
+
+# private: error classes, Checkpoint and SQLStorage, to build and tamper with what a store holds
 from llmaudit._errors import ConfigurationError, LLMAuditError
 from llmaudit.cli import cli
 from llmaudit.integrity.checkpoints import Checkpoint
@@ -74,6 +76,7 @@ def _drop_stored_checkpoints(url: str, tamper: Tamper) -> None:
         (tamper.root / "checkpoints.jsonl").unlink()
         return
     sql = SQLStorage(url)
+    # private: the store's own engine, to delete its checkpoints as an attacker would
     with sql._engine.begin() as conn:
         conn.execute(sa.text(f"DELETE FROM {sql.checkpoints_table.name}"))
     sql.close()
@@ -182,6 +185,7 @@ def test_a_failing_witness_never_reaches_the_caller(
 def test_a_storage_that_refuses_a_checkpoint_is_offered_it_again(
     keys: Path, expect_internal_errors: list[Any]
 ) -> None:
+    # private: the checkpointer itself, driven by hand against a store that refuses
     from llmaudit.integrity.keys import load_signing_key
     from llmaudit.pipeline.checkpointing import Checkpointer, Checkpointing
     from llmaudit.storage.memory import MemoryStorage

@@ -135,7 +135,7 @@ def staff() -> Client:
 def test_migrate_from_empty_made_llmaudits_tables_at_the_version_db_upgrade_reports() -> None:
     """The suite's test database was made by ``migrate`` from empty: llmaudit's four tables are
     there, and ``llmaudit db upgrade`` finds nothing to do (the same schema version)."""
-    assert _tables() == {table_name() + s for s in ("", "_meta", "_chain", "_registry")}
+    assert _tables() == {table_name() + s for s in ("", "_meta", "_chain", "_registry", "_checkpoints")}
     version = _schema_version()
     upgraded = _cli("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
@@ -160,7 +160,7 @@ def test_migrate_backwards_removes_the_tables_and_either_may_create_them_first()
     finally:
         call_command("migrate", "llmaudit", verbosity=0)
     assert _schema_version() == version
-    assert len(_tables()) == 4
+    assert len(_tables()) == 5
 
 
 # -- a view's call, through the ORM and the admin ------------------------------------------------
