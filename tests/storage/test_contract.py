@@ -7,7 +7,7 @@ id once however often it is written, and answer a `Query` exactly as the in-memo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 from llmaudit.record.codec import encode_record
 from llmaudit.record.model import STRING_LIMITS, AuditRecord, new_id
 from llmaudit.storage import Query, Storage, open_storage, select
+
+# private: the contract's own sample records and queries, one copy shared with check_storage
+from llmaudit.testing import QUERIES, _population
 
 # PostgreSQL text columns cannot hold NUL and no backend can store lone surrogates: the capture layer
 # cleans both before a record exists, so scalar text here excludes them. Payloads keep NUL.
@@ -123,50 +126,6 @@ def test_writing_the_same_id_twice_stores_one_record(storage: Storage) -> None:
     stored = list(storage.read(Query(session_key="s")))
     assert len(stored) == 6
     assert len({r.id for r in stored}) == 6
-
-
-def _population() -> list[AuditRecord]:
-    base = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-    out = [
-        AuditRecord(
-            created_at=base + timedelta(hours=7 * i, microseconds=i),
-            session_key=f"s{i % 4}",
-            user=["alice", "bob", None][i % 3],
-            client=["support-bot", "search"][i % 2],
-            provider=["openai", "anthropic"][i % 2],
-            model=["gpt-4o-mini", "claude-sonnet-4", "gpt-4o"][i % 3],
-            source=["transport", "decorator"][i % 5 == 0],
-            status_code=[200, 200, 429, 500, None][i % 5],
-            error="ReadTimeout: timed out" if i % 7 == 0 else None,
-            is_aggregation=i % 9 == 0,
-        )
-        for i in range(40)
-    ]
-    # Two records in the same microsecond: the id breaks the tie in both orders.
-    out.append(AuditRecord(created_at=base, session_key="tie"))
-    out.append(AuditRecord(created_at=base, session_key="tie"))
-    return out
-
-
-_T0 = datetime(2026, 11, 21, tzinfo=timezone.utc)
-QUERIES = [
-    Query(),
-    Query(order="desc"),
-    Query(limit=5),
-    Query(order="desc", limit=3),
-    Query(session_key="s1"),
-    Query(session_key="nope"),
-    Query(user="alice", client="search"),
-    Query(provider="anthropic", model="gpt-4o"),
-    Query(source="decorator"),
-    Query(since=_T0),
-    Query(until=_T0),
-    Query(since=_T0, until=_T0 + timedelta(days=2), order="desc", limit=4),
-    Query(errors_only=True),
-    Query(is_aggregation=True),
-    Query(is_aggregation=False, errors_only=True, session_key="s2"),
-    Query(session_key="tie"),
-]
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[repr(q) for q in QUERIES])
